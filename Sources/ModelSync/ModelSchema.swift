@@ -1,0 +1,159 @@
+/// Who decides a record's permanent ID.
+public enum IDGeneration: String, Sendable, Hashable, Codable {
+    /// The client makes the ID when the record is created; it never changes.
+    case client
+    /// The server assigns the ID when it stores the record; until then the record has a temporary
+    /// ID, which the store replaces everywhere once the server's ID is known.
+    case server
+}
+
+/// What happens to records that reference a deleted record.
+public enum DeleteRule: String, Sendable, Hashable, Codable {
+    /// Referencing records are deleted too (and their own references handled in turn).
+    case cascade
+    /// The referencing foreign key is set to `nil` (the foreign key must be optional).
+    case nullify
+    /// The delete is refused while any record references the record.
+    case restrict
+}
+
+/// How a field is stored in SQLite.
+public enum ColumnType: String, Sendable, Hashable, Codable {
+    case text
+    case integer
+    case double
+    case boolean
+    /// A `Date`, stored as seconds since 2001-01-01 (exact round trip).
+    case date
+    case blob
+    /// An array, stored as JSON text.
+    case json
+    /// A `Decimal`, stored as text so that no digit is lost.
+    case decimal
+
+    /// The SQLite column type.
+    public var sqlType: String {
+        switch self {
+        case .text, .json, .decimal: return "TEXT"
+        case .integer: return "INTEGER"
+        case .double, .date: return "DOUBLE"
+        case .boolean: return "BOOLEAN"
+        case .blob: return "BLOB"
+        }
+    }
+}
+
+/// A stored field of a model (every column but `id`, foreign keys included).
+public struct FieldSchema: Sendable, Hashable {
+    /// The column name, equal to the Swift property name and the local JSON key.
+    public let name: String
+    public let type: ColumnType
+    public let isOptional: Bool
+    public let isUnique: Bool
+
+    public init(name: String, type: ColumnType, isOptional: Bool, isUnique: Bool) {
+        self.name = name
+        self.type = type
+        self.isOptional = isOptional
+        self.isUnique = isUnique
+    }
+}
+
+/// A foreign key of this model: the `<relationship>Id` column of a `belongsTo` relationship.
+public struct ForeignKeySchema: Sendable, Hashable {
+    /// The foreign-key column of this model's table.
+    public let column: String
+    /// The table of the referenced model.
+    public let table: String
+    public let isOptional: Bool
+    public let onDelete: DeleteRule
+
+    public init(column: String, table: String, isOptional: Bool, onDelete: DeleteRule) {
+        self.column = column
+        self.table = table
+        self.isOptional = isOptional
+        self.onDelete = onDelete
+    }
+}
+
+/// A foreign key of another model (or of this one) that references this model: the list the store
+/// walks to replace a temporary ID and to apply delete rules, without reflection or string search.
+public struct ForeignKeyReference: Sendable, Hashable {
+    /// The table that holds the foreign key.
+    public let table: String
+    /// The foreign-key column in that table.
+    public let column: String
+    public let onDelete: DeleteRule
+
+    public init(table: String, column: String, onDelete: DeleteRule) {
+        self.table = table
+        self.column = column
+        self.onDelete = onDelete
+    }
+}
+
+/// The JSON type of IDs on the wire.
+public enum RemoteIDType: String, Sendable, Hashable, Codable {
+    case string
+    case int
+}
+
+/// How JSON keys are written on the wire.
+public enum FieldNaming: String, Sendable, Hashable, Codable {
+    case camelCase
+    case snakeCase
+}
+
+/// The REST conventions of a model, from the spec's `remote:` blocks.
+public struct RemoteSchema: Sendable, Hashable {
+    /// The collection path (kept verbatim); an item is `{path}/{id}`.
+    public var path: String
+    public var idType: RemoteIDType
+    public var fieldNaming: FieldNaming
+
+    public init(path: String, idType: RemoteIDType, fieldNaming: FieldNaming) {
+        self.path = path
+        self.idType = idType
+        self.fieldNaming = fieldNaming
+    }
+}
+
+/// Everything the runtime knows about a model, generated from its spec.
+public struct ModelSchema: Sendable {
+    /// The Swift type name.
+    public let name: String
+    public let tableName: String
+    public let idGeneration: IDGeneration
+    public let idFormat: IDFormat
+    /// Prepended to client-generated IDs (may be empty).
+    public let idPrefix: String
+    /// Stored fields in column order, foreign keys included, `id` excluded.
+    public let fields: [FieldSchema]
+    /// The foreign keys of this model.
+    public let foreignKeys: [ForeignKeySchema]
+    /// Every foreign key, in any model, that references this model.
+    public let referencedBy: [ForeignKeyReference]
+    public let remote: RemoteSchema
+
+    public init(
+        name: String,
+        tableName: String,
+        idGeneration: IDGeneration,
+        idFormat: IDFormat,
+        idPrefix: String,
+        fields: [FieldSchema],
+        foreignKeys: [ForeignKeySchema],
+        referencedBy: [ForeignKeyReference],
+        remote: RemoteSchema
+    ) {
+        self.name = name
+        self.tableName = tableName
+        self.idGeneration = idGeneration
+        self.idFormat = idFormat
+        self.idPrefix = idPrefix
+        self.fields = fields
+        self.foreignKeys = foreignKeys
+        self.referencedBy = referencedBy
+        self.remote = remote
+    }
+}

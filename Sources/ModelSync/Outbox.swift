@@ -1,0 +1,204 @@
+import Foundation
+import GRDB
+
+/// What a queued outbox entry asks the server to do.
+public enum OutboxOperation: String, Sendable, Hashable, Codable {
+    case create
+    case update
+    case delete
+}
+
+/// Where a queued outbox entry is in its life.
+public enum OutboxEntryState: String, Sendable, Hashable, Codable {
+    /// Waiting to be sent (again, if `attempts` is above zero).
+    case pending
+    /// Claimed by a sync engine and being sent.
+    case inFlight
+    /// Refused by the server for good (a 4xx other than 408/425/429); `lastError` says why.
+    case failed
+}
+
+/// One queued change, durable in the store's SQLite file.
+public struct OutboxEntry: Sendable, Hashable, Codable, FetchableRecord, TableRecord {
+    public static let databaseTableName = SchemaBuilder.outboxTable
+
+    /// Increasing with every entry: entries of one record are sent in this order.
+    public var sequence: Int64
+    /// The table of the record (``ModelSchema/tableName``).
+    public var tableName: String
+    /// The record's ID (rewritten when its temporary ID is replaced).
+    public var recordID: String
+    public var operation: OutboxOperation
+    /// The record as JSON (property names as keys), `nil` for a delete.
+    public var payload: String?
+    /// Sent as the `Idempotency-Key` header; stable across retries and restarts.
+    public var idempotencyKey: String
+    public var state: OutboxEntryState
+    /// How many times a sync engine claimed the entry for sending.
+    public var attempts: Int
+    public var lastError: String?
+    /// Seconds since 2001-01-01 before which the entry is not sent again (backoff).
+    public var nextAttemptAt: Double?
+    public var createdAt: Double
+}
+
+/// A record's sync state, derived from the outbox.
+public enum SyncStatus: Sendable, Hashable {
+    /// Nothing is waiting to be sent for this record.
+    case synced
+    /// Changes are queued or being sent.
+    case pending
+    /// The server refused a change for good; `reason` is its message.
+    case failed(reason: String)
+}
+
+/// The queue of local changes waiting for the server. A sync engine claims ready entries, sends
+/// them, and reports each outcome; every step is one transaction.
+public struct Outbox: Sendable {
+    let store: SyncStore
+    private static let table = SchemaBuilder.outboxTable
+
+    /// Every queued entry, oldest first.
+    public func entries() async throws -> [OutboxEntry] {
+        try await store.read { db in
+            try OutboxEntry.fetchAll(db, sql: "SELECT * FROM \(Self.table) ORDER BY sequence")
+        }
+    }
+
+    /// How many entries are in each state.
+    public func counts() async throws -> [OutboxEntryState: Int] {
+        try await store.read { db in try Self.counts(db) }
+    }
+
+    /// The entry counts per state, now and after every change.
+    public func observeCounts() -> AsyncThrowingStream<[OutboxEntryState: Int], any Error> {
+        observe(ValueObservation.tracking { db in try Self.counts(db) }.removeDuplicates(), in: store)
+    }
+
+    static func counts(_ db: Database) throws -> [OutboxEntryState: Int] {
+        var counts: [OutboxEntryState: Int] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS count FROM \(table) GROUP BY state") {
+            if let state = OutboxEntryState(rawValue: row["state"]) { counts[state] = row["count"] }
+        }
+        return counts
+    }
+
+    /// Claims up to `limit` entries that can be sent now, marks them in flight and counts the
+    /// attempt. An entry is ready when:
+    /// - it is pending and its backoff (`nextAttemptAt`) has passed;
+    /// - no earlier entry of the same record is still queued (a record's changes go in order);
+    /// - its payload references no record that still has a temporary ID (a child waits for its
+    ///   parents' server IDs; unrelated records go ahead).
+    public func claimReadyEntries(limit: Int, now: Date = Date()) async throws -> [OutboxEntry] {
+        let store = self.store
+        return try await store.database.write { db in
+            let candidates = try OutboxEntry.fetchAll(
+                db,
+                sql: """
+                    SELECT * FROM \(Self.table) AS entry
+                    WHERE state = 'pending' AND (nextAttemptAt IS NULL OR nextAttemptAt <= ?)
+                    AND NOT EXISTS (
+                        SELECT 1 FROM \(Self.table) AS earlier
+                        WHERE earlier.tableName = entry.tableName AND earlier.recordID = entry.recordID
+                        AND earlier.sequence < entry.sequence)
+                    ORDER BY sequence
+                    """,
+                arguments: [now.timeIntervalSinceReferenceDate])
+            var claimed: [OutboxEntry] = []
+            for var entry in candidates {
+                if claimed.count >= limit { break }
+                if try Self.referencesTemporaryID(entry, store: store) { continue }
+                try db.execute(
+                    sql: "UPDATE \(Self.table) SET state = 'inFlight', attempts = attempts + 1 WHERE sequence = ?",
+                    arguments: [entry.sequence])
+                entry.state = .inFlight
+                entry.attempts += 1
+                claimed.append(entry)
+            }
+            return claimed
+        }
+    }
+
+    private static func referencesTemporaryID(_ entry: OutboxEntry, store: SyncStore) throws -> Bool {
+        guard let payload = entry.payload, entry.operation != .delete else { return false }
+        let foreignKeys = try store.model(forTable: entry.tableName).schema.foreignKeys
+        guard !foreignKeys.isEmpty else { return false }
+        let object = try JSONSerialization.jsonObject(with: Data(payload.utf8)) as? [String: Any] ?? [:]
+        return foreignKeys.contains { foreignKey in
+            (object[foreignKey.column] as? String).map(TemporaryID.isTemporary) ?? false
+        }
+    }
+
+    /// Records that the server accepted an entry: removes it and, for the create of a record with a
+    /// temporary ID, replaces that ID by `serverID` everywhere, in the same transaction.
+    ///
+    /// - Parameter serverID: The ID the server answered with (required for server-ID creates).
+    public func markSucceeded(_ entry: OutboxEntry, serverID: String? = nil) async throws {
+        try await store.write { tx in
+            let db = tx.database
+            guard
+                let current = try OutboxEntry.fetchOne(
+                    db, sql: "SELECT * FROM \(Self.table) WHERE sequence = ?", arguments: [entry.sequence])
+            else { throw ModelSyncError.outboxEntryNotFound(sequence: entry.sequence) }
+            try db.execute(sql: "DELETE FROM \(Self.table) WHERE sequence = ?", arguments: [current.sequence])
+            if current.operation == .create, TemporaryID.isTemporary(current.recordID), let serverID {
+                try tx.replaceTemporaryID(inTable: current.tableName, from: current.recordID, to: serverID)
+            }
+        }
+    }
+
+    /// Records that sending failed for a transient reason: the entry waits until `retryAt`.
+    public func scheduleRetry(_ entry: OutboxEntry, at retryAt: Date, reason: String) async throws {
+        try await store.database.write { db in
+            try db.execute(
+                sql: """
+                    UPDATE \(Self.table) SET state = 'pending', nextAttemptAt = ?, lastError = ?
+                    WHERE sequence = ?
+                    """,
+                arguments: [retryAt.timeIntervalSinceReferenceDate, reason, entry.sequence])
+        }
+    }
+
+    /// Records that the server refused the entry for good; the record's status becomes `failed`.
+    public func markFailed(_ entry: OutboxEntry, reason: String) async throws {
+        try await store.database.write { db in
+            try db.execute(
+                sql: "UPDATE \(Self.table) SET state = 'failed', lastError = ? WHERE sequence = ?",
+                arguments: [reason, entry.sequence])
+        }
+    }
+
+    /// Puts every failed entry back in the queue (after the user fixed the cause).
+    @discardableResult
+    public func retryFailed() async throws -> Int {
+        try await store.database.write { db in
+            try db.execute(
+                sql: "UPDATE \(Self.table) SET state = 'pending', nextAttemptAt = NULL WHERE state = 'failed'")
+            return db.changesCount
+        }
+    }
+
+    static func syncStatus(_ db: Database, table: String, recordID: String) throws -> SyncStatus {
+        let rows = try Row.fetchAll(
+            db.cachedStatement(
+                sql: "SELECT state, lastError FROM \(Self.table) WHERE tableName = ? AND recordID = ? ORDER BY sequence"),
+            arguments: [table, recordID])
+        if let failed = rows.first(where: { $0["state"] == OutboxEntryState.failed.rawValue }) {
+            return .failed(reason: failed["lastError"] ?? "refused by the server")
+        }
+        return rows.isEmpty ? .synced : .pending
+    }
+}
+
+/// Runs a GRDB value observation as an `AsyncThrowingStream`, stopped when the stream ends.
+func observe<Reducer: ValueReducer>(
+    _ observation: ValueObservation<Reducer>, in store: SyncStore
+) -> AsyncThrowingStream<Reducer.Value, any Error> where Reducer.Value: Sendable {
+    AsyncThrowingStream { continuation in
+        let cancellable = observation.start(
+            in: store.database, scheduling: .async(onQueue: DispatchQueue(label: "ModelSync.observation")),
+            onError: { continuation.finish(throwing: $0) },
+            onChange: { continuation.yield($0) })
+        continuation.onTermination = { _ in cancellable.cancel() }
+    }
+}

@@ -1,0 +1,98 @@
+import Foundation
+import GRDB
+
+/// The SQL of the outbox: how saves and deletes are queued and coalesced, and how queued entries
+/// follow an ID replacement.
+///
+/// Coalescing only ever touches an entry that was never sent (`state = 'pending' AND attempts = 0`,
+/// at most one per record, enforced by a partial unique index): once an entry may have reached the
+/// server, later changes queue behind it instead of rewriting it.
+enum OutboxStore {
+    private static let table = SchemaBuilder.outboxTable
+
+    /// Queues the create or update of a saved record.
+    ///
+    /// - An unsent create absorbs the update: one create with the latest state.
+    /// - An unsent update absorbs the update: one update with the latest state.
+    /// - An unsent delete followed by a new insert (a client ID reused) becomes an update.
+    static func enqueueSave(_ db: Database, table recordTable: String, recordID: String, payload: String, created: Bool)
+        throws
+    {
+        let statement = try db.cachedStatement(
+            sql: """
+                INSERT INTO \(table) (tableName, recordID, operation, payload, idempotencyKey, state, attempts, createdAt)
+                VALUES (?, ?, ?, ?, ?, 'pending', 0, ?)
+                ON CONFLICT (tableName, recordID) WHERE state = 'pending' AND attempts = 0
+                DO UPDATE SET
+                    payload = excluded.payload,
+                    operation = CASE operation WHEN 'create' THEN 'create' ELSE 'update' END
+                """)
+        let operation = created ? OutboxOperation.create : .update
+        try statement.execute(arguments: [
+            recordTable, recordID, operation.rawValue, payload, UUID().uuidString.lowercased(),
+            Date().timeIntervalSinceReferenceDate,
+        ])
+    }
+
+    /// Queues the delete of a record, or cancels its queued changes when the server never saw it.
+    static func enqueueDelete(_ db: Database, table recordTable: String, recordID: String) throws {
+        let entries = try OutboxEntry.fetchAll(
+            db, sql: "SELECT * FROM \(table) WHERE tableName = ? AND recordID = ? ORDER BY sequence",
+            arguments: [recordTable, recordID])
+        let serverNeverSawIt =
+            entries.contains { $0.operation == .create && (($0.state == .pending && $0.attempts == 0) || $0.state == .failed) }
+            || (entries.isEmpty && TemporaryID.isTemporary(recordID))
+        // Entries that may have reached the server stay; everything else is superseded by the delete.
+        try db.execute(
+            sql: """
+                DELETE FROM \(table)
+                WHERE tableName = ? AND recordID = ? AND (state = 'failed' OR (state = 'pending' AND attempts = 0))
+                """,
+            arguments: [recordTable, recordID])
+        if serverNeverSawIt {
+            // Nothing reached the server: the record's remaining entries (if any) are moot too.
+            try db.execute(
+                sql: "DELETE FROM \(table) WHERE tableName = ? AND recordID = ?", arguments: [recordTable, recordID])
+            return
+        }
+        try db.execute(
+            sql: """
+                INSERT INTO \(table) (tableName, recordID, operation, payload, idempotencyKey, state, attempts, createdAt)
+                VALUES (?, ?, 'delete', NULL, ?, 'pending', 0, ?)
+                """,
+            arguments: [recordTable, recordID, UUID().uuidString.lowercased(), Date().timeIntervalSinceReferenceDate])
+    }
+
+    /// Rewrites queued entries after an ID replacement: the record's own entries (record ID and the
+    /// payload's `id`), and every payload whose foreign key held the temporary ID.
+    static func replaceID(
+        _ db: Database, table recordTable: String, from oldID: String, to newID: String,
+        referencedBy references: [ForeignKeyReference]
+    ) throws {
+        try db.execute(
+            sql: """
+                UPDATE \(table)
+                SET recordID = :new, payload = CASE WHEN payload IS NULL THEN NULL ELSE json_set(payload, '$.id', :new) END
+                WHERE tableName = :table AND recordID = :old
+                """,
+            arguments: ["new": newID, "old": oldID, "table": recordTable])
+        for reference in references {
+            let path = "$.\"\(reference.column)\""
+            try db.execute(
+                sql: """
+                    UPDATE \(table)
+                    SET payload = json_set(payload, :path, :new)
+                    WHERE tableName = :table AND payload IS NOT NULL AND json_extract(payload, :path) = :old
+                    """,
+                arguments: ["path": path, "new": newID, "old": oldID, "table": reference.table])
+        }
+    }
+
+    /// Puts entries that were being sent when the app stopped back in the queue. They keep their
+    /// attempt count (so they are never coalesced) and their idempotency key (so a create the
+    /// server already stored is not duplicated).
+    static func requeueInFlight(_ db: Database) throws -> Int {
+        try db.execute(sql: "UPDATE \(table) SET state = 'pending' WHERE state = 'inFlight'")
+        return db.changesCount
+    }
+}

@@ -1,0 +1,266 @@
+import Foundation
+import GRDB
+
+/// A write transaction of a ``SyncStore``: saves, deletes and ID replacements made through it
+/// commit together with their outbox entries. Obtain one with ``SyncStore/write(_:)``.
+///
+/// ```swift
+/// try await store.write { tx in
+///     let thread = try tx.save(Thread(createdAt: .now, tags: [], ownerId: me.id))
+///     try tx.save(Message(role: .user, body: "Hi", threadId: thread.id))
+/// }
+/// ```
+public final class SyncTransaction {
+    /// The GRDB connection of this transaction. Changes made with it directly bypass the outbox.
+    public let database: Database
+    let store: SyncStore
+    var events: [StoreEvent] = []
+    private let recordEvents: Bool
+    private let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+
+    init(db: Database, store: SyncStore) {
+        self.database = db
+        self.store = store
+        self.recordEvents = store.broadcaster.hasSubscribers
+    }
+
+    // MARK: Reading
+
+    /// The record with this ID, following replaced temporary IDs to the server's ID.
+    public func find<Model: SyncModel>(_ id: Model.ID) throws -> Model? {
+        if let record = try Model.fetchOne(database, key: id) { return record }
+        guard id.isTemporary, let newID = try IDMap.replacement(database, table: Model.schema.tableName, id: id.rawValue)
+        else { return nil }
+        return try Model.fetchOne(database, key: newID)
+    }
+
+    // MARK: Saving
+
+    /// Inserts or updates `record` and queues the matching outbox entry (coalesced with any unsent
+    /// entry of the same record). IDs that were replaced (in the record or its foreign keys) are
+    /// rewritten to the server's IDs first, so a stale copy held by the UI saves correctly.
+    ///
+    /// - Returns: The record as stored.
+    @discardableResult
+    public func save<Model: SyncModel>(_ record: Model) throws -> Model {
+        try store.checkRegistered(Model.self)
+        let record = try resolvingReplacedIDs(record)
+        let payload = try encodePayload(record)
+        let created: Bool
+        if try Model.exists(database, id: record.id) {
+            try record.update(database)
+            created = false
+        } else {
+            try record.insert(database)
+            created = true
+        }
+        try OutboxStore.enqueueSave(
+            database, table: Model.schema.tableName, recordID: record.id.rawValue, payload: payload, created: created)
+        if recordEvents {
+            events.append(
+                created
+                    ? .created(table: Model.schema.tableName, record: record)
+                    : .updated(table: Model.schema.tableName, record: record))
+        }
+        return record
+    }
+
+    /// Saves every record, in order, in this transaction.
+    @discardableResult
+    public func save<Model: SyncModel>(_ records: [Model]) throws -> [Model] {
+        var saved: [Model] = []
+        saved.reserveCapacity(records.count)
+        for record in records { saved.append(try save(record)) }
+        return saved
+    }
+
+    // MARK: Deleting
+
+    /// Deletes the record with this ID, applying the delete rules of every foreign key that
+    /// references it (cascade, nullify, restrict), and queues the deletes the server needs.
+    ///
+    /// - Returns: `false` when no record has this ID.
+    /// - Throws: ``ModelSyncError/deleteRestricted(model:id:referencingTable:column:count:)`` when a
+    ///   `restrict` foreign key still references the record; nothing is deleted then.
+    @discardableResult
+    public func delete<Model: SyncModel>(_ type: Model.Type, id: Model.ID) throws -> Bool {
+        try store.checkRegistered(Model.self)
+        let resolvedID = try IDMap.resolve(database, table: Model.schema.tableName, id: id.rawValue)
+        return try deleteRecord(schema: Model.schema, id: resolvedID)
+    }
+
+    private func deleteRecord(schema: ModelSchema, id: String) throws -> Bool {
+        let table = schema.tableName.quotedDatabaseIdentifier
+        guard try Bool.fetchOne(database, sql: "SELECT EXISTS (SELECT 1 FROM \(table) WHERE id = ?)", arguments: [id])
+            ?? false
+        else { return false }
+
+        for reference in schema.referencedBy where reference.onDelete == .restrict {
+            let count = try countReferences(reference, to: id)
+            if count > 0 {
+                throw ModelSyncError.deleteRestricted(
+                    model: schema.name, id: id, referencingTable: reference.table, column: reference.column,
+                    count: count)
+            }
+        }
+        for reference in schema.referencedBy {
+            let childModel = try store.model(forTable: reference.table)
+            switch reference.onDelete {
+            case .restrict:
+                continue
+            case .cascade:
+                for childID in try referencingIDs(reference, to: id) where childID != id {
+                    _ = try deleteRecord(schema: childModel.schema, id: childID)
+                }
+            case .nullify:
+                let childIDs = try referencingIDs(reference, to: id).filter { $0 != id }
+                guard !childIDs.isEmpty else { continue }
+                try database.execute(
+                    sql: """
+                        UPDATE \(reference.table.quotedDatabaseIdentifier)
+                        SET \(reference.column.quotedDatabaseIdentifier) = NULL
+                        WHERE \(reference.column.quotedDatabaseIdentifier) = ?
+                        """,
+                    arguments: [id])
+                for childID in childIDs {
+                    try requeueUpdate(of: childModel, id: childID)
+                }
+            }
+        }
+        try OutboxStore.enqueueDelete(database, table: schema.tableName, recordID: id)
+        try database.execute(sql: "DELETE FROM \(table) WHERE id = ?", arguments: [id])
+        if recordEvents { events.append(.deleted(table: schema.tableName, id: id)) }
+        return true
+    }
+
+    /// Queues an update carrying the current row of a record changed by a delete rule.
+    private func requeueUpdate(of model: any SyncModel.Type, id: String) throws {
+        func requeue<Model: SyncModel>(_: Model.Type) throws {
+            guard let record = try Model.fetchOne(database, key: Model.ID(id)) else { return }
+            try OutboxStore.enqueueSave(
+                database, table: Model.schema.tableName, recordID: id, payload: try encodePayload(record),
+                created: false)
+            if recordEvents { events.append(.updated(table: Model.schema.tableName, record: record)) }
+        }
+        try requeue(model)
+    }
+
+    private func countReferences(_ reference: ForeignKeyReference, to id: String) throws -> Int {
+        try Int.fetchOne(
+            database,
+            sql: """
+                SELECT COUNT(*) FROM \(reference.table.quotedDatabaseIdentifier)
+                WHERE \(reference.column.quotedDatabaseIdentifier) = ?
+                """,
+            arguments: [id]) ?? 0
+    }
+
+    private func referencingIDs(_ reference: ForeignKeyReference, to id: String) throws -> [String] {
+        try String.fetchAll(
+            database,
+            sql: """
+                SELECT id FROM \(reference.table.quotedDatabaseIdentifier)
+                WHERE \(reference.column.quotedDatabaseIdentifier) = ?
+                """,
+            arguments: [id])
+    }
+
+    // MARK: Replacing temporary IDs
+
+    /// Replaces the temporary ID of a record of `table` by the server's ID, in one step of this
+    /// transaction: the row, every foreign key that references it (all tables), every queued outbox
+    /// entry (the record's own and those whose payload references it), and the durable old-to-new
+    /// map. `idChanged` is delivered once, after the commit.
+    ///
+    /// Replacing again with the same server ID does nothing (so a retry after a restart is safe).
+    ///
+    /// - Returns: `true` when the ID was replaced now, `false` when it had been already.
+    @discardableResult
+    public func replaceTemporaryID(inTable table: String, from temporaryID: String, to serverID: String) throws -> Bool
+    {
+        let model = try store.model(forTable: table)
+        guard temporaryID != serverID else { return false }
+        if let existing = try IDMap.replacement(database, table: table, id: temporaryID) {
+            if existing == serverID { return false }
+            throw ModelSyncError.conflictingIDReplacement(
+                table: table, temporaryID: temporaryID, existingID: existing, newID: serverID)
+        }
+        let quotedTable = table.quotedDatabaseIdentifier
+        if try Bool.fetchOne(
+            database, sql: "SELECT EXISTS (SELECT 1 FROM \(quotedTable) WHERE id = ?)", arguments: [serverID]) ?? false
+        {
+            throw ModelSyncError.idAlreadyInUse(table: table, id: serverID)
+        }
+
+        // Foreign keys are checked at commit, once every reference points at the new ID.
+        try database.execute(sql: "PRAGMA defer_foreign_keys = ON")
+        try database.execute(sql: "UPDATE \(quotedTable) SET id = ? WHERE id = ?", arguments: [serverID, temporaryID])
+        for reference in model.schema.referencedBy {
+            let column = reference.column.quotedDatabaseIdentifier
+            try database.execute(
+                sql: "UPDATE \(reference.table.quotedDatabaseIdentifier) SET \(column) = ? WHERE \(column) = ?",
+                arguments: [serverID, temporaryID])
+        }
+        try OutboxStore.replaceID(
+            database, table: table, from: temporaryID, to: serverID, referencedBy: model.schema.referencedBy)
+        try IDMap.record(database, table: table, from: temporaryID, to: serverID)
+        events.append(.idChanged(table: table, old: temporaryID, new: serverID))
+        return true
+    }
+
+    // MARK: Helpers
+
+    func encodePayload<Model: SyncModel>(_ record: Model) throws -> String {
+        String(decoding: try encoder.encode(record), as: UTF8.self)
+    }
+
+    private func resolvingReplacedIDs<Model: SyncModel>(_ record: Model) throws -> Model {
+        var record = record
+        if record.id.isTemporary,
+            let newID = try IDMap.replacement(database, table: Model.schema.tableName, id: record.id.rawValue)
+        {
+            record = record.withID(Model.ID(newID))
+        }
+        var lookupError: (any Error)?
+        let database = self.database
+        let foreignKeys = Model.schema.foreignKeys
+        record = record.replacingReferences { column, id in
+            guard TemporaryID.isTemporary(id), lookupError == nil,
+                let foreignKey = foreignKeys.first(where: { $0.column == column })
+            else { return nil }
+            do {
+                return try IDMap.replacement(database, table: foreignKey.table, id: id)
+            } catch {
+                lookupError = error
+                return nil
+            }
+        }
+        if let lookupError { throw lookupError }
+        return record
+    }
+}
+
+/// The durable map of replaced temporary IDs.
+enum IDMap {
+    static func replacement(_ db: Database, table: String, id: String) throws -> String? {
+        try String.fetchOne(
+            db.cachedStatement(sql: "SELECT newID FROM \(SchemaBuilder.idMapTable) WHERE tableName = ? AND oldID = ?"),
+            arguments: [table, id])
+    }
+
+    /// `id`, or the server ID that replaced it.
+    static func resolve(_ db: Database, table: String, id: String) throws -> String {
+        guard TemporaryID.isTemporary(id) else { return id }
+        return try replacement(db, table: table, id: id) ?? id
+    }
+
+    static func record(_ db: Database, table: String, from oldID: String, to newID: String) throws {
+        try db.execute(
+            sql: "INSERT INTO \(SchemaBuilder.idMapTable) (tableName, oldID, newID, replacedAt) VALUES (?, ?, ?, ?)",
+            arguments: [table, oldID, newID, Date().timeIntervalSinceReferenceDate])
+    }
+}
