@@ -6,9 +6,6 @@ let package = Package(
     platforms: [.macOS(.v14), .iOS(.v17)],
     products: [
         .library(name: "ModelSync", targets: ["ModelSync"]),
-        .executable(name: "modelsync", targets: ["modelsync"]),
-        .plugin(name: "ModelSyncPlugin", targets: ["ModelSyncPlugin"]),
-        .plugin(name: "GenerateModelSync", targets: ["GenerateModelSync"]),
     ],
     dependencies: [
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),

@@ -48,7 +48,7 @@ extension ModelID: DatabaseValueConvertible {
     public var databaseValue: DatabaseValue { rawValue.databaseValue }
 
     public static func fromDatabaseValue(_ dbValue: DatabaseValue) -> ModelID? {
-        String.fromDatabaseValue(dbValue).map(ModelID.init)
+        String.fromDatabaseValue(dbValue).map { ModelID($0) }
     }
 }
 

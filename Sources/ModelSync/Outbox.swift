@@ -72,7 +72,7 @@ public struct Outbox: Sendable {
 
     /// The entry counts per state, now and after every change.
     public func observeCounts() -> AsyncThrowingStream<[OutboxEntryState: Int], any Error> {
-        observe(ValueObservation.tracking { db in try Self.counts(db) }.removeDuplicates(), in: store)
+        observationStream(ValueObservation.tracking { db in try Self.counts(db) }.removeDuplicates(), in: store)
     }
 
     static func counts(_ db: Database) throws -> [OutboxEntryState: Int] {
@@ -191,7 +191,7 @@ public struct Outbox: Sendable {
 }
 
 /// Runs a GRDB value observation as an `AsyncThrowingStream`, stopped when the stream ends.
-func observe<Reducer: ValueReducer>(
+func observationStream<Reducer: ValueReducer>(
     _ observation: ValueObservation<Reducer>, in store: SyncStore
 ) -> AsyncThrowingStream<Reducer.Value, any Error> where Reducer.Value: Sendable {
     AsyncThrowingStream { continuation in

@@ -69,7 +69,7 @@ public struct Repository<Model: SyncModel>: Sendable {
     }
 
     /// The records whose foreign key `column` references `parentID` (resolving a replaced ID).
-    public func fetchAll<Parent: SyncModel>(whereForeignKey column: String, references parentID: Parent.ID)
+    public func fetchAll<Parent: SyncModel>(whereForeignKey column: String, references parentID: ModelID<Parent>)
         async throws -> [Model]
     {
         try await store.read { db in
@@ -79,7 +79,7 @@ public struct Repository<Model: SyncModel>: Sendable {
     }
 
     /// The first record whose foreign key `column` references `parentID` (a `hasOne` relationship).
-    public func fetchOne<Parent: SyncModel>(whereForeignKey column: String, references parentID: Parent.ID)
+    public func fetchOne<Parent: SyncModel>(whereForeignKey column: String, references parentID: ModelID<Parent>)
         async throws -> Model?
     {
         try await store.read { db in
@@ -91,7 +91,7 @@ public struct Repository<Model: SyncModel>: Sendable {
     /// The records linked to `ownerID` through the join model `Join` (a `manyToMany` relationship):
     /// join rows whose `from` column references the owner, followed through their `to` column.
     public func fetchAll<Join: SyncModel, Owner: SyncModel>(
-        through join: Join.Type, from: String, to: String, references ownerID: Owner.ID
+        through join: Join.Type, from: String, to: String, references ownerID: ModelID<Owner>
     ) async throws -> [Model] {
         try await store.read { db in
             let owner = try IDMap.resolve(db, table: Owner.schema.tableName, id: ownerID.rawValue)
@@ -120,18 +120,18 @@ public struct Repository<Model: SyncModel>: Sendable {
 
     /// Every record, now and after every committed change to the table.
     public func observeAll() -> AsyncThrowingStream<[Model], any Error> {
-        observe(ValueObservation.tracking { db in try Model.fetchAll(db) }.removeDuplicates(), in: store)
+        observationStream(ValueObservation.tracking { db in try Model.fetchAll(db) }.removeDuplicates(), in: store)
     }
 
     /// The records a request selects, now and after every committed change that affects them.
     public func observe(_ request: QueryInterfaceRequest<Model>) -> AsyncThrowingStream<[Model], any Error> {
-        observe(ValueObservation.tracking { db in try request.fetchAll(db) }.removeDuplicates(), in: store)
+        observationStream(ValueObservation.tracking { db in try request.fetchAll(db) }.removeDuplicates(), in: store)
     }
 
     /// One record, now and after every change; it follows the record when its temporary ID is
     /// replaced, and yields `nil` once it is deleted.
     public func observe(_ id: Model.ID) -> AsyncThrowingStream<Model?, any Error> {
-        observe(ValueObservation.tracking { db in try Self.find(db, id: id) }.removeDuplicates(), in: store)
+        observationStream(ValueObservation.tracking { db in try Self.find(db, id: id) }.removeDuplicates(), in: store)
     }
 
     /// Changes to this model's records (created, updated, deleted, idChanged), each delivered once,
@@ -171,7 +171,7 @@ public struct Repository<Model: SyncModel>: Sendable {
     /// The record's sync status, now and after every change to the outbox.
     public func observeSyncStatus(of id: Model.ID) -> AsyncThrowingStream<SyncStatus, any Error> {
         let table = self.table
-        return observe(
+        return observationStream(
             ValueObservation.tracking { db in
                 try Outbox.syncStatus(db, table: table, recordID: IDMap.resolve(db, table: table, id: id.rawValue))
             }.removeDuplicates(), in: store)
