@@ -113,7 +113,8 @@ public final class SyncTransaction {
             case .restrict:
                 continue
             case .cascade:
-                for childID in try referencingIDs(reference, to: id) where childID != id {
+                // Newest first: replies and other later records go before what they point at.
+                for childID in try referencingIDs(reference, to: id).reversed() where childID != id {
                     _ = try deleteRecord(schema: childModel.schema, id: childID)
                 }
             case .nullify:
@@ -165,6 +166,7 @@ public final class SyncTransaction {
             sql: """
                 SELECT id FROM \(reference.table.quotedDatabaseIdentifier)
                 WHERE \(reference.column.quotedDatabaseIdentifier) = ?
+                ORDER BY rowid
                 """,
             arguments: [id])
     }

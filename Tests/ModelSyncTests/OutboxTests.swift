@@ -1,0 +1,175 @@
+import ChatModels
+import Foundation
+import GRDB
+import ModelSync
+import Testing
+
+@Suite("Outbox: queuing, coalescing, claiming and outcomes")
+struct OutboxTests {
+    @Test("a create followed by updates is sent as one create with the latest state")
+    func createThenUpdates() async throws {
+        let store = try makeStore()
+        var user = try await store.users.save(User(name: "v1", email: "a@example.com"))
+        user.name = "v2"
+        try await store.users.save(user)
+        user.name = "v3"
+        try await store.users.save(user)
+        let entries = try await store.outbox.entries()
+        #expect(entries.count == 1)
+        #expect(entries[0].operation == .create)
+        #expect(try payloadObject(entries[0])["name"] as? String == "v3")
+    }
+
+    @Test("a create followed by a delete before sync sends nothing")
+    func createThenDelete() async throws {
+        let store = try makeStore()
+        let fixture = try await ChatFixture.make(in: store, messageCount: 2)
+        try await store.users.delete(fixture.user.id)  // cascades to the thread and its messages
+        #expect(try await store.outbox.entries().isEmpty)
+        #expect(try await store.messages.count() == 0)
+    }
+
+    @Test("updates of a synced record coalesce into one update with the latest state")
+    func updatesCoalesce() async throws {
+        let store = try makeStore()
+        var user = try await store.users.save(User(name: "v1", email: "a@example.com"))
+        let create = try await store.outbox.claimReadyEntries(limit: 10)
+        try await store.outbox.markSucceeded(create[0])
+        user.name = "v2"
+        try await store.users.save(user)
+        user.name = "v3"
+        try await store.users.save(user)
+        let entries = try await store.outbox.entries()
+        #expect(entries.map(\.operation) == [.update])
+        #expect(try payloadObject(entries[0])["name"] as? String == "v3")
+        #expect(try await store.users.syncStatus(of: user.id) == .pending)
+    }
+
+    @Test("an update then a delete of a synced record sends only the delete")
+    func updateThenDelete() async throws {
+        let store = try makeStore()
+        var user = try await store.users.save(User(name: "v1", email: "a@example.com"))
+        try await store.outbox.markSucceeded(try await store.outbox.claimReadyEntries(limit: 1)[0])
+        user.name = "v2"
+        try await store.users.save(user)
+        try await store.users.delete(user.id)
+        #expect(try await outboxSummary(store) == ["user delete \(user.id)"])
+    }
+
+    @Test("a change made while an entry is in flight queues behind it instead of rewriting it")
+    func inFlightIsNotRewritten() async throws {
+        let store = try makeStore()
+        var user = try await store.users.save(User(name: "v1", email: "a@example.com"))
+        let claimed = try await store.outbox.claimReadyEntries(limit: 10)
+        #expect(claimed.map(\.state) == [.inFlight])
+        user.name = "v2"
+        try await store.users.save(user)
+        let entries = try await store.outbox.entries()
+        #expect(entries.map(\.operation) == [.create, .update])
+        #expect(try payloadObject(entries[0])["name"] as? String == "v1")
+        // The update waits for the in-flight create.
+        #expect(try await store.outbox.claimReadyEntries(limit: 10).isEmpty)
+        try await store.outbox.markSucceeded(claimed[0])
+        #expect(try await store.outbox.claimReadyEntries(limit: 10).map(\.operation) == [.update])
+    }
+
+    @Test("a child waits for its parent's server ID, then goes out carrying it; unrelated records go ahead")
+    func dependencyOrder() async throws {
+        let store = try makeStore()
+        let fixture = try await ChatFixture.make(in: store, messageCount: 2)
+        let unrelated = try await store.artifacts.save(Artifact(title: "free", kind: "doc"))
+
+        // The user and the artifact have client IDs, so they and the thread (whose owner is the user)
+        // are ready; the messages wait for the thread's server ID.
+        let first = try await store.outbox.claimReadyEntries(limit: 10)
+        #expect(Set(first.map(\.tableName)) == ["user", "thread", "artifact"])
+        #expect(first.contains { $0.recordID == unrelated.id.rawValue })
+        let threadEntry = try #require(first.first { $0.tableName == "thread" })
+        for entry in first where entry.tableName != "thread" { try await store.outbox.markSucceeded(entry) }
+        #expect(try await store.outbox.claimReadyEntries(limit: 10).isEmpty)
+
+        // The server answers the thread's create: its ID is replaced and the first message is ready.
+        try await store.outbox.markSucceeded(threadEntry, serverID: "500")
+        let second = try await store.outbox.claimReadyEntries(limit: 10)
+        #expect(second.map(\.recordID) == [fixture.messages[0].id.rawValue])
+        #expect(try payloadObject(second[0])["threadId"] as? String == "500")
+        // The reply waits for the message it replies to.
+        try await store.outbox.markSucceeded(second[0], serverID: "m-1")
+        let third = try await store.outbox.claimReadyEntries(limit: 10)
+        #expect(try payloadObject(third[0])["replyToId"] as? String == "m-1")
+        #expect(try payloadObject(third[0])["threadId"] as? String == "500")
+    }
+
+    @Test("a create keeps its idempotency key across coalescing, retries and a restart")
+    func stableIdempotencyKey() async throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let url = directory.appendingPathComponent("outbox.sqlite")
+        let key: String
+        do {
+            let store = try SyncStore(.file(url), models: GeneratedModels.all)
+            var user = try await store.users.save(User(name: "v1", email: "a@example.com"))
+            key = try await store.outbox.entries()[0].idempotencyKey
+            user.name = "v2"
+            try await store.users.save(user)
+            #expect(try await store.outbox.entries()[0].idempotencyKey == key)
+            let claimed = try await store.outbox.claimReadyEntries(limit: 1)
+            try await store.outbox.scheduleRetry(claimed[0], at: Date(), reason: "timeout")
+            _ = try await store.outbox.claimReadyEntries(limit: 1)  // in flight when the app "dies"
+        }
+        let reopened = try SyncStore(.file(url), models: GeneratedModels.all)
+        let entries = try await reopened.outbox.entries()
+        #expect(entries.count == 1)
+        #expect(entries[0].state == .pending)
+        #expect(entries[0].attempts == 2)
+        #expect(entries[0].idempotencyKey == key)
+        #expect(try await reopened.outbox.claimReadyEntries(limit: 1).map(\.idempotencyKey) == [key])
+    }
+
+    @Test("a retry waits for its backoff time")
+    func backoff() async throws {
+        let store = try makeStore()
+        try await store.users.save(User(name: "a", email: "a@example.com"))
+        let claimed = try await store.outbox.claimReadyEntries(limit: 1)
+        let retryAt = Date().addingTimeInterval(60)
+        try await store.outbox.scheduleRetry(claimed[0], at: retryAt, reason: "HTTP 503")
+        #expect(try await store.outbox.claimReadyEntries(limit: 1).isEmpty)
+        #expect(try await store.outbox.claimReadyEntries(limit: 1, now: retryAt.addingTimeInterval(1)).count == 1)
+    }
+
+    @Test("sync status is pending while queued, failed with the server's reason, synced once accepted")
+    func syncStatus() async throws {
+        let store = try makeStore()
+        let user = try await store.users.save(User(name: "a", email: "a@example.com"))
+        let statuses = store.users.observeSyncStatus(of: user.id)
+        #expect(try await store.users.syncStatus(of: user.id) == .pending)
+        let claimed = try await store.outbox.claimReadyEntries(limit: 1)
+        try await store.outbox.markFailed(claimed[0], reason: "422: email is invalid")
+        #expect(try await store.users.syncStatus(of: user.id) == .failed(reason: "422: email is invalid"))
+        #expect(try await store.outbox.counts() == [.failed: 1])
+        #expect(try await store.outbox.retryFailed() == 1)
+        let again = try await store.outbox.claimReadyEntries(limit: 1)
+        try await store.outbox.markSucceeded(again[0])
+        #expect(try await store.users.syncStatus(of: user.id) == .synced)
+        let seen = try await firstElement(of: statuses) { $0 == .synced }
+        #expect(seen == .synced)
+    }
+
+    @Test("a record whose create failed for good is deleted without sending anything")
+    func deleteAfterPermanentFailure() async throws {
+        let store = try makeStore()
+        let user = try await store.users.save(User(name: "a", email: "a@example.com"))
+        try await store.outbox.markFailed(try await store.outbox.claimReadyEntries(limit: 1)[0], reason: "400")
+        try await store.users.delete(user.id)
+        #expect(try await store.outbox.entries().isEmpty)
+    }
+
+    @Test("deleting a record whose create may have reached the server queues a delete after it")
+    func deleteAfterAttempt() async throws {
+        let store = try makeStore()
+        let user = try await store.users.save(User(name: "a", email: "a@example.com"))
+        _ = try await store.outbox.claimReadyEntries(limit: 1)
+        try await store.users.delete(user.id)
+        #expect(try await outboxSummary(store) == ["user create \(user.id)", "user delete \(user.id)"])
+    }
+}
