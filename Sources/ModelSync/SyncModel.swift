@@ -3,12 +3,18 @@ import GRDB
 
 /// A model whose records ModelSync stores, queues for the server and keeps consistent when IDs
 /// change. Conformances are generated from `*.modelsync.yaml` specs.
+///
+/// Generated conformances also implement GRDB's `init(row:)` and `encode(to:)` field by field, so
+/// records are read and written without going through `Codable` (which is kept for payloads).
 public protocol SyncModel: Codable, Sendable, Hashable, Identifiable, FetchableRecord, PersistableRecord
 where ID == ModelID<Self> {
     var id: ID { get }
 
     /// Table, fields, foreign keys, the foreign keys that reference this model, and REST conventions.
     static var schema: ModelSchema { get }
+
+    /// The values stored for this record in column order: `id`, then each of ``ModelSchema/fields``.
+    func databaseValues() throws -> [(any DatabaseValueConvertible)?]
 
     /// A copy of this record with another ID.
     func withID(_ newID: ID) -> Self
@@ -29,17 +35,12 @@ extension SyncModel {
         }
     }
 
-    /// Dates are stored as seconds since 2001-01-01, so that they read back exactly as saved.
-    public static func databaseDateEncodingStrategy(for column: String) -> DatabaseDateEncodingStrategy {
-        .timeIntervalSinceReferenceDate
-    }
-
-    public static func databaseDateDecodingStrategy(for column: String) -> DatabaseDateDecodingStrategy {
-        .timeIntervalSinceReferenceDate
-    }
-
-    /// UUIDs are stored as lowercase text, readable in any SQLite browser.
-    public static func databaseUUIDEncodingStrategy(for column: String) -> DatabaseUUIDEncodingStrategy {
-        .lowercaseString
+    /// Writes ``databaseValues()`` under their column names, for GRDB's persistence methods.
+    public func encode(to container: inout PersistenceContainer) throws {
+        let values = try databaseValues()
+        container["id"] = values[0]
+        for (index, field) in Self.schema.fields.enumerated() {
+            container[field.name] = values[index + 1]
+        }
     }
 }

@@ -26,6 +26,7 @@ public final class SyncStore: Sendable {
     public let database: any DatabaseWriter
     let models: [any SyncModel.Type]
     let modelsByTable: [String: any SyncModel.Type]
+    let statementsByTable: [String: ModelStatements]
     let broadcaster = ChangeBroadcaster()
     let logger: Logger
 
@@ -55,6 +56,7 @@ public final class SyncStore: Sendable {
         var byTable: [String: any SyncModel.Type] = [:]
         for model in models { byTable[model.schema.tableName] = model }
         modelsByTable = byTable
+        statementsByTable = byTable.mapValues { ModelStatements(schema: $0.schema) }
         self.logger = logger
         try SchemaBuilder.migrate(database, models: models)
         let requeued = try database.write { db in try OutboxStore.requeueInFlight(db) }
@@ -100,9 +102,38 @@ public final class SyncStore: Sendable {
         return model
     }
 
+    func statements(for model: any SyncModel.Type) throws -> ModelStatements {
+        guard let statements = statementsByTable[model.schema.tableName] else {
+            throw ModelSyncError.unknownModel(model.schema.name)
+        }
+        return statements
+    }
+
     func checkRegistered(_ model: any SyncModel.Type) throws {
         guard modelsByTable[model.schema.tableName] != nil else {
             throw ModelSyncError.unknownModel(model.schema.name)
         }
+    }
+}
+
+/// The SQL a store runs for each model, built once from its schema.
+struct ModelStatements: Sendable {
+    /// Inserts a row (columns in ``SyncModel/databaseValues()`` order) unless its ID exists.
+    let insertIgnoringExistingID: String
+    /// Updates every field of a row; arguments are the fields then the ID.
+    let updateByID: String
+
+    init(schema: ModelSchema) {
+        let table = schema.tableName.quotedDatabaseIdentifier
+        let columns = ["id"] + schema.fields.map(\.name)
+        let quotedColumns = columns.map(\.quotedDatabaseIdentifier).joined(separator: ", ")
+        let placeholders = Array(repeating: "?", count: columns.count).joined(separator: ", ")
+        insertIgnoringExistingID =
+            "INSERT INTO \(table) (\(quotedColumns)) VALUES (\(placeholders)) ON CONFLICT(\"id\") DO NOTHING"
+        let assignments = schema.fields.map { "\($0.name.quotedDatabaseIdentifier) = ?" }.joined(separator: ", ")
+        updateByID =
+            schema.fields.isEmpty
+            ? "UPDATE \(table) SET \"id\" = \"id\" WHERE \"id\" = ?"
+            : "UPDATE \(table) SET \(assignments) WHERE \"id\" = ?"
     }
 }

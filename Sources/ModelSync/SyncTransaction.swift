@@ -16,11 +16,8 @@ public final class SyncTransaction {
     let store: SyncStore
     var events: [StoreEvent] = []
     private let recordEvents: Bool
-    private let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return encoder
-    }()
+    /// Tables known to have no replaced IDs yet, so lookups in the ID map can be skipped.
+    private var tablesWithoutReplacedIDs: Set<String> = []
 
     init(db: Database, store: SyncStore) {
         self.database = db
@@ -47,17 +44,19 @@ public final class SyncTransaction {
     /// - Returns: The record as stored.
     @discardableResult
     public func save<Model: SyncModel>(_ record: Model) throws -> Model {
-        try store.checkRegistered(Model.self)
+        let statements = try store.statements(for: Model.self)
         let record = try resolvingReplacedIDs(record)
-        let payload = try encodePayload(record)
-        let created: Bool
-        if try Model.exists(database, id: record.id) {
-            try record.update(database)
-            created = false
-        } else {
-            try record.insert(database)
-            created = true
+        let values = try record.databaseValues()
+        let arguments = StatementArguments(values)
+        // Insert, or update when a row with this ID exists (an INSERT that did nothing).
+        let insert = try database.cachedStatement(sql: statements.insertIgnoringExistingID)
+        try insert.execute(arguments: arguments)
+        let created = database.changesCount > 0
+        if !created {
+            let update = try database.cachedStatement(sql: statements.updateByID)
+            try update.execute(arguments: StatementArguments(Array(values.dropFirst()) + [values[0]]))
         }
+        let payload = try PayloadWriter.payload(values: values, schema: Model.schema)
         try OutboxStore.enqueueSave(
             database, table: Model.schema.tableName, recordID: record.id.rawValue, payload: payload, created: created)
         if recordEvents {
@@ -95,9 +94,7 @@ public final class SyncTransaction {
 
     private func deleteRecord(schema: ModelSchema, id: String) throws -> Bool {
         let table = schema.tableName.quotedDatabaseIdentifier
-        guard try Bool.fetchOne(database, sql: "SELECT EXISTS (SELECT 1 FROM \(table) WHERE id = ?)", arguments: [id])
-            ?? false
-        else { return false }
+        guard try recordExists(table: schema.tableName, id: id) else { return false }
 
         for reference in schema.referencedBy where reference.onDelete == .restrict {
             let count = try countReferences(reference, to: id)
@@ -142,9 +139,8 @@ public final class SyncTransaction {
     private func requeueUpdate(of model: any SyncModel.Type, id: String) throws {
         func requeue<Model: SyncModel>(_: Model.Type) throws {
             guard let record = try Model.fetchOne(database, key: Model.ID(id)) else { return }
-            try OutboxStore.enqueueSave(
-                database, table: Model.schema.tableName, recordID: id, payload: try encodePayload(record),
-                created: false)
+            let payload = try PayloadWriter.payload(values: try record.databaseValues(), schema: Model.schema)
+            try OutboxStore.enqueueSave(database, table: Model.schema.tableName, recordID: id, payload: payload, created: false)
             if recordEvents { events.append(.updated(table: Model.schema.tableName, record: record)) }
         }
         try requeue(model)
@@ -192,9 +188,7 @@ public final class SyncTransaction {
                 table: table, temporaryID: temporaryID, existingID: existing, newID: serverID)
         }
         let quotedTable = table.quotedDatabaseIdentifier
-        if try Bool.fetchOne(
-            database, sql: "SELECT EXISTS (SELECT 1 FROM \(quotedTable) WHERE id = ?)", arguments: [serverID]) ?? false
-        {
+        if try recordExists(table: table, id: serverID) {
             throw ModelSyncError.idAlreadyInUse(table: table, id: serverID)
         }
 
@@ -210,32 +204,42 @@ public final class SyncTransaction {
         try OutboxStore.replaceID(
             database, table: table, from: temporaryID, to: serverID, referencedBy: model.schema.referencedBy)
         try IDMap.record(database, table: table, from: temporaryID, to: serverID)
+        tablesWithoutReplacedIDs.remove(table)
         events.append(.idChanged(table: table, old: temporaryID, new: serverID))
         return true
     }
 
     // MARK: Helpers
 
-    func encodePayload<Model: SyncModel>(_ record: Model) throws -> String {
-        String(decoding: try encoder.encode(record), as: UTF8.self)
+    func recordExists(table: String, id: String) throws -> Bool {
+        let statement = try database.cachedStatement(
+            sql: "SELECT EXISTS (SELECT 1 FROM \(table.quotedDatabaseIdentifier) WHERE id = ?)")
+        return try Bool.fetchOne(statement, arguments: [id]) ?? false
+    }
+
+    /// The server ID that replaced `id`, when `id` is a temporary ID that was replaced.
+    private func replacement(table: String, id: String) throws -> String? {
+        guard TemporaryID.isTemporary(id), !tablesWithoutReplacedIDs.contains(table) else { return nil }
+        if try !IDMap.hasReplacements(database, table: table) {
+            tablesWithoutReplacedIDs.insert(table)
+            return nil
+        }
+        return try IDMap.replacement(database, table: table, id: id)
     }
 
     private func resolvingReplacedIDs<Model: SyncModel>(_ record: Model) throws -> Model {
         var record = record
-        if record.id.isTemporary,
-            let newID = try IDMap.replacement(database, table: Model.schema.tableName, id: record.id.rawValue)
-        {
+        if let newID = try replacement(table: Model.schema.tableName, id: record.id.rawValue) {
             record = record.withID(Model.ID(newID))
         }
         var lookupError: (any Error)?
-        let database = self.database
         let foreignKeys = Model.schema.foreignKeys
         record = record.replacingReferences { column, id in
             guard TemporaryID.isTemporary(id), lookupError == nil,
                 let foreignKey = foreignKeys.first(where: { $0.column == column })
             else { return nil }
             do {
-                return try IDMap.replacement(database, table: foreignKey.table, id: id)
+                return try replacement(table: foreignKey.table, id: id)
             } catch {
                 lookupError = error
                 return nil
@@ -258,6 +262,12 @@ enum IDMap {
     static func resolve(_ db: Database, table: String, id: String) throws -> String {
         guard TemporaryID.isTemporary(id) else { return id }
         return try replacement(db, table: table, id: id) ?? id
+    }
+
+    static func hasReplacements(_ db: Database, table: String) throws -> Bool {
+        try Bool.fetchOne(
+            db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM \(SchemaBuilder.idMapTable) WHERE tableName = ?)"),
+            arguments: [table]) ?? false
     }
 
     static func record(_ db: Database, table: String, from oldID: String, to newID: String) throws {

@@ -59,8 +59,7 @@ struct DeleteRuleTests {
         let entry = try #require(
             try await store.outbox.entries().first { $0.recordID == fixture.messages[1].id.rawValue })
         #expect(entry.operation == .create)
-        // A nil optional is left out of the payload (JSON `null` on the wire).
-        #expect(try payloadObject(entry).keys.contains("replyToId") == false)
+        #expect(try payloadObject(entry)["replyToId"] is NSNull)
         #expect(try payloadObject(entry)["body"] as? String == "message 1")
         let events = try await collect(2, from: changes)
         guard case .updated(let updated) = events[0], case .deleted(let deletedID) = events[1] else {

@@ -57,6 +57,22 @@ extension User {
         remote: RemoteSchema(path: "/users", idType: .string, fieldNaming: .snakeCase)
     )
 
+    public init(row: Row) throws {
+        id = try row.decode(forColumn: "id")
+        name = try row.decode(forColumn: "name")
+        email = try row.decode(forColumn: "email")
+        bio = try row.decode(forColumn: "bio")
+    }
+
+    public func databaseValues() throws -> [(any DatabaseValueConvertible)?] {
+        [
+            id,
+            name,
+            email,
+            bio,
+        ]
+    }
+
     public func withID(_ newID: ID) -> User {
         var copy = self
         copy.id = newID
@@ -134,6 +150,24 @@ extension Thread {
         ],
         remote: RemoteSchema(path: "/threads", idType: .int, fieldNaming: .snakeCase)
     )
+
+    public init(row: Row) throws {
+        id = try row.decode(forColumn: "id")
+        title = try row.decode(forColumn: "title")
+        createdAt = try row.decode(StoredDate.self, forColumn: "createdAt").date
+        tags = try row.decode(StoredJSON<[String]>.self, forColumn: "tags").value
+        ownerId = try row.decode(forColumn: "ownerId")
+    }
+
+    public func databaseValues() throws -> [(any DatabaseValueConvertible)?] {
+        [
+            id,
+            title,
+            StoredDate(createdAt),
+            try StoredJSON(tags),
+            ownerId,
+        ]
+    }
 
     public func withID(_ newID: ID) -> Thread {
         var copy = self
@@ -244,6 +278,24 @@ extension Message {
         remote: RemoteSchema(path: "/messages", idType: .string, fieldNaming: .snakeCase)
     )
 
+    public init(row: Row) throws {
+        id = try row.decode(forColumn: "id")
+        role = try row.decode(forColumn: "role")
+        body = try row.decode(forColumn: "body")
+        threadId = try row.decode(forColumn: "threadId")
+        replyToId = try row.decode(forColumn: "replyToId")
+    }
+
+    public func databaseValues() throws -> [(any DatabaseValueConvertible)?] {
+        [
+            id,
+            role,
+            body,
+            threadId,
+            replyToId,
+        ]
+    }
+
     public func withID(_ newID: ID) -> Message {
         var copy = self
         copy.id = newID
@@ -328,6 +380,20 @@ extension Artifact {
         remote: RemoteSchema(path: "/artifacts", idType: .string, fieldNaming: .snakeCase)
     )
 
+    public init(row: Row) throws {
+        id = try row.decode(forColumn: "id")
+        title = try row.decode(forColumn: "title")
+        kind = try row.decode(forColumn: "kind")
+    }
+
+    public func databaseValues() throws -> [(any DatabaseValueConvertible)?] {
+        [
+            id,
+            title,
+            kind,
+        ]
+    }
+
     public func withID(_ newID: ID) -> Artifact {
         var copy = self
         copy.id = newID
@@ -411,6 +477,22 @@ extension ThreadArtifact {
         ],
         remote: RemoteSchema(path: "/thread_artifacts", idType: .string, fieldNaming: .snakeCase)
     )
+
+    public init(row: Row) throws {
+        id = try row.decode(forColumn: "id")
+        relation = try row.decode(forColumn: "relation")
+        threadId = try row.decode(forColumn: "threadId")
+        artifactId = try row.decode(forColumn: "artifactId")
+    }
+
+    public func databaseValues() throws -> [(any DatabaseValueConvertible)?] {
+        [
+            id,
+            relation,
+            threadId,
+            artifactId,
+        ]
+    }
 
     public func withID(_ newID: ID) -> ThreadArtifact {
         var copy = self
@@ -499,6 +581,22 @@ extension Draft {
         ],
         remote: RemoteSchema(path: "/drafts", idType: .string, fieldNaming: .snakeCase)
     )
+
+    public init(row: Row) throws {
+        id = try row.decode(forColumn: "id")
+        body = try row.decode(forColumn: "body")
+        updatedAt = try row.decode(StoredDate?.self, forColumn: "updatedAt")?.date
+        threadId = try row.decode(forColumn: "threadId")
+    }
+
+    public func databaseValues() throws -> [(any DatabaseValueConvertible)?] {
+        [
+            id,
+            body,
+            updatedAt.map(StoredDate.init),
+            threadId,
+        ]
+    }
 
     public func withID(_ newID: ID) -> Draft {
         var copy = self

@@ -1,0 +1,90 @@
+import Foundation
+import GRDB
+
+/// Writes the JSON payload of an outbox entry straight from a record's stored values: `id` first,
+/// then the fields in column order, `null` for a nil optional.
+///
+/// The JSON is what `JSONDecoder` expects for the model's synthesized `Decodable` conformance
+/// (dates as seconds since 2001-01-01, data as base64, booleans as `true`/`false`, arrays as JSON),
+/// so a payload always decodes back to the record; it is several times faster than `JSONEncoder`.
+struct PayloadWriter {
+    struct InvalidValue: Error, CustomStringConvertible {
+        var column: String
+        var reason: String
+        var description: String { "cannot write '\(column)' to JSON: \(reason)" }
+    }
+
+    private var bytes: [UInt8] = []
+
+    static func payload(values: [(any DatabaseValueConvertible)?], schema: ModelSchema) throws -> String {
+        var writer = PayloadWriter()
+        writer.bytes.reserveCapacity(64 + 32 * values.count)
+        writer.bytes.append(UInt8(ascii: "{"))
+        writer.writeKey("id")
+        try writer.write(values[0]?.databaseValue ?? .null, type: .text, column: "id")
+        for (index, field) in schema.fields.enumerated() {
+            writer.bytes.append(UInt8(ascii: ","))
+            writer.writeKey(field.name)
+            try writer.write(values[index + 1]?.databaseValue ?? .null, type: field.type, column: field.name)
+        }
+        writer.bytes.append(UInt8(ascii: "}"))
+        return String(decoding: writer.bytes, as: UTF8.self)
+    }
+
+    private mutating func writeKey(_ key: String) {
+        writeString(key)
+        bytes.append(UInt8(ascii: ":"))
+    }
+
+    private mutating func write(_ value: DatabaseValue, type: ColumnType, column: String) throws {
+        switch value.storage {
+        case .null:
+            bytes.append(contentsOf: "null".utf8)
+        case .int64(let integer):
+            if type == .boolean {
+                bytes.append(contentsOf: (integer != 0 ? "true" : "false").utf8)
+            } else {
+                bytes.append(contentsOf: String(integer).utf8)
+            }
+        case .double(let double):
+            guard double.isFinite else {
+                throw InvalidValue(column: column, reason: "\(double) is not a JSON number")
+            }
+            bytes.append(contentsOf: "\(double)".utf8)
+        case .string(let string):
+            switch type {
+            case .json:
+                bytes.append(contentsOf: string.utf8)
+            case .decimal:
+                guard Double(string)?.isFinite == true else {
+                    throw InvalidValue(column: column, reason: "'\(string)' is not a JSON number")
+                }
+                bytes.append(contentsOf: string.utf8)
+            default:
+                writeString(string)
+            }
+        case .blob(let data):
+            writeString(data.base64EncodedString())
+        }
+    }
+
+    private mutating func writeString(_ string: String) {
+        let hex = Array("0123456789abcdef".utf8)
+        bytes.append(UInt8(ascii: "\""))
+        for byte in string.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
+            case UInt8(ascii: "\\"): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
+            case UInt8(ascii: "\n"): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
+            case UInt8(ascii: "\r"): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
+            case UInt8(ascii: "\t"): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
+            case 0..<0x20:
+                bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0")])
+                bytes.append(hex[Int(byte >> 4)])
+                bytes.append(hex[Int(byte & 0x0F)])
+            default: bytes.append(byte)
+            }
+        }
+        bytes.append(UInt8(ascii: "\""))
+    }
+}
