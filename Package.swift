@@ -5,7 +5,7 @@ let package = Package(
     name: "ModelSync",
     platforms: [.macOS(.v14), .iOS(.v17)],
     products: [
-        .library(name: "ModelSync", targets: ["ModelSync"]),
+        .library(name: "ModelSync", targets: ["ModelSync"])
     ],
     dependencies: [
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),

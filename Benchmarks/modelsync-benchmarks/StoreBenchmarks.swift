@@ -114,7 +114,8 @@ func runStoreBenchmarks() async throws {
                         WHERE tableName = 'message' AND json_extract(payload, '$.threadId') = ?
                         """, arguments: [old])
                 try db.execute(
-                    sql: "INSERT INTO modelsync_id_map (tableName, oldID, newID, replacedAt) VALUES ('thread', ?, '1', 0)",
+                    sql:
+                        "INSERT INTO modelsync_id_map (tableName, oldID, newID, replacedAt) VALUES ('thread', ?, '1', 0)",
                     arguments: [old])
             }
         })

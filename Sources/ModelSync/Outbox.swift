@@ -181,7 +181,8 @@ public struct Outbox: Sendable {
     static func syncStatus(_ db: Database, table: String, recordID: String) throws -> SyncStatus {
         let rows = try Row.fetchAll(
             db.cachedStatement(
-                sql: "SELECT state, lastError FROM \(Self.table) WHERE tableName = ? AND recordID = ? ORDER BY sequence"),
+                sql: "SELECT state, lastError FROM \(Self.table) WHERE tableName = ? AND recordID = ? ORDER BY sequence"
+            ),
             arguments: [table, recordID])
         if let failed = rows.first(where: { $0["state"] == OutboxEntryState.failed.rawValue }) {
             return .failed(reason: failed["lastError"] ?? "refused by the server")

@@ -40,7 +40,9 @@ enum OutboxStore {
             db, sql: "SELECT * FROM \(table) WHERE tableName = ? AND recordID = ? ORDER BY sequence",
             arguments: [recordTable, recordID])
         let serverNeverSawIt =
-            entries.contains { $0.operation == .create && (($0.state == .pending && $0.attempts == 0) || $0.state == .failed) }
+            entries.contains {
+                $0.operation == .create && (($0.state == .pending && $0.attempts == 0) || $0.state == .failed)
+            }
             || (entries.isEmpty && TemporaryID.isTemporary(recordID))
         // Entries that may have reached the server stay; everything else is superseded by the delete.
         try db.execute(

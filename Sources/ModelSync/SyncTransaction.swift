@@ -30,7 +30,8 @@ public final class SyncTransaction {
     /// The record with this ID, following replaced temporary IDs to the server's ID.
     public func find<Model: SyncModel>(_ id: Model.ID) throws -> Model? {
         if let record = try Model.fetchOne(database, key: id) { return record }
-        guard id.isTemporary, let newID = try IDMap.replacement(database, table: Model.schema.tableName, id: id.rawValue)
+        guard id.isTemporary,
+            let newID = try IDMap.replacement(database, table: Model.schema.tableName, id: id.rawValue)
         else { return nil }
         return try Model.fetchOne(database, key: newID)
     }
@@ -140,7 +141,8 @@ public final class SyncTransaction {
         func requeue<Model: SyncModel>(_: Model.Type) throws {
             guard let record = try Model.fetchOne(database, key: Model.ID(id)) else { return }
             let payload = try PayloadWriter.payload(values: try record.databaseValues(), schema: Model.schema)
-            try OutboxStore.enqueueSave(database, table: Model.schema.tableName, recordID: id, payload: payload, created: false)
+            try OutboxStore.enqueueSave(
+                database, table: Model.schema.tableName, recordID: id, payload: payload, created: false)
             if recordEvents { events.append(.updated(table: Model.schema.tableName, record: record)) }
         }
         try requeue(model)

@@ -41,9 +41,10 @@ struct IDReplacementTests {
         for entry in entries where ["message", "thread_artifact", "draft"].contains(entry.tableName) {
             #expect(try payloadObject(entry)["threadId"] as? String == "1001")
         }
-        #expect(try await store.read { db in
-            try String.fetchAll(db, sql: "SELECT payload FROM modelsync_outbox")
-        }.allSatisfy { !$0.contains(oldID.rawValue) })
+        #expect(
+            try await store.read { db in
+                try String.fetchAll(db, sql: "SELECT payload FROM modelsync_outbox")
+            }.allSatisfy { !$0.contains(oldID.rawValue) })
         // The old ID still resolves, for lookups and relationship resolvers.
         #expect(try await store.threads.find(oldID)?.id == newID)
         #expect(try await fixture.messages[0].thread(in: store)?.id == newID)
