@@ -13,6 +13,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/swhitty/FlyingFox", from: "0.27.1"),
     ],
     targets: [
         // The runtime that generated code imports: SQLite store, repositories, outbox, ID replacement.
@@ -37,11 +38,27 @@ let package = Package(
             dependencies: ["ModelSync", "ChatModels"]
         ),
 
+        // The reference sync server: real HTTP on loopback, server IDs, foreign keys, idempotency,
+        // fault injection. Its own product, so that apps using ModelSync never build it.
+        .target(
+            name: "ModelSyncReferenceServer",
+            dependencies: ["ModelSync", .product(name: "FlyingFox", package: "FlyingFox")]
+        ),
+        .executableTarget(
+            name: "modelsync-reference-server",
+            dependencies: ["ModelSyncReferenceServer", "ChatModels"]
+        ),
+        .testTarget(
+            name: "ModelSyncSyncTests",
+            dependencies: ["ModelSync", "ModelSyncReferenceServer", "ChatModels"]
+        ),
+
         .executableTarget(
             name: "modelsync-benchmarks",
             dependencies: [
                 "ModelSync",
                 "ChatModels",
+                "ModelSyncReferenceServer",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             path: "Benchmarks/modelsync-benchmarks"

@@ -102,6 +102,21 @@ public enum RemoteIDType: String, Sendable, Hashable, Codable {
 public enum FieldNaming: String, Sendable, Hashable, Codable {
     case camelCase
     case snakeCase
+
+    /// The wire key of a property: `threadId` stays `threadId`, or becomes `thread_id`.
+    public func wireKey(for property: String) -> String {
+        guard self == .snakeCase else { return property }
+        var result = ""
+        for character in property {
+            if character.isUppercase {
+                if !result.isEmpty { result.append("_") }
+                result.append(contentsOf: character.lowercased())
+            } else {
+                result.append(character)
+            }
+        }
+        return result
+    }
 }
 
 /// The REST conventions of a model, from the spec's `remote:` blocks.

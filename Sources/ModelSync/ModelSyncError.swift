@@ -12,8 +12,6 @@ public enum ModelSyncError: Error, Sendable, Equatable, CustomStringConvertible 
     case idAlreadyInUse(table: String, id: String)
     /// No record has this ID.
     case recordNotFound(table: String, id: String)
-    /// No outbox entry has this sequence number.
-    case outboxEntryNotFound(sequence: Int64)
 
     public var description: String {
         switch self {
@@ -32,8 +30,6 @@ public enum ModelSyncError: Error, Sendable, Equatable, CustomStringConvertible 
             return "ID '\(id)' is already used by another record of '\(table)'"
         case .recordNotFound(let table, let id):
             return "no record of '\(table)' has ID '\(id)'"
-        case .outboxEntryNotFound(let sequence):
-            return "no outbox entry has sequence number \(sequence)"
         }
     }
 }

@@ -87,8 +87,9 @@ public struct Outbox: Sendable {
     /// attempt. An entry is ready when:
     /// - it is pending and its backoff (`nextAttemptAt`) has passed;
     /// - no earlier entry of the same record is still queued (a record's changes go in order);
-    /// - its payload references no record that still has a temporary ID (a child waits for its
-    ///   parents' server IDs; unrelated records go ahead).
+    /// - every record its payload references exists on the server: no referenced record still has a
+    ///   temporary ID or a queued create (a child waits for its own parents; unrelated records go
+    ///   ahead).
     public func claimReadyEntries(limit: Int, now: Date = Date()) async throws -> [OutboxEntry] {
         let store = self.store
         return try await store.database.write { db in
@@ -107,7 +108,7 @@ public struct Outbox: Sendable {
             var claimed: [OutboxEntry] = []
             for var entry in candidates {
                 if claimed.count >= limit { break }
-                if try Self.referencesTemporaryID(entry, store: store) { continue }
+                if try Self.waitsForParent(entry, store: store, db: db) { continue }
                 try db.execute(
                     sql: "UPDATE \(Self.table) SET state = 'inFlight', attempts = attempts + 1 WHERE sequence = ?",
                     arguments: [entry.sequence])
@@ -119,18 +120,27 @@ public struct Outbox: Sendable {
         }
     }
 
-    private static func referencesTemporaryID(_ entry: OutboxEntry, store: SyncStore) throws -> Bool {
+    /// `true` when the entry's payload references a record the server does not have yet.
+    private static func waitsForParent(_ entry: OutboxEntry, store: SyncStore, db: Database) throws -> Bool {
         guard let payload = entry.payload, entry.operation != .delete else { return false }
         let foreignKeys = try store.model(forTable: entry.tableName).schema.foreignKeys
         guard !foreignKeys.isEmpty else { return false }
         let object = try JSONSerialization.jsonObject(with: Data(payload.utf8)) as? [String: Any] ?? [:]
-        return foreignKeys.contains { foreignKey in
-            (object[foreignKey.column] as? String).map(TemporaryID.isTemporary) ?? false
+        let queuedCreate = try db.cachedStatement(
+            sql: "SELECT EXISTS (SELECT 1 FROM \(table) WHERE tableName = ? AND recordID = ? AND operation = 'create')")
+        for foreignKey in foreignKeys {
+            guard let parentID = object[foreignKey.column] as? String else { continue }
+            if parentID == entry.recordID && foreignKey.table == entry.tableName { continue }
+            if TemporaryID.isTemporary(parentID) { return true }
+            if try Bool.fetchOne(queuedCreate, arguments: [foreignKey.table, parentID]) ?? false { return true }
         }
+        return false
     }
 
     /// Records that the server accepted an entry: removes it and, for the create of a record with a
     /// temporary ID, replaces that ID by `serverID` everywhere, in the same transaction.
+    ///
+    /// An entry that is no longer queued (dropped because the server deleted its record) is ignored.
     ///
     /// - Parameter serverID: The ID the server answered with (required for server-ID creates).
     public func markSucceeded(_ entry: OutboxEntry, serverID: String? = nil) async throws {
@@ -139,7 +149,7 @@ public struct Outbox: Sendable {
             guard
                 let current = try OutboxEntry.fetchOne(
                     db, sql: "SELECT * FROM \(Self.table) WHERE sequence = ?", arguments: [entry.sequence])
-            else { throw ModelSyncError.outboxEntryNotFound(sequence: entry.sequence) }
+            else { return }
             try db.execute(sql: "DELETE FROM \(Self.table) WHERE sequence = ?", arguments: [current.sequence])
             if current.operation == .create, TemporaryID.isTemporary(current.recordID), let serverID {
                 try tx.replaceTemporaryID(inTable: current.tableName, from: current.recordID, to: serverID)

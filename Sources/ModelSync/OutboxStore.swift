@@ -97,4 +97,15 @@ enum OutboxStore {
         try db.execute(sql: "UPDATE \(table) SET state = 'pending' WHERE state = 'inFlight'")
         return db.changesCount
     }
+
+    static func hasEntries(_ db: Database, table recordTable: String, recordID: String) throws -> Bool {
+        try Bool.fetchOne(
+            db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM \(table) WHERE tableName = ? AND recordID = ?)"),
+            arguments: [recordTable, recordID]) ?? false
+    }
+
+    static func removeEntries(_ db: Database, table recordTable: String, recordID: String) throws {
+        try db.execute(
+            sql: "DELETE FROM \(table) WHERE tableName = ? AND recordID = ?", arguments: [recordTable, recordID])
+    }
 }

@@ -40,6 +40,15 @@ enum SchemaBuilder {
                     CREATE INDEX \(idMapTable)_new ON \(idMapTable)(tableName, newID);
                     """)
         }
+        migrator.registerMigration("modelsync-pull-state-v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE \(PullState.table) (
+                        tableName TEXT PRIMARY KEY NOT NULL,
+                        cursor TEXT NOT NULL
+                    ) WITHOUT ROWID;
+                    """)
+        }
         try migrator.migrate(writer)
         try writer.write { db in
             for model in models {

@@ -90,14 +90,17 @@ public final class SyncTransaction {
     public func delete<Model: SyncModel>(_ type: Model.Type, id: Model.ID) throws -> Bool {
         try store.checkRegistered(Model.self)
         let resolvedID = try IDMap.resolve(database, table: Model.schema.tableName, id: id.rawValue)
-        return try deleteRecord(schema: Model.schema, id: resolvedID)
+        return try deleteRecord(schema: Model.schema, id: resolvedID, queueForServer: true)
     }
 
-    private func deleteRecord(schema: ModelSchema, id: String) throws -> Bool {
+    /// Deletes a record and applies delete rules. With `queueForServer` false (a delete that came
+    /// from the server) nothing is queued, the record's queued entries are dropped, and `restrict`
+    /// acts as `cascade`.
+    func deleteRecord(schema: ModelSchema, id: String, queueForServer: Bool) throws -> Bool {
         let table = schema.tableName.quotedDatabaseIdentifier
         guard try recordExists(table: schema.tableName, id: id) else { return false }
 
-        for reference in schema.referencedBy where reference.onDelete == .restrict {
+        for reference in schema.referencedBy where reference.onDelete == .restrict && queueForServer {
             let count = try countReferences(reference, to: id)
             if count > 0 {
                 throw ModelSyncError.deleteRestricted(
@@ -108,12 +111,12 @@ public final class SyncTransaction {
         for reference in schema.referencedBy {
             let childModel = try store.model(forTable: reference.table)
             switch reference.onDelete {
-            case .restrict:
+            case .restrict where queueForServer:
                 continue
-            case .cascade:
+            case .cascade, .restrict:
                 // Newest first: replies and other later records go before what they point at.
                 for childID in try referencingIDs(reference, to: id).reversed() where childID != id {
-                    _ = try deleteRecord(schema: childModel.schema, id: childID)
+                    _ = try deleteRecord(schema: childModel.schema, id: childID, queueForServer: queueForServer)
                 }
             case .nullify:
                 let childIDs = try referencingIDs(reference, to: id).filter { $0 != id }
@@ -125,12 +128,16 @@ public final class SyncTransaction {
                         WHERE \(reference.column.quotedDatabaseIdentifier) = ?
                         """,
                     arguments: [id])
-                for childID in childIDs {
+                for childID in childIDs where queueForServer {
                     try requeueUpdate(of: childModel, id: childID)
                 }
             }
         }
-        try OutboxStore.enqueueDelete(database, table: schema.tableName, recordID: id)
+        if queueForServer {
+            try OutboxStore.enqueueDelete(database, table: schema.tableName, recordID: id)
+        } else {
+            try OutboxStore.removeEntries(database, table: schema.tableName, recordID: id)
+        }
         try database.execute(sql: "DELETE FROM \(table) WHERE id = ?", arguments: [id])
         if recordEvents { events.append(.deleted(table: schema.tableName, id: id)) }
         return true
@@ -212,6 +219,10 @@ public final class SyncTransaction {
     }
 
     // MARK: Helpers
+
+    func appendEvent(_ event: StoreEvent) {
+        if recordEvents { events.append(event) }
+    }
 
     func recordExists(table: String, id: String) throws -> Bool {
         let statement = try database.cachedStatement(

@@ -1,0 +1,97 @@
+import Foundation
+import GRDB
+
+/// What a pull does with a server record that has local changes not yet sent.
+public enum ConflictResolution: Sendable, Hashable {
+    /// Keep the local record and its queued changes; they overwrite the server's on the next push.
+    case keepLocal
+    /// Take the server's record and drop the local queued changes.
+    case acceptRemote
+    /// Store these fields (local form) and queue them for the server.
+    case merged(RecordFields)
+}
+
+/// A server record that arrived while the local record had unsent changes.
+public struct SyncConflict: Sendable {
+    public var model: ModelSchema
+    /// The local record (local form), as stored.
+    public var local: RecordFields
+    /// The server's record (local form).
+    public var remote: RecordFields
+}
+
+/// How pulls resolve conflicts. The default, ``keepLocalChanges``, never overwrites a record that
+/// has pending local changes: the local edit is pushed and wins (last writer wins, per record).
+public enum ConflictPolicy: Sendable {
+    case keepLocalChanges
+    case acceptRemote
+    case custom(@Sendable (SyncConflict) -> ConflictResolution)
+
+    func resolve(_ conflict: SyncConflict) -> ConflictResolution {
+        switch self {
+        case .keepLocalChanges: return .keepLocal
+        case .acceptRemote: return .acceptRemote
+        case .custom(let resolve): return resolve(conflict)
+        }
+    }
+}
+
+/// The outcome of merging one server record.
+enum MergeOutcome: Sendable {
+    case inserted, updated, unchanged, keptLocal, merged
+}
+
+extension SyncTransaction {
+    /// Stores a server record without queuing anything, unless the local record has unsent changes,
+    /// in which case `policy` decides.
+    func applyRemote(_ fields: RecordFields, model: any SyncModel.Type, policy: ConflictPolicy) throws -> MergeOutcome {
+        func apply<Model: SyncModel>(_: Model.Type) throws -> MergeOutcome {
+            guard let id = fields["id"]?.idString else { return .unchanged }
+            var remote = fields
+            remote["id"] = .string(id)
+            let hasLocalChanges = try OutboxStore.hasEntries(database, table: Model.schema.tableName, recordID: id)
+            if hasLocalChanges {
+                guard let local = try Model.fetchOne(database, key: Model.ID(id)) else { return .keptLocal }
+                let localFields =
+                    try JSONValue.parse(
+                        Data(try PayloadWriter.payload(values: local.databaseValues(), schema: Model.schema).utf8)
+                    ).objectValue ?? [:]
+                switch policy.resolve(SyncConflict(model: Model.schema, local: localFields, remote: remote)) {
+                case .keepLocal:
+                    return .keptLocal
+                case .acceptRemote:
+                    try OutboxStore.removeEntries(database, table: Model.schema.tableName, recordID: id)
+                case .merged(var merged):
+                    merged["id"] = .string(id)
+                    try save(try decodeRecord(Model.self, merged))
+                    return .merged
+                }
+            }
+            let record = try decodeRecord(Model.self, remote)
+            let statements = try store.statements(for: Model.self)
+            let values = try record.databaseValues()
+            if let existing = try Model.fetchOne(database, key: record.id) {
+                if existing == record { return .unchanged }
+                try database.cachedStatement(sql: statements.updateByID)
+                    .execute(arguments: StatementArguments(Array(values.dropFirst()) + [values[0]]))
+                appendEvent(.updated(table: Model.schema.tableName, record: record))
+                return .updated
+            }
+            try database.cachedStatement(sql: statements.insertIgnoringExistingID)
+                .execute(arguments: StatementArguments(values))
+            appendEvent(.created(table: Model.schema.tableName, record: record))
+            return .inserted
+        }
+        return try apply(model)
+    }
+
+    /// Applies a server delete: the record and what its delete rules reach are deleted locally (a
+    /// `restrict` rule cascades: the server already deleted the record), and nothing is queued.
+    func applyRemoteDelete(id: String, model: any SyncModel.Type) throws -> Bool {
+        try deleteRecord(schema: model.schema, id: id, queueForServer: false)
+    }
+
+    private func decodeRecord<Model: SyncModel>(_: Model.Type, _ fields: RecordFields) throws -> Model {
+        try JSONDecoder().decode(Model.self, from: try JSONValue.object(fields).serialized())
+    }
+}

@@ -1,0 +1,451 @@
+import Foundation
+import GRDB
+import Logging
+
+/// When and how often failed sends are retried.
+public struct RetryPolicy: Sendable, Hashable {
+    /// Delay before the first retry, in seconds.
+    public var initialDelay: TimeInterval
+    /// Upper bound of the delay (a server's `Retry-After` is honoured even when longer).
+    public var maximumDelay: TimeInterval
+    public var multiplier: Double
+    /// Fraction of each delay that is randomised (0 = none, 1 = "full jitter").
+    public var jitter: Double
+
+    public init(
+        initialDelay: TimeInterval = 0.5, maximumDelay: TimeInterval = 60, multiplier: Double = 2, jitter: Double = 0.5
+    ) {
+        self.initialDelay = initialDelay
+        self.maximumDelay = maximumDelay
+        self.multiplier = multiplier
+        self.jitter = jitter
+    }
+
+    /// The delay before attempt number `attempts + 1`.
+    public func delay(afterAttempts attempts: Int, retryAfter: TimeInterval? = nil) -> TimeInterval {
+        if let retryAfter { return retryAfter }
+        let exponential = initialDelay * pow(multiplier, Double(max(0, attempts - 1)))
+        let capped = min(maximumDelay, exponential)
+        return capped * (1 - jitter * Double.random(in: 0...1))
+    }
+}
+
+/// Counts a UI can show while syncing.
+public struct SyncProgress: Sendable, Hashable {
+    /// Entries waiting to be sent (including those waiting for a retry or for a parent).
+    public var queued: Int
+    /// Entries being sent now.
+    public var inFlight: Int
+    /// Entries the server accepted since the engine started.
+    public var sent: Int
+    /// Entries refused for good (see each record's sync status for the reason).
+    public var failed: Int
+
+    public init(queued: Int = 0, inFlight: Int = 0, sent: Int = 0, failed: Int = 0) {
+        self.queued = queued
+        self.inFlight = inFlight
+        self.sent = sent
+        self.failed = failed
+    }
+}
+
+/// What one ``SyncEngine/push(waitForRetries:)`` did.
+public struct PushReport: Sendable, Hashable {
+    public var sent = 0
+    public var retried = 0
+    public var failed = 0
+    /// Entries still queued (waiting for a retry time or for a parent that failed).
+    public var remaining = 0
+
+    public init() {}
+}
+
+/// What one pull did.
+public struct PullReport: Sendable, Hashable {
+    public var inserted = 0
+    public var updated = 0
+    public var deleted = 0
+    /// Server records not applied because the local record had unsent changes.
+    public var keptLocal = 0
+
+    public init() {}
+}
+
+/// Drains the outbox to a server and pulls server state back.
+///
+/// ```swift
+/// let engine = SyncEngine(store: store, remote: RESTRemote(configuration: ..., models: GeneratedModels.all))
+/// try await engine.sync()   // push every queued change, then pull every model
+/// ```
+///
+/// Push sends each record's changes in order, a child only once its parents have server IDs, and
+/// unrelated records side by side (up to ``Configuration/maximumConcurrentRequests``). Each answer
+/// is recorded in one transaction: a create's server ID replaces the temporary ID everywhere as the
+/// entry leaves the outbox. Transient failures retry with backoff; other 4xx answers mark the
+/// entry failed with the server's message.
+public actor SyncEngine {
+    public struct Configuration: Sendable {
+        public var maximumConcurrentRequests: Int
+        public var retry: RetryPolicy
+        public var conflictPolicy: ConflictPolicy
+        /// How long ``SyncEngine/push(waitForRetries:)`` waits for scheduled retries at most.
+        public var maximumRetryWait: TimeInterval
+
+        public init(
+            maximumConcurrentRequests: Int = 4, retry: RetryPolicy = RetryPolicy(),
+            conflictPolicy: ConflictPolicy = .keepLocalChanges, maximumRetryWait: TimeInterval = 300
+        ) {
+            self.maximumConcurrentRequests = maximumConcurrentRequests
+            self.retry = retry
+            self.conflictPolicy = conflictPolicy
+            self.maximumRetryWait = maximumRetryWait
+        }
+    }
+
+    public let store: SyncStore
+    public let remote: any SyncRemote
+    public let configuration: Configuration
+    private let logger: Logger
+    private var sentCount = 0
+    private let progressSubscribers = Locked([Int: AsyncStream<SyncProgress>.Continuation]())
+    private let nextSubscriber = Locked(0)
+
+    public init(
+        store: SyncStore, remote: any SyncRemote, configuration: Configuration = Configuration(),
+        logger: Logger = Logger(label: "ModelSync.SyncEngine")
+    ) {
+        self.store = store
+        self.remote = remote
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// Pushes every queued change, then pulls every model (parents first).
+    @discardableResult
+    public func sync() async throws -> (push: PushReport, pull: PullReport) {
+        let push = try await push()
+        var pull = PullReport()
+        for model in store.models {
+            let report = try await pullModel(model)
+            pull.inserted += report.inserted
+            pull.updated += report.updated
+            pull.deleted += report.deleted
+            pull.keptLocal += report.keptLocal
+        }
+        return (push, pull)
+    }
+
+    // MARK: Push
+
+    private enum Outcome: Sendable {
+        case succeeded(OutboxEntry, serverID: String?)
+        case transientFailure(OutboxEntry, RemoteError)
+        case permanentFailure(OutboxEntry, String)
+        case cancelled(OutboxEntry)
+    }
+
+    /// Sends queued changes until none is ready. With `waitForRetries` (the default) it also waits
+    /// for entries scheduled for a retry, up to ``Configuration/maximumRetryWait``; entries blocked
+    /// behind a failed parent, and failed entries, remain queued.
+    ///
+    /// Cancelling the calling task stops the push: requests in flight are abandoned and their entries
+    /// go back to the queue, to be sent again (with the same idempotency key) later.
+    @discardableResult
+    public func push(waitForRetries: Bool = true) async throws -> PushReport {
+        var report = PushReport()
+        let deadline = Date().addingTimeInterval(configuration.maximumRetryWait)
+        let limit = max(1, configuration.maximumConcurrentRequests)
+        let remote = self.remote
+        let store = self.store
+        try await withThrowingTaskGroup(of: Outcome.self) { group in
+            var running = 0
+            while true {
+                if !Task.isCancelled, running < limit {
+                    let claimed = try await store.outbox.claimReadyEntries(limit: limit - running)
+                    for entry in claimed {
+                        running += 1
+                        group.addTask { await Self.send(entry, to: remote, store: store) }
+                    }
+                    if !claimed.isEmpty { await publishProgress() }
+                }
+                if running == 0 {
+                    guard waitForRetries, !Task.isCancelled, let next = try await nextRetryTime(), next < deadline
+                    else { break }
+                    let wait = max(0.001, next.timeIntervalSinceNow)
+                    try await Task.sleep(for: .milliseconds(Int(wait * 1000) + 1))
+                    continue
+                }
+                guard let outcome = try await group.next() else { break }
+                running -= 1
+                try await record(outcome, into: &report)
+            }
+        }
+        report.remaining = try await store.outbox.counts()[.pending, default: 0]
+        await publishProgress()
+        return report
+    }
+
+    private static func send(_ entry: OutboxEntry, to remote: any SyncRemote, store: SyncStore) async -> Outcome {
+        do {
+            let schema = try store.model(forTable: entry.tableName).schema
+            switch entry.operation {
+            case .create:
+                let fields = try payloadFields(entry)
+                let created = try await remote.create(fields, of: schema, idempotencyKey: entry.idempotencyKey)
+                let serverID = schema.idGeneration == .server ? created["id"]?.idString : nil
+                return .succeeded(entry, serverID: serverID)
+            case .update:
+                try await remote.update(try payloadFields(entry), of: schema)
+                return .succeeded(entry, serverID: nil)
+            case .delete:
+                try await remote.delete(id: entry.recordID, of: schema)
+                return .succeeded(entry, serverID: nil)
+            }
+        } catch is CancellationError {
+            return .cancelled(entry)
+        } catch let error as RemoteError {
+            return error.isTransient ? .transientFailure(entry, error) : .permanentFailure(entry, error.description)
+        } catch {
+            return .permanentFailure(entry, "\(error)")
+        }
+    }
+
+    private static func payloadFields(_ entry: OutboxEntry) throws -> RecordFields {
+        guard let payload = entry.payload, let object = try JSONValue.parse(Data(payload.utf8)).objectValue else {
+            throw RemoteError.invalidResponse("outbox entry \(entry.sequence) has no payload")
+        }
+        return object
+    }
+
+    /// Records an outcome in the outbox. The write runs even when the push is being cancelled: an
+    /// answer the server gave must not be forgotten.
+    private func record(_ outcome: Outcome, into report: inout PushReport) async throws {
+        let outbox = store.outbox
+        let retry = configuration.retry
+        try await Task {
+            switch outcome {
+            case .succeeded(let entry, let serverID):
+                try await outbox.markSucceeded(entry, serverID: serverID)
+            case .transientFailure(let entry, let error):
+                let delay = retry.delay(afterAttempts: entry.attempts, retryAfter: error.retryAfter)
+                try await outbox.scheduleRetry(entry, at: Date().addingTimeInterval(delay), reason: error.description)
+            case .permanentFailure(let entry, let reason):
+                try await outbox.markFailed(entry, reason: reason)
+            case .cancelled(let entry):
+                try await outbox.scheduleRetry(entry, at: Date(), reason: "cancelled")
+            }
+        }.value
+        switch outcome {
+        case .succeeded(let entry, let serverID):
+            report.sent += 1
+            sentCount += 1
+            logger.debug(
+                "sent",
+                metadata: [
+                    "operation": "\(entry.operation.rawValue)", "table": "\(entry.tableName)",
+                    "id": "\(entry.recordID)", "serverID": "\(serverID ?? "-")",
+                ])
+        case .transientFailure(let entry, let error):
+            report.retried += 1
+            logger.debug(
+                "will retry", metadata: ["table": "\(entry.tableName)", "id": "\(entry.recordID)", "error": "\(error)"])
+        case .permanentFailure(let entry, let reason):
+            report.failed += 1
+            logger.warning(
+                "the server refused a change",
+                metadata: ["table": "\(entry.tableName)", "id": "\(entry.recordID)", "reason": "\(reason)"])
+        case .cancelled:
+            break
+        }
+        await publishProgress()
+    }
+
+    private func nextRetryTime() async throws -> Date? {
+        try await store.read { db in
+            try Double.fetchOne(
+                db,
+                sql: """
+                    SELECT MIN(nextAttemptAt) FROM \(SchemaBuilder.outboxTable)
+                    WHERE state = 'pending' AND nextAttemptAt IS NOT NULL
+                    """
+            ).map { Date(timeIntervalSinceReferenceDate: $0) }
+        }
+    }
+
+    // MARK: Saving through the server
+
+    /// How ``SyncEngine/save(_:policy:)`` reaches the server.
+    public enum SavePolicy: Sendable, Hashable {
+        /// Store locally and queue the change (what repositories do); it is pushed later.
+        case localFirst
+        /// Send to the server first and store the server's record with its permanent ID. When the
+        /// server cannot be reached (a transient failure), fall back to `localFirst` when
+        /// `fallBackToLocal` is `true`, or throw.
+        case remoteFirst(fallBackToLocal: Bool)
+    }
+
+    /// Saves a record with the given policy and returns it as stored: with `remoteFirst`, a new
+    /// record of a server-ID model comes back with its permanent ID and no temporary ID ever exists.
+    ///
+    /// A record with queued changes is always saved local-first, so that its changes stay in order.
+    @discardableResult
+    public func save<Model: SyncModel>(_ record: Model, policy: SavePolicy) async throws -> Model {
+        guard case .remoteFirst(let fallBackToLocal) = policy else {
+            return try await store.repository(for: Model.self).save(record)
+        }
+        let schema = Model.schema
+        let table = schema.tableName
+        let pending = try await store.read { db in
+            try OutboxStore.hasEntries(db, table: table, recordID: record.id.rawValue)
+        }
+        if pending { return try await store.repository(for: Model.self).save(record) }
+        let exists = try await store.repository(for: Model.self).find(record.id) != nil
+        let fields =
+            try JSONValue.parse(
+                Data(try PayloadWriter.payload(values: record.databaseValues(), schema: schema).utf8)
+            ).objectValue ?? [:]
+        do {
+            var stored = fields
+            if exists {
+                try await remote.update(fields, of: schema)
+            } else {
+                let created = try await remote.create(
+                    fields, of: schema, idempotencyKey: UUID().uuidString.lowercased())
+                if schema.idGeneration == .server, let serverID = created["id"] { stored["id"] = serverID }
+            }
+            let policy = configuration.conflictPolicy
+            let serverRecord = stored
+            return try await store.write { tx in
+                _ = try tx.applyRemote(serverRecord, model: Model.self, policy: policy)
+                guard let id = serverRecord["id"]?.idString, let saved: Model = try tx.find(Model.ID(id)) else {
+                    throw RemoteError.invalidResponse("the server's \(schema.name) could not be stored")
+                }
+                return saved
+            }
+        } catch let error as RemoteError where error.isTransient && fallBackToLocal {
+            logger.info("server unreachable, saving locally", metadata: ["table": "\(table)", "reason": "\(error)"])
+            return try await store.repository(for: Model.self).save(record)
+        }
+    }
+
+    // MARK: Pull
+
+    /// Fetches the server's records of `model` (incrementally, from the cursor of the last pull, when
+    /// the server gives one) and merges them: new and changed records are stored, deleted ones are
+    /// deleted locally with their delete rules, and records with unsent local changes are handled by
+    /// the conflict policy (by default they keep the local changes).
+    @discardableResult
+    public func pull<Model: SyncModel>(_ model: Model.Type) async throws -> PullReport {
+        try await pullModel(model)
+    }
+
+    private func pullModel(_ model: any SyncModel.Type) async throws -> PullReport {
+        var report = PullReport()
+        let schema = model.schema
+        var cursor = try await PullState.cursor(store, table: schema.tableName)
+        let isFullListing = cursor == nil
+        var listedIDs = Set<String>()
+        let policy = configuration.conflictPolicy
+        while true {
+            let page = try await remote.list(schema, after: cursor)
+            if isFullListing { listedIDs.formUnion(page.records.compactMap { $0["id"]?.idString }) }
+            let pageReport = try await store.write { tx in
+                var pageReport = PullReport()
+                for fields in page.records {
+                    switch try tx.applyRemote(fields, model: model, policy: policy) {
+                    case .inserted: pageReport.inserted += 1
+                    case .updated, .merged: pageReport.updated += 1
+                    case .keptLocal: pageReport.keptLocal += 1
+                    case .unchanged: break
+                    }
+                }
+                for id in page.deletedIDs where try tx.applyRemoteDelete(id: id, model: model) {
+                    pageReport.deleted += 1
+                }
+                if let next = page.nextCursor {
+                    try PullState.setCursor(tx.database, table: schema.tableName, cursor: next)
+                }
+                return pageReport
+            }
+            report.inserted += pageReport.inserted
+            report.updated += pageReport.updated
+            report.deleted += pageReport.deleted
+            report.keptLocal += pageReport.keptLocal
+            guard page.hasMore, let next = page.nextCursor else { break }
+            cursor = next
+        }
+        if isFullListing {
+            // A full listing is the server's whole truth: a local record it lacks was deleted there,
+            // unless the server never had it (a temporary ID or an unsent change).
+            let listed = listedIDs
+            report.deleted += try await store.write { tx in
+                var deleted = 0
+                let table = schema.tableName.quotedDatabaseIdentifier
+                let localIDs = try String.fetchAll(
+                    tx.database,
+                    sql: """
+                        SELECT id FROM \(table) WHERE id NOT IN (
+                            SELECT recordID FROM \(SchemaBuilder.outboxTable) WHERE tableName = ?)
+                        """,
+                    arguments: [schema.tableName])
+                for id in localIDs where !listed.contains(id) && !TemporaryID.isTemporary(id) {
+                    if try tx.applyRemoteDelete(id: id, model: model) { deleted += 1 }
+                }
+                return deleted
+            }
+        }
+        return report
+    }
+
+    // MARK: Progress
+
+    /// Sync progress, now and after every change the engine makes. The stream ends when the caller
+    /// stops iterating.
+    public nonisolated func progress() -> AsyncStream<SyncProgress> {
+        let (stream, continuation) = AsyncStream<SyncProgress>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        let token = nextSubscriber.withLock { value -> Int in
+            value += 1
+            return value
+        }
+        progressSubscribers.withLock { $0[token] = continuation }
+        continuation.onTermination = { [progressSubscribers] _ in
+            _ = progressSubscribers.withLock { $0.removeValue(forKey: token) }
+        }
+        Task { await self.publishProgress() }
+        return stream
+    }
+
+    /// The current progress.
+    public func currentProgress() async throws -> SyncProgress {
+        let counts = try await store.outbox.counts()
+        return SyncProgress(
+            queued: counts[.pending, default: 0], inFlight: counts[.inFlight, default: 0], sent: sentCount,
+            failed: counts[.failed, default: 0])
+    }
+
+    private func publishProgress() async {
+        let subscribers = progressSubscribers.withLock { Array($0.values) }
+        guard !subscribers.isEmpty, let progress = try? await currentProgress() else { return }
+        for subscriber in subscribers { subscriber.yield(progress) }
+    }
+}
+
+/// The cursor of the last pull of each table, stored with the records.
+enum PullState {
+    static let table = "modelsync_pull_state"
+
+    static func cursor(_ store: SyncStore, table model: String) async throws -> String? {
+        try await store.read { db in
+            try String.fetchOne(db, sql: "SELECT cursor FROM \(table) WHERE tableName = ?", arguments: [model])
+        }
+    }
+
+    static func setCursor(_ db: Database, table model: String, cursor: String) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO \(table) (tableName, cursor) VALUES (?, ?)
+                ON CONFLICT (tableName) DO UPDATE SET cursor = excluded.cursor
+                """,
+            arguments: [model, cursor])
+    }
+}

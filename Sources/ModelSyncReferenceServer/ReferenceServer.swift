@@ -1,0 +1,235 @@
+import FlyingFox
+import Foundation
+import ModelSync
+
+/// FlyingFox has a type of the same name; the server speaks ModelSync's.
+public typealias JSONValue = ModelSync.JSONValue
+
+/// A sync server for tests, examples and benchmarks: real HTTP on loopback, server-generated IDs
+/// (integers where the spec says `idType: int`), foreign keys enforced (a child naming an unknown
+/// parent, such as a leaked temporary ID, gets a 422), `Idempotency-Key` honoured on creates,
+/// incremental listings with tombstones, and fault injection.
+///
+/// Its REST conventions are those `RESTRemote` uses by default: `{path}` and `{path}/{id}`, listings
+/// as `{"data": [...], "next_cursor": "..."}` with `?cursor=`, deleted records as
+/// `{"id": ..., "deleted": true}`, errors as `{"error": "..."}`.
+///
+/// ```swift
+/// let server = ReferenceServer(models: GeneratedModels.all)
+/// let baseURL = try await server.start()
+/// ```
+public final class ReferenceServer: Sendable {
+    let store: ServerStore
+    private let state = ServerState()
+
+    public init(models: [any SyncModel.Type]) {
+        store = ServerStore(models: models)
+    }
+
+    /// Starts listening on `127.0.0.1:port` (`0` picks a free port) and returns the base URL.
+    public func start(port: UInt16 = 0) async throws -> URL {
+        let server = HTTPServer(
+            address: try .inet(ip4: "127.0.0.1", port: port), timeout: 60, logger: .disabled,
+            handler: ClosureHTTPHandler { [self] request in await self.handle(request) })
+        let task = Task { try await server.run() }
+        try await server.waitUntilListening()
+        guard case .ip4(_, let boundPort) = await server.listeningAddress else {
+            task.cancel()
+            throw ServerError(status: 0, message: "the reference server could not read its address")
+        }
+        state.set(server: server, task: task)
+        return URL(string: "http://127.0.0.1:\(boundPort)")!
+    }
+
+    /// Stops listening and closes connections.
+    public func stop() async {
+        if let (server, task) = state.take() {
+            await server.stop(timeout: 0)
+            task.cancel()
+        }
+    }
+
+    /// Replaces the fault plan (`.none` heals the network).
+    public func setFaults(_ plan: FaultPlan) {
+        state.setFaults(plan)
+    }
+
+    /// Live records per table, in wire form.
+    public func records() async -> [String: [[String: JSONValue]]] {
+        await store.snapshot()
+    }
+
+    /// Live records of one table, in wire form.
+    public func records(of model: any SyncModel.Type) async -> [[String: JSONValue]] {
+        await store.snapshot()[model.schema.tableName] ?? []
+    }
+
+    /// Creates answered from the idempotency store instead of creating again.
+    public var replayedCreates: Int {
+        get async { await store.replayedCreates }
+    }
+
+    /// Requests received, by method.
+    public var requestCounts: [String: Int] { state.requestCounts }
+
+    /// Stores a record as if another client had created it (for pull tests).
+    @discardableResult
+    public func insert(_ fields: [String: JSONValue], into model: any SyncModel.Type) async throws -> [String:
+        JSONValue]
+    {
+        try await store.create(fields, in: model.schema.tableName, idempotencyKey: nil)
+    }
+
+    /// Updates a record as if another client had.
+    public func update(_ fields: [String: JSONValue], in model: any SyncModel.Type, id: String) async throws {
+        _ = try await store.update(fields, in: model.schema.tableName, id: id)
+    }
+
+    /// Deletes a record (with the spec's delete rules) as if another client had.
+    public func delete(in model: any SyncModel.Type, id: String) async throws {
+        try await store.delete(in: model.schema.tableName, id: id)
+    }
+
+    // MARK: Handling
+
+    private func handle(_ request: HTTPRequest) async -> HTTPResponse {
+        let method = request.method.rawValue
+        state.count(method)
+        let isWrite = method == "POST" || method == "PUT" || method == "DELETE"
+        let fault = state.nextFault(isWrite: isWrite)
+        if case .delay(let milliseconds)? = fault.fault {
+            try? await Task.sleep(for: .milliseconds(milliseconds))
+        }
+        if fault.latency > 0 { try? await Task.sleep(for: .milliseconds(fault.latency)) }
+        switch fault.fault {
+        case .failBeforeCommit?: return Self.error(500, "injected failure before commit")
+        case .status(let status)?: return Self.error(status, "injected failure (\(status))")
+        case .rateLimit(let retryAfter)?:
+            return HTTPResponse(
+                statusCode: HTTPStatusCode(429, phrase: "Too Many Requests"),
+                headers: [.contentType: "application/json", HTTPHeader("Retry-After"): "\(retryAfter)"],
+                body: Data(#"{"error":"slow down"}"#.utf8))
+        default: break
+        }
+        let response: HTTPResponse
+        do {
+            response = try await route(request)
+        } catch let error as ServerError {
+            return Self.error(error.status, error.message)
+        } catch {
+            return Self.error(400, "\(error)")
+        }
+        if case .dropResponseAfterCommit? = fault.fault {
+            try? await Task.sleep(for: state.droppedResponseDelay)
+        }
+        return response
+    }
+
+    private func route(_ request: HTTPRequest) async throws -> HTTPResponse {
+        guard let (collection, id) = await store.collection(forPath: request.path) else {
+            throw ServerError(status: 404, message: "no collection at \(request.path)")
+        }
+        switch (request.method.rawValue, id) {
+        case ("POST", nil):
+            let created = try await store.create(
+                try await Self.body(request), in: collection.table,
+                idempotencyKey: request.headers[HTTPHeader("Idempotency-Key")])
+            return try Self.json(201, .object(created))
+        case ("GET", nil):
+            let cursor = request.query.first { $0.name == "cursor" }.flatMap { Int($0.value) }
+            let limit = request.query.first { $0.name == "limit" }.flatMap { Int($0.value) } ?? 100
+            let page = await store.list(in: collection.table, after: cursor, limit: limit)
+            return try Self.json(
+                200, .object(["data": .array(page.items), "next_cursor": .string(String(page.nextCursor))]))
+        case ("GET", let id?):
+            guard let record = await store.record(in: collection.table, id: id) else {
+                throw ServerError(status: 404, message: "no \(collection.table) has id '\(id)'")
+            }
+            return try Self.json(200, .object(record))
+        case ("PUT", let id?), ("PATCH", let id?):
+            let updated = try await store.update(try await Self.body(request), in: collection.table, id: id)
+            return try Self.json(200, .object(updated))
+        case ("DELETE", let id?):
+            try await store.delete(in: collection.table, id: id)
+            return HTTPResponse(statusCode: .noContent)
+        default:
+            throw ServerError(status: 405, message: "\(request.method.rawValue) is not allowed on \(request.path)")
+        }
+    }
+
+    private static func body(_ request: HTTPRequest) async throws -> [String: JSONValue] {
+        let data = try await request.bodyData
+        guard let object = (try? JSONValue.parse(data))?.objectValue else {
+            throw ServerError(status: 400, message: "the body must be a JSON object")
+        }
+        return object
+    }
+
+    private static func json(_ status: Int, _ value: JSONValue) throws -> HTTPResponse {
+        HTTPResponse(
+            statusCode: HTTPStatusCode(status, phrase: status == 201 ? "Created" : "OK"),
+            headers: [.contentType: "application/json"], body: try value.serialized())
+    }
+
+    private static func error(_ status: Int, _ message: String) -> HTTPResponse {
+        let body = (try? JSONValue.object(["error": .string(message)]).serialized()) ?? Data()
+        return HTTPResponse(
+            statusCode: HTTPStatusCode(status, phrase: "Error"), headers: [.contentType: "application/json"],
+            body: body)
+    }
+}
+
+/// The mutable parts of a running server, behind a lock.
+final class ServerState: @unchecked Sendable {
+    private let lock = NSLock()
+    private var server: HTTPServer?
+    private var task: Task<Void, any Error>?
+    private var plan = FaultPlan.none
+    private var generator = SeededGenerator(seed: 1)
+    private var counts: [String: Int] = [:]
+
+    func set(server: HTTPServer, task: Task<Void, any Error>) {
+        lock.withLock {
+            self.server = server
+            self.task = task
+        }
+    }
+
+    func take() -> (HTTPServer, Task<Void, any Error>)? {
+        lock.withLock {
+            defer {
+                server = nil
+                task = nil
+            }
+            guard let server, let task else { return nil }
+            return (server, task)
+        }
+    }
+
+    func setFaults(_ plan: FaultPlan) {
+        lock.withLock {
+            self.plan = plan
+            generator = SeededGenerator(seed: plan.seed)
+        }
+    }
+
+    var droppedResponseDelay: Duration { lock.withLock { plan.droppedResponseDelay } }
+
+    var requestCounts: [String: Int] { lock.withLock { counts } }
+
+    func count(_ method: String) {
+        lock.withLock { counts[method, default: 0] += 1 }
+    }
+
+    func nextFault(isWrite: Bool) -> (fault: InjectedFault?, latency: Int) {
+        lock.withLock {
+            let latency = plan.latency.upperBound > 0 ? Int.random(in: plan.latency, using: &generator) : 0
+            guard isWrite else { return (nil, latency) }
+            if !plan.script.isEmpty { return (plan.script.removeFirst(), latency) }
+            let roll = Double.random(in: 0..<1, using: &generator)
+            if roll < plan.failBeforeCommitRate { return (.failBeforeCommit, latency) }
+            if roll < plan.failBeforeCommitRate + plan.dropResponseRate { return (.dropResponseAfterCommit, latency) }
+            return (nil, latency)
+        }
+    }
+}

@@ -1,0 +1,73 @@
+import ChatModels
+import Foundation
+import Testing
+
+@testable import ModelSync
+
+@Suite("REST conventions")
+struct RESTRemoteTests {
+    let remote = RESTRemote(
+        configuration: .init(baseURL: URL(string: "http://127.0.0.1:1")!), models: GeneratedModels.all)
+
+    @Test("wire keys follow the spec's naming")
+    func keys() {
+        #expect(FieldNaming.snakeCase.wireKey(for: "replyToId") == "reply_to_id")
+        #expect(FieldNaming.snakeCase.wireKey(for: "createdAt") == "created_at")
+        #expect(FieldNaming.camelCase.wireKey(for: "replyToId") == "replyToId")
+    }
+
+    @Test("a collection path is kept verbatim; items use the path template")
+    func paths() {
+        let custom = RESTRemote(
+            configuration: .init(
+                baseURL: URL(string: "http://127.0.0.1:1")!, itemPathTemplate: "{path}/item/{id}",
+                overrides: ["thread": RemoteSchema(path: "/v2/threads/", idType: .int, fieldNaming: .camelCase)]),
+            models: GeneratedModels.all)
+        #expect(custom.conventions(ChatThread.schema).path == "/v2/threads/")
+        #expect(remote.conventions(ChatThread.schema).path == "/threads")
+    }
+
+    @Test("HTML and JSON error bodies become readable messages")
+    func errorMessages() {
+        let html = Data("<html><body><h1>502 Bad Gateway</h1><p>nginx</p></body></html>".utf8)
+        #expect(RESTRemote.errorMessage(html, status: 502) == "502 Bad Gateway nginx")
+        let json = Data(#"{"error": {"message": "email is taken"}}"#.utf8)
+        #expect(RESTRemote.errorMessage(json, status: 409) == "email is taken")
+        #expect(RESTRemote.errorMessage(Data(), status: 404).isEmpty == false)
+    }
+
+    @Test("Retry-After accepts seconds and HTTP dates")
+    func retryAfter() {
+        #expect(RESTRemote.parseRetryAfter("3") == 3)
+        let future = RESTRemote.parseRetryAfter("Wed, 21 Oct 2099 07:28:00 GMT") ?? 0
+        #expect(future > 1_000_000)
+    }
+
+    @Test("only network errors, 408, 425, 429 and 5xx are transient")
+    func transience() {
+        #expect(RemoteError.transport("timeout").isTransient)
+        for status in [408, 425, 429, 500, 503] {
+            #expect(RemoteError.http(status: status, message: "", retryAfter: nil).isTransient)
+        }
+        for status in [400, 401, 404, 409, 422] {
+            #expect(!RemoteError.http(status: status, message: "", retryAfter: nil).isTransient)
+        }
+    }
+
+    @Test("dates travel as ISO 8601 and come back to the same millisecond")
+    func dates() {
+        let date = Date(timeIntervalSinceReferenceDate: 800_000_000.123)
+        let text = RESTRemote.iso8601(date)
+        #expect(text.hasSuffix("Z"))
+        let parsed = RESTRemote.parseISO8601(text)
+        #expect(abs((parsed?.timeIntervalSinceReferenceDate ?? 0) - date.timeIntervalSinceReferenceDate) < 0.001)
+    }
+
+    @Test("an unreachable server is a transient transport error")
+    func unreachable() async throws {
+        let error = await #expect(throws: RemoteError.self) {
+            _ = try await remote.create(["id": .string("usr_1")], of: User.schema, idempotencyKey: "k")
+        }
+        #expect(error?.isTransient == true)
+    }
+}

@@ -1,0 +1,131 @@
+import ChatModels
+import Foundation
+import GRDB
+import ModelSync
+import ModelSyncReferenceServer
+
+typealias ChatThread = ChatModels.Thread
+
+/// A reference server on loopback, a store and an engine talking to it over real HTTP.
+struct SyncHarness {
+    var server: ReferenceServer
+    var baseURL: URL
+    var store: SyncStore
+    var engine: SyncEngine
+
+    static func start(
+        store: SyncStore? = nil, timeout: TimeInterval = 5, concurrency: Int = 4,
+        retry: RetryPolicy = RetryPolicy(initialDelay: 0.05, maximumDelay: 0.5, jitter: 0.2),
+        conflictPolicy: ConflictPolicy = .keepLocalChanges
+    ) async throws -> SyncHarness {
+        let server = ReferenceServer(models: GeneratedModels.all)
+        let baseURL = try await server.start()
+        let store = try store ?? SyncStore(.inMemory, models: GeneratedModels.all)
+        let engine = makeEngine(
+            store: store, baseURL: baseURL, timeout: timeout, concurrency: concurrency, retry: retry,
+            conflictPolicy: conflictPolicy)
+        return SyncHarness(server: server, baseURL: baseURL, store: store, engine: engine)
+    }
+
+    static func makeEngine(
+        store: SyncStore, baseURL: URL, timeout: TimeInterval = 5, concurrency: Int = 4,
+        retry: RetryPolicy = RetryPolicy(initialDelay: 0.05, maximumDelay: 0.5, jitter: 0.2),
+        conflictPolicy: ConflictPolicy = .keepLocalChanges
+    ) -> SyncEngine {
+        let remote = RESTRemote(
+            configuration: .init(baseURL: baseURL, timeout: timeout), models: GeneratedModels.all)
+        return SyncEngine(
+            store: store, remote: remote,
+            configuration: .init(
+                maximumConcurrentRequests: concurrency, retry: retry, conflictPolicy: conflictPolicy,
+                maximumRetryWait: 30))
+    }
+
+    /// Server records of a model keyed by their ID (as a string).
+    func serverRecords(_ model: any SyncModel.Type) async -> [String: [String: JSONValue]] {
+        var byID: [String: [String: JSONValue]] = [:]
+        for record in await server.records(of: model) {
+            byID[record["id"]?.idString ?? "?"] = record
+        }
+        return byID
+    }
+}
+
+/// Creates, offline, a user, a thread, `messageCount` messages replying to each other, and two
+/// artifacts linked to the thread.
+func makeChat(in store: SyncStore, messageCount: Int = 3, email: String = "ada@example.com") async throws
+    -> (user: User, thread: ChatThread, messages: [Message], artifacts: [Artifact])
+{
+    try await store.write { tx in
+        let user = try tx.save(User(name: "Ada", email: email))
+        let thread = try tx.save(
+            ChatThread(
+                title: "Trip", createdAt: Date(timeIntervalSinceReferenceDate: 800_000_000.5), tags: ["t"],
+                ownerId: user.id))
+        var messages: [Message] = []
+        for index in 0..<messageCount {
+            messages.append(
+                try tx.save(
+                    Message(
+                        role: index.isMultiple(of: 2) ? .user : .assistant, body: "message \(index)",
+                        threadId: thread.id, replyToId: messages.last?.id)))
+        }
+        let artifacts = [Artifact(title: "Plan", kind: "doc"), Artifact(title: "Map", kind: "image")]
+        try tx.save(artifacts)
+        for artifact in artifacts {
+            try tx.save(ThreadArtifact(relation: .created, threadId: thread.id, artifactId: artifact.id))
+        }
+        return (user, thread, messages, artifacts)
+    }
+}
+
+func makeTemporaryDirectory() throws -> URL {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("modelsync-sync-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+}
+
+/// Collects changes of a stream in the background until stopped.
+final class EventRecorder<Element: Sendable>: Sendable {
+    private let storage = Mutex<[Element]>([])
+    private let task: Task<Void, Never>
+
+    init<S: AsyncSequence & Sendable>(_ sequence: S) where S.Element == Element {
+        let storage = self.storage
+        task = Task {
+            do {
+                for try await element in sequence { storage.withLock { $0.append(element) } }
+            } catch {}
+        }
+    }
+
+    var elements: [Element] { storage.withLock { $0 } }
+
+    func stop() { task.cancel() }
+}
+
+/// A minimal lock for test bookkeeping.
+final class Mutex<Value>: @unchecked Sendable {
+    private var value: Value
+    private let lock = NSLock()
+
+    init(_ value: Value) {
+        self.value = value
+    }
+
+    func withLock<Result>(_ body: (inout Value) throws -> Result) rethrows -> Result {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(&value)
+    }
+}
+
+/// Waits until `condition` holds, or fails after `timeout`.
+func eventually(timeout: Duration = .seconds(5), _ condition: @Sendable () async throws -> Bool) async throws -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+    return try await condition()
+}
