@@ -42,7 +42,11 @@ let package = Package(
         // fault injection. Its own product, so that apps using ModelSync never build it.
         .target(
             name: "ModelSyncReferenceServer",
-            dependencies: ["ModelSync", .product(name: "FlyingFox", package: "FlyingFox")]
+            dependencies: [
+                "ModelSync",
+                .product(name: "FlyingFox", package: "FlyingFox"),
+                .product(name: "FlyingSocks", package: "FlyingFox"),
+            ]
         ),
         .executableTarget(
             name: "modelsync-reference-server",

@@ -51,3 +51,4 @@ func compare<Fixture>(
 }
 
 try await runStoreBenchmarks()
+try await runPushBenchmark()

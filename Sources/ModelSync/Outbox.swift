@@ -93,28 +93,37 @@ public struct Outbox: Sendable {
     public func claimReadyEntries(limit: Int, now: Date = Date()) async throws -> [OutboxEntry] {
         let store = self.store
         return try await store.database.write { db in
-            let candidates = try OutboxEntry.fetchAll(
-                db,
-                sql: """
-                    SELECT * FROM \(Self.table) AS entry
-                    WHERE state = 'pending' AND (nextAttemptAt IS NULL OR nextAttemptAt <= ?)
-                    AND NOT EXISTS (
-                        SELECT 1 FROM \(Self.table) AS earlier
-                        WHERE earlier.tableName = entry.tableName AND earlier.recordID = entry.recordID
-                        AND earlier.sequence < entry.sequence)
-                    ORDER BY sequence
-                    """,
-                arguments: [now.timeIntervalSinceReferenceDate])
+            // Scan the queue in chunks, oldest first, until enough entries are claimed: entries that
+            // wait for a parent are skipped without loading the whole queue.
+            let chunkSize = max(64, limit * 4)
             var claimed: [OutboxEntry] = []
-            for var entry in candidates {
-                if claimed.count >= limit { break }
-                if try Self.waitsForParent(entry, store: store, db: db) { continue }
-                try db.execute(
-                    sql: "UPDATE \(Self.table) SET state = 'inFlight', attempts = attempts + 1 WHERE sequence = ?",
-                    arguments: [entry.sequence])
-                entry.state = .inFlight
-                entry.attempts += 1
-                claimed.append(entry)
+            var lastSequence: Int64 = 0
+            scanning: while claimed.count < limit {
+                let candidates = try OutboxEntry.fetchAll(
+                    db.cachedStatement(
+                        sql: """
+                            SELECT * FROM \(Self.table) AS entry
+                            WHERE sequence > ? AND state = 'pending' AND (nextAttemptAt IS NULL OR nextAttemptAt <= ?)
+                            AND NOT EXISTS (
+                                SELECT 1 FROM \(Self.table) AS earlier
+                                WHERE earlier.tableName = entry.tableName AND earlier.recordID = entry.recordID
+                                AND earlier.sequence < entry.sequence)
+                            ORDER BY sequence
+                            LIMIT ?
+                            """),
+                    arguments: [lastSequence, now.timeIntervalSinceReferenceDate, chunkSize])
+                for var entry in candidates {
+                    lastSequence = entry.sequence
+                    if try Self.waitsForParent(entry, store: store, db: db) { continue }
+                    try db.execute(
+                        sql: "UPDATE \(Self.table) SET state = 'inFlight', attempts = attempts + 1 WHERE sequence = ?",
+                        arguments: [entry.sequence])
+                    entry.state = .inFlight
+                    entry.attempts += 1
+                    claimed.append(entry)
+                    if claimed.count >= limit { break scanning }
+                }
+                if candidates.count < chunkSize { break }
             }
             return claimed
         }

@@ -29,7 +29,8 @@ public final class ReferenceServer: Sendable {
     /// Starts listening on `127.0.0.1:port` (`0` picks a free port) and returns the base URL.
     public func start(port: UInt16 = 0) async throws -> URL {
         let server = HTTPServer(
-            address: try .inet(ip4: "127.0.0.1", port: port), timeout: 60, logger: .disabled,
+            address: try .inet(ip4: "127.0.0.1", port: port), timeout: 60,
+            pool: NoDelaySocketPool(base: HTTPServer.defaultPool()), logger: .disabled,
             handler: ClosureHTTPHandler { [self] request in await self.handle(request) })
         let task = Task { try await server.run() }
         try await server.waitUntilListening()
