@@ -1,0 +1,87 @@
+/// Stage 2's output: every model of a target with resolved types, foreign keys, inverse
+/// relationships and dependency order. Nothing here is about text layout.
+struct ModelGraph {
+    var files: [GraphFile]
+    /// All models, in declaration order (files sorted by path, models in file order).
+    var models: [GraphModel]
+    /// Indexes into `models`, parents before children.
+    var dependencyOrder: [Int]
+}
+
+struct GraphFile {
+    var path: String
+    var fileName: String
+    /// `Chat.modelsync.yaml` -> `Chat.modelsync.swift`.
+    var outputName: String
+    var access: AccessModifier
+    /// The user template folder (absolute or relative to the working directory), if any.
+    var templatesDirectory: String?
+    var modelIndexes: [Int]
+}
+
+struct GraphModel {
+    var name: String
+    var fileIndex: Int
+    var tableName: String
+    /// The `SyncStore` accessor: `threadArtifacts`.
+    var accessor: String
+    var idGeneration: IDGenerationValue
+    var idFormat: IDFormatValue
+    var idPrefix: String
+    var remotePath: String
+    var remoteIDType: RemoteIDTypeValue
+    var fieldNaming: FieldNamingValue
+    /// Declared fields, then one foreign key per belongsTo, in relationship order.
+    var fields: [GraphField]
+    var foreignKeys: [GraphForeignKey]
+    var referencedBy: [GraphReference] = []
+    var resolvers: [GraphResolver] = []
+}
+
+struct GraphEnum {
+    var typeName: String
+    var cases: [String]
+}
+
+struct GraphField {
+    var name: String
+    /// The Swift type, without the optional mark: `String`, `[String]`, `Role`, `User.ID`.
+    var swiftType: String
+    /// The runtime's `ColumnType` case.
+    var columnType: String
+    var isOptional: Bool
+    var isUnique: Bool
+    /// A Swift literal for the init parameter's default value.
+    var defaultLiteral: String?
+    var enumeration: GraphEnum?
+}
+
+struct GraphForeignKey {
+    var column: String
+    var relationship: String
+    var targetModel: String
+    var targetTable: String
+    var isOptional: Bool
+    var onDelete: DeleteRuleValue
+}
+
+struct GraphReference {
+    var table: String
+    var column: String
+    var onDelete: DeleteRuleValue
+}
+
+enum GraphResolver {
+    case belongsTo(name: String, target: Int, column: String, isOptional: Bool)
+    case hasMany(name: String, target: Int, inverse: String, column: String)
+    case hasOne(name: String, target: Int, inverse: String, column: String)
+    case manyToMany(name: String, target: Int, through: String, from: String, to: String)
+
+    var name: String {
+        switch self {
+        case .belongsTo(let name, _, _, _), .hasMany(let name, _, _, _), .hasOne(let name, _, _, _),
+            .manyToMany(let name, _, _, _, _):
+            return name
+        }
+    }
+}
