@@ -89,16 +89,37 @@ func suggestion(for word: String, among candidates: [String]) -> String {
 }
 
 /// The candidate closest to `word` by edit distance, if it is close enough to be a likely typo.
+/// Ties go to the candidate sharing more characters with `word`; a candidate that is a prefix of
+/// `word` (or the reverse, 3 characters at least) also counts as close: `integer` -> `int`.
 func closest(to word: String, among candidates: [String]) -> String? {
     let lowered = word.lowercased()
     if let caseOnly = candidates.first(where: { $0.lowercased() == lowered }) { return caseOnly }
-    var best: (String, Int)?
+    var best: (candidate: String, distance: Int, shared: Int)?
     for candidate in candidates {
-        let distance = editDistance(lowered, candidate.lowercased())
+        let other = candidate.lowercased()
+        var distance = editDistance(lowered, other)
         let limit = max(1, min(word.count, candidate.count) / 3)
-        if distance <= limit, distance < (best?.1 ?? Int.max) { best = (candidate, distance) }
+        if min(lowered.count, other.count) >= 3, lowered.hasPrefix(other) || other.hasPrefix(lowered) {
+            distance = min(distance, limit)
+        }
+        guard distance <= limit else { continue }
+        let shared = sharedCharacters(lowered, other)
+        if let current = best, (current.distance, -current.shared) <= (distance, -shared) { continue }
+        best = (candidate, distance, shared)
     }
-    return best?.0
+    return best?.candidate
+}
+
+/// How many characters two strings have in common, counted with multiplicity.
+private func sharedCharacters(_ lhs: String, _ rhs: String) -> Int {
+    var counts: [Character: Int] = [:]
+    for character in lhs { counts[character, default: 0] += 1 }
+    var shared = 0
+    for character in rhs where counts[character, default: 0] > 0 {
+        counts[character]! -= 1
+        shared += 1
+    }
+    return shared
 }
 
 /// The Levenshtein distance between two strings.
