@@ -29,6 +29,7 @@ struct GraphBuilder {
         var indexByName: [String: Int] = [:]
         var graphFiles: [GraphFile] = []
         var outputNames: [String: String] = [:]
+        var duplicates: [ModelSpec] = []
         for (fileIndex, file) in files.enumerated() {
             let outputName = Self.outputName(for: file.fileName)
             if let other = outputNames[outputName] {
@@ -60,6 +61,7 @@ struct GraphBuilder {
                     diagnostics.error(
                         "duplicate model '\(name)'; first declared at \(first.path):\(first.line):\(first.column)",
                         at: model.name.location)
+                    duplicates.append(model)
                     continue
                 }
                 indexByName[name] = entries.count
@@ -69,6 +71,12 @@ struct GraphBuilder {
             graphFiles.append(graphFile)
         }
         let modelNames = entries.map(\.spec.name.value)
+        // A duplicate model generates nothing, but its own mistakes are still reported.
+        for model in duplicates {
+            var nestedTypes: [String: SourceLocation] = [:]
+            for field in model.fields { _ = resolveField(field, modelNames: modelNames, nestedTypes: &nestedTypes) }
+            for relationship in model.relationships { _ = resolveModel(relationship.target, modelNames: modelNames) }
+        }
 
         // Models: names, ID options, remote conventions, fields and foreign keys.
         var models: [GraphModel] = []
