@@ -94,7 +94,6 @@ public enum SpecJSONSchema {
             ],
             required: ["version", "models"])
         root["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-        root["$id"] = "https://modelsync.dev/schemas/modelsync.schema.json"
         root["title"] = "ModelSync spec (*.modelsync.yaml)"
         return root
     }
