@@ -54,11 +54,16 @@ public enum ModelSyncGenerator {
         guard let graph = translate(sources, diagnostics: &collector) else {
             throw GenerationFailed(diagnostics: collector.sorted)
         }
+        // Each model is rendered on its own (in parallel: rendering dominates generation time), then
+        // each file lays out its models' code.
+        let renderers = try graph.files.map {
+            try TemplateRenderer(overrides: $0.templatesDirectory, diagnostics: &collector)
+        }
+        let modelCode = renderModels(graph, renderers: renderers)
         var files: [GeneratedFile] = []
-        for file in graph.files {
-            let renderer = try TemplateRenderer(overrides: file.templatesDirectory, diagnostics: &collector)
-            let contents = renderer.render("file", RenderContext.file(file, graph: graph))
-            files.append(GeneratedFile(name: file.outputName, contents: contents))
+        for (index, file) in graph.files.enumerated() {
+            let context = RenderContext.file(file, code: file.modelIndexes.map { modelCode[$0] })
+            files.append(GeneratedFile(name: file.outputName, contents: renderers[index].render("file", context)))
         }
         let registryTemplates = graph.files.lazy.compactMap(\.templatesDirectory).first
         let registryRenderer = try TemplateRenderer(overrides: registryTemplates, diagnostics: &collector)
@@ -107,6 +112,20 @@ public enum ModelSyncGenerator {
         return result.sorted()
     }
 
+    /// The `model` template's output for every model, without its final newline.
+    private static func renderModels(_ graph: ModelGraph, renderers: [TemplateRenderer]) -> [String] {
+        let code = RenderedModels(count: graph.models.count)
+        DispatchQueue.concurrentPerform(iterations: graph.models.count) { index in
+            let model = graph.models[index]
+            let file = graph.files[model.fileIndex]
+            var text = renderers[model.fileIndex].render(
+                "model", RenderContext.model(model, access: file.access, graph: graph))
+            if text.hasSuffix("\n") { text.removeLast() }
+            code.set(index, text)
+        }
+        return code.values
+    }
+
     static func translate(_ sources: [SpecSource], diagnostics: inout DiagnosticCollector) -> ModelGraph? {
         var files: [SpecFile] = []
         for source in sources {
@@ -121,4 +140,20 @@ public enum ModelSyncGenerator {
         for diagnostic in builder.diagnostics.diagnostics { diagnostics.append(diagnostic) }
         return diagnostics.hasErrors ? nil : graph
     }
+}
+
+/// The rendered code of each model, filled in from several threads.
+private final class RenderedModels: @unchecked Sendable {
+    private var storage: [String]
+    private let lock = NSLock()
+
+    init(count: Int) {
+        storage = Array(repeating: "", count: count)
+    }
+
+    func set(_ index: Int, _ text: String) {
+        lock.withLock { storage[index] = text }
+    }
+
+    var values: [String] { lock.withLock { storage } }
 }

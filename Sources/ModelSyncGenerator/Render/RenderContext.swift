@@ -6,11 +6,12 @@ enum RenderContext {
             + "overwritten on the next build."
     }
 
-    /// The context of one generated `<Name>.modelsync.swift` file.
-    static func file(_ file: GraphFile, graph: ModelGraph) -> [String: Any] {
+    /// The context of one generated `<Name>.modelsync.swift` file: its header, and the code of each
+    /// of its models (the `model` template's output).
+    static func file(_ file: GraphFile, code: [String]) -> [String: Any] {
         [
             "header": header(for: [file.fileName]),
-            "models": file.modelIndexes.map { model(graph.models[$0], access: file.access, graph: graph) },
+            "models": code.map { ["code": $0] },
         ]
     }
 

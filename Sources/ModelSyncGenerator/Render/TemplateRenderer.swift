@@ -4,7 +4,7 @@ import Mustache
 
 /// Stage 3b: lays out render contexts with Mustache templates (built-in ones, or a user folder's
 /// templates of the same name).
-struct TemplateRenderer {
+struct TemplateRenderer: Sendable {
     private let library: MustacheLibrary
 
     /// The built-in templates, parsed once per process.

@@ -1,6 +1,6 @@
 /// Stage 2's output: every model of a target with resolved types, foreign keys, inverse
 /// relationships and dependency order. Nothing here is about text layout.
-struct ModelGraph {
+struct ModelGraph: Sendable {
     var files: [GraphFile]
     /// All models, in declaration order (files sorted by path, models in file order).
     var models: [GraphModel]
@@ -8,7 +8,7 @@ struct ModelGraph {
     var dependencyOrder: [Int]
 }
 
-struct GraphFile {
+struct GraphFile: Sendable {
     var path: String
     var fileName: String
     /// `Chat.modelsync.yaml` -> `Chat.modelsync.swift`.
@@ -19,7 +19,7 @@ struct GraphFile {
     var modelIndexes: [Int]
 }
 
-struct GraphModel {
+struct GraphModel: Sendable {
     var name: String
     var fileIndex: Int
     var tableName: String
@@ -38,12 +38,12 @@ struct GraphModel {
     var resolvers: [GraphResolver] = []
 }
 
-struct GraphEnum {
+struct GraphEnum: Sendable {
     var typeName: String
     var cases: [String]
 }
 
-struct GraphField {
+struct GraphField: Sendable {
     var name: String
     /// The Swift type, without the optional mark: `String`, `[String]`, `Role`, `User.ID`.
     var swiftType: String
@@ -56,7 +56,7 @@ struct GraphField {
     var enumeration: GraphEnum?
 }
 
-struct GraphForeignKey {
+struct GraphForeignKey: Sendable {
     var column: String
     var relationship: String
     var targetModel: String
@@ -65,13 +65,13 @@ struct GraphForeignKey {
     var onDelete: DeleteRuleValue
 }
 
-struct GraphReference {
+struct GraphReference: Sendable {
     var table: String
     var column: String
     var onDelete: DeleteRuleValue
 }
 
-enum GraphResolver {
+enum GraphResolver: Sendable {
     case belongsTo(name: String, target: Int, column: String, isOptional: Bool)
     case hasMany(name: String, target: Int, inverse: String, column: String)
     case hasOne(name: String, target: Int, inverse: String, column: String)
