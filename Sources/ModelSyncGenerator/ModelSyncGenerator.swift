@@ -68,7 +68,8 @@ public enum ModelSyncGenerator {
         let registryTemplates = graph.files.lazy.compactMap(\.templatesDirectory).first
         let registryRenderer = try TemplateRenderer(overrides: registryTemplates, diagnostics: &collector)
         files.append(
-            GeneratedFile(name: registryFileName, contents: registryRenderer.render("registry", RenderContext.registry(graph))))
+            GeneratedFile(
+                name: registryFileName, contents: registryRenderer.render("registry", RenderContext.registry(graph))))
         if collector.hasErrors { throw GenerationFailed(diagnostics: collector.sorted) }
         return GenerationResult(files: files, warnings: collector.sorted)
     }

@@ -23,7 +23,8 @@ import Testing
     func reportsExactlyTheExpectedDiagnostics(fixture: String) throws {
         let url = Self.folder.appending(path: fixture)
         let text = try String(contentsOf: url, encoding: .utf8)
-        let expectedFile = Self.folder.appending(path: fixture.replacingOccurrences(of: ".modelsync.yaml", with: ".expected"))
+        let expectedFile = Self.folder.appending(
+            path: fixture.replacingOccurrences(of: ".modelsync.yaml", with: ".expected"))
         let expectationText = (try? String(contentsOf: expectedFile, encoding: .utf8)) ?? ""
         let expected =
             text.split(separator: "\n").filter { $0.hasPrefix("# expect: ") }.map { String($0.dropFirst(10)) }
@@ -31,7 +32,9 @@ import Testing
         #expect(!expected.isEmpty, "\(fixture) declares no expected diagnostic")
 
         let diagnostics = ModelSyncGenerator.validate([SpecSource(path: fixture, text: text)])
-        let actual = diagnostics.map { "\($0.location.line):\($0.location.column): \($0.severity.rawValue): \($0.message)" }
+        let actual = diagnostics.map {
+            "\($0.location.line):\($0.location.column): \($0.severity.rawValue): \($0.message)"
+        }
         #expect(actual == expected)
         #expect(diagnostics.allSatisfy { $0.location.path == fixture })
 

@@ -19,12 +19,15 @@ import Testing
 
     @Test func schemaDeclaresExactlyTheKeysTheParserAccepts() throws {
         let schema = try JSONSerialization.jsonObject(with: Data(contentsOf: Self.schemaFile))
-        let modelObject = ((((schema as? [String: Any])?["properties"] as? [String: Any])?["models"] as? [String: Any])?[
-            "additionalProperties"] as? [String: Any])?["anyOf"] as? [Any]
+        let modelObject =
+            ((((schema as? [String: Any])?["properties"] as? [String: Any])?["models"] as? [String: Any])?[
+                "additionalProperties"] as? [String: Any])?["anyOf"] as? [Any]
         let modelSchema = modelObject?.last
-        let field = (((modelSchema as? [String: Any])?["properties"] as? [String: Any])?["fields"] as? [String: Any])?[
-            "additionalProperties"] as? [String: Any]
-        let relationship = (((modelSchema as? [String: Any])?["properties"] as? [String: Any])?["relationships"]
+        let field =
+            (((modelSchema as? [String: Any])?["properties"] as? [String: Any])?["fields"] as? [String: Any])?[
+                "additionalProperties"] as? [String: Any]
+        let relationship =
+            (((modelSchema as? [String: Any])?["properties"] as? [String: Any])?["relationships"]
             as? [String: Any])?["additionalProperties"]
         let levels: [String: [String]] = [
             "file": Self.properties(schema, []),
@@ -111,7 +114,9 @@ struct CLI {
         let stdout = out.fileHandleForReading.readDataToEndOfFile()
         let stderr = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+        return (
+            process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self)
+        )
     }
 }
 
@@ -146,7 +151,9 @@ struct CLI {
         let result = try CLI.run(["validate", fixtures.appending(path: "MultiFile").path])
         #expect(result.status == 0)
         #expect(result.stderr.isEmpty)
-        let bad = try CLI.run(["validate", fixtures.appending(path: "Diagnostics/51-several-errors-in-one-file.modelsync.yaml").path])
+        let bad = try CLI.run([
+            "validate", fixtures.appending(path: "Diagnostics/51-several-errors-in-one-file.modelsync.yaml").path,
+        ])
         #expect(bad.status != 0)
         #expect(bad.stderr.split(separator: "\n").count == 4)
     }

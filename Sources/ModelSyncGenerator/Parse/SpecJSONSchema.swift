@@ -55,7 +55,9 @@ public enum SpecJSONSchema {
             "inverse": ["type": "string", "pattern": identifier],
             "through": ["type": "string", "pattern": identifier],
         ]
-        for kind in SpecKeys.relationshipKinds { relationshipProperties[kind] = ["type": "string", "pattern": identifier] }
+        for kind in SpecKeys.relationshipKinds {
+            relationshipProperties[kind] = ["type": "string", "pattern": identifier]
+        }
         var relationship = object(SpecKeys.relationship, relationshipProperties)
         relationship["oneOf"] = SpecKeys.relationshipKinds.map { ["required": [$0]] }
         let model = object(

@@ -186,7 +186,8 @@ struct SpecParser {
         if node.scalar != nil {
             guard let typeText = string(node, what: "the type of field '\(name)'") else { return nil }
             guard let type = parseType(typeText, at: node) else { return nil }
-            return FieldSpec(name: nameLocated, kind: .type(type), isUnique: false, defaultValue: nil, defaultIsNull: false)
+            return FieldSpec(
+                name: nameLocated, kind: .type(type), isUnique: false, defaultValue: nil, defaultIsNull: false)
         }
         if let sequence = node.sequence {
             // `tags: [String]` without quotes is a YAML list of one type name: read it as an array type.
@@ -197,7 +198,8 @@ struct SpecParser {
                 return nil
             }
             guard let type = parseType("[\(elementName)]", at: node) else { return nil }
-            return FieldSpec(name: nameLocated, kind: .type(type), isUnique: false, defaultValue: nil, defaultIsNull: false)
+            return FieldSpec(
+                name: nameLocated, kind: .type(type), isUnique: false, defaultValue: nil, defaultIsNull: false)
         }
         guard let entries = mapping(node, what: "field '\(name)'") else { return nil }
         var type: TypeSpec?
@@ -306,7 +308,8 @@ struct SpecParser {
             }
         }
         guard Naming.isIdentifier(body) else {
-            diagnostics.error("malformed type '\(text)'; expected a type name such as String, Date? or [String]", at: here)
+            diagnostics.error(
+                "malformed type '\(text)'; expected a type name such as String, Date? or [String]", at: here)
             return nil
         }
         return TypeSpec(name: body, isArray: isArray, isOptional: isOptional, location: here)
@@ -459,7 +462,8 @@ struct SpecParser {
     }
 
     private mutating func unknownKey(_ key: String, at node: Node, in context: String, allowed: [String]) {
-        diagnostics.error("unknown key '\(key)' in \(context)" + suggestion(for: key, among: allowed), at: location(of: node))
+        diagnostics.error(
+            "unknown key '\(key)' in \(context)" + suggestion(for: key, among: allowed), at: location(of: node))
     }
 
     private mutating func checkIdentifier(_ name: String, at node: Node, what: String) {

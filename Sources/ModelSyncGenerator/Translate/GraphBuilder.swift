@@ -41,7 +41,9 @@ struct GraphBuilder {
             var templatesDirectory: String?
             if let templates = file.templates {
                 let base = (file.path as NSString).deletingLastPathComponent
-                let directory = templates.value.hasPrefix("/") ? templates.value : (base as NSString).appendingPathComponent(templates.value)
+                let directory =
+                    templates.value.hasPrefix("/")
+                    ? templates.value : (base as NSString).appendingPathComponent(templates.value)
                 var isDirectory: ObjCBool = false
                 if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue {
                     templatesDirectory = directory
@@ -186,7 +188,10 @@ struct GraphBuilder {
         for (modelIndex, entry) in entries.enumerated() {
             let spec = entry.spec
             for relationship in spec.relationships {
-                guard let targetIndex = resolveModel(relationship.target, modelNames: modelNames, report: relationship.kind != .belongsTo) else { continue }
+                guard
+                    let targetIndex = resolveModel(
+                        relationship.target, modelNames: modelNames, report: relationship.kind != .belongsTo)
+                else { continue }
                 switch relationship.kind {
                 case .belongsTo:
                     models[modelIndex].resolvers.append(
@@ -194,14 +199,17 @@ struct GraphBuilder {
                             name: relationship.name.value, target: targetIndex, column: relationship.name.value + "Id",
                             isOptional: relationship.isOptional))
                 case .hasMany, .hasOne:
-                    guard let inverse = checkInverse(relationship, owner: spec, target: entries[targetIndex].spec) else {
+                    guard let inverse = checkInverse(relationship, owner: spec, target: entries[targetIndex].spec)
+                    else {
                         continue
                     }
                     let column = inverse + "Id"
                     models[modelIndex].resolvers.append(
                         relationship.kind == .hasMany
-                            ? .hasMany(name: relationship.name.value, target: targetIndex, inverse: inverse, column: column)
-                            : .hasOne(name: relationship.name.value, target: targetIndex, inverse: inverse, column: column))
+                            ? .hasMany(
+                                name: relationship.name.value, target: targetIndex, inverse: inverse, column: column)
+                            : .hasOne(
+                                name: relationship.name.value, target: targetIndex, inverse: inverse, column: column))
                 case .manyToMany:
                     guard let through = relationship.through else {
                         diagnostics.error(
@@ -211,16 +219,19 @@ struct GraphBuilder {
                         continue
                     }
                     guard let joinIndex = resolveModel(through, modelNames: modelNames) else { continue }
-                    guard let (from, to) = joinColumns(
-                        join: entries[joinIndex].spec, owner: spec.name.value, target: modelNames[targetIndex],
-                        at: through.location)
+                    guard
+                        let (from, to) = joinColumns(
+                            join: entries[joinIndex].spec, owner: spec.name.value, target: modelNames[targetIndex],
+                            at: through.location)
                     else { continue }
                     models[modelIndex].resolvers.append(
                         .manyToMany(
-                            name: relationship.name.value, target: targetIndex, through: through.value, from: from, to: to))
+                            name: relationship.name.value, target: targetIndex, through: through.value, from: from,
+                            to: to))
                     let targetSpec = entries[targetIndex].spec
                     let declaredBack = targetSpec.relationships.contains {
-                        $0.kind == .manyToMany && $0.target.value == spec.name.value && $0.through?.value == through.value
+                        $0.kind == .manyToMany && $0.target.value == spec.name.value
+                            && $0.through?.value == through.value
                     }
                     if !declaredBack, targetIndex != modelIndex {
                         let backName = Naming.plural(Naming.lowerCamel(spec.name.value))
@@ -394,7 +405,8 @@ struct GraphBuilder {
     }
 
     /// Checks a hasMany/hasOne `inverse:` and returns the inverse belongsTo's name.
-    private mutating func checkInverse(_ relationship: RelationshipSpec, owner: ModelSpec, target: ModelSpec) -> String? {
+    private mutating func checkInverse(_ relationship: RelationshipSpec, owner: ModelSpec, target: ModelSpec) -> String?
+    {
         let candidates = target.relationships.filter { $0.kind == .belongsTo && $0.target.value == owner.name.value }
         guard let inverse = relationship.inverse else {
             var hint = ""
@@ -408,7 +420,8 @@ struct GraphBuilder {
         guard let match = target.relationships.first(where: { $0.name.value == inverse.value }) else {
             let hint = suggestion(for: inverse.value, among: candidates.map(\.name.value))
             diagnostics.error(
-                "inverse '\(inverse.value)' is not a relationship of '\(target.name.value)'\(hint)", at: inverse.location)
+                "inverse '\(inverse.value)' is not a relationship of '\(target.name.value)'\(hint)",
+                at: inverse.location)
             return nil
         }
         guard match.kind == .belongsTo else {
