@@ -34,7 +34,7 @@ func file(_ name: String, in result: GenerationResult) -> String {
                             ForeignKeyReference(table: "membership", column: "mentorId", onDelete: .nullify),
                         ],
                 """))
-        #expect(people.contains("package func projects(in store: SyncStore) async throws -> [Project] {"))
+        #expect(people.contains("\n    func projects(in store: SyncStore) async throws -> [Project] {"))
         #expect(people.contains(#"through: Membership.self, from: "personId", to: "projectId", references: id)"#))
         #expect(projects.contains(#"through: Membership.self, from: "projectId", to: "personId", references: id)"#))
         // Per-file options: defaults, access modifier (internal has no keyword), escaping, literals.
@@ -121,6 +121,20 @@ func file(_ name: String, in result: GenerationResult) -> String {
         #expect(
             ModelSyncGenerator.validate([a, b]).map(\.description) == [
                 "B.modelsync.yaml:5:29: error: unknown model 'Acount'; did you mean 'Account'?"
+            ])
+    }
+
+    @Test func publicModelCannotReferenceALessAccessibleModel() {
+        let a = SpecSource(
+            path: "A.modelsync.yaml", text: "version: 1\nmodels:\n  Account:\n    fields: { name: String }\n")
+        let b = SpecSource(
+            path: "B.modelsync.yaml",
+            text: "version: 1\noptions: { accessModifier: public }\nmodels:\n  Order:\n"
+                + "    relationships:\n      account: { belongsTo: Account }\n")
+        #expect(
+            ModelSyncGenerator.validate([a, b]).map(\.description) == [
+                "B.modelsync.yaml:6:29: error: public model 'Order' cannot have a foreign key to internal model "
+                    + "'Account' (A.modelsync.yaml); give both spec files the same accessModifier"
             ])
     }
 

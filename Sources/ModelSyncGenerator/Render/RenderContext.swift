@@ -68,6 +68,9 @@ enum RenderContext {
         var resolvers: [[String: Any]] = []
         for (index, resolver) in model.resolvers.enumerated() {
             var values: [String: Any] = ["isFirst": index == 0, "funcName": Naming.escaped(resolver.name)]
+            // A resolver is no more visible than the model it returns (files may differ in access).
+            let targetAccess = graph.files[graph.models[resolver.target].fileIndex].access
+            values["access"] = min(access, targetAccess).prefix
             switch resolver {
             case .belongsTo(let relationship, let target, let column, let isOptional):
                 values["isBelongsTo"] = true

@@ -138,6 +138,13 @@ struct GraphBuilder {
                 guard let targetIndex = resolveModel(relationship.target, modelNames: modelNames) else { continue }
                 let targetName = modelNames[targetIndex]
                 let column = relationship.name.value + "Id"
+                let targetFile = entries[targetIndex].file
+                if targetFile.accessModifier < entry.file.accessModifier {
+                    diagnostics.error(
+                        "\(entry.file.accessModifier.rawValue) model '\(name)' cannot have a foreign key to "
+                            + "\(targetFile.accessModifier.rawValue) model '\(targetName)' (\(targetFile.fileName)); give "
+                            + "both spec files the same accessModifier", at: relationship.target.location)
+                }
                 if memberNames.contains(column) {
                     diagnostics.error(
                         "belongsTo '\(relationship.name.value)' adds the foreign key '\(column)', which clashes with "

@@ -77,6 +77,15 @@ enum GraphResolver: Sendable {
     case hasOne(name: String, target: Int, inverse: String, column: String)
     case manyToMany(name: String, target: Int, through: String, from: String, to: String)
 
+    /// The index of the model the resolver returns.
+    var target: Int {
+        switch self {
+        case .belongsTo(_, let target, _, _), .hasMany(_, let target, _, _), .hasOne(_, let target, _, _),
+            .manyToMany(_, let target, _, _, _):
+            return target
+        }
+    }
+
     var name: String {
         switch self {
         case .belongsTo(let name, _, _, _), .hasMany(let name, _, _, _), .hasOne(let name, _, _, _),
