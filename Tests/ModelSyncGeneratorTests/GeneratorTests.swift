@@ -138,6 +138,28 @@ func file(_ name: String, in result: GenerationResult) -> String {
             ])
     }
 
+    @Test func swiftKeywordsAreEscapedAndLiteralsQuoted() throws {
+        let code = file("Keywords.modelsync.swift", in: try ModelSyncGenerator.generate(try sources("Keywords")))
+        for line in [
+            "        case `default`\n",
+            "    public var `default`: String\n",
+            #"        `default`: String = "a \"quoted\" \\ value","#,
+            "        `class`: Class? = .`default`,\n",
+            "        self.`default` = `default`\n",
+            #"        public static let `default` = Column("default")"#,
+            #"            FieldSchema(name: "default", type: .text, isOptional: false, isUnique: false),"#,
+            "    public func `in`(in store: SyncStore) async throws -> Box? {\n",
+            "        guard let inId else { return nil }\n",
+            "    public func `for`(in store: SyncStore) async throws -> [Box] {\n",
+            "    public func `repeat`(in store: SyncStore) async throws -> Category? {\n",
+            #"remote: RemoteSchema(path: "/v1/boxes\"x", idType: .string, fieldNaming: .camelCase)"#,
+            #"FieldSchema(name: "scores", type: .json, isOptional: true, isUnique: false),"#,
+            "        big: Int64 = -5,\n",
+        ] {
+            #expect(code.contains(line), "missing: \(line)")
+        }
+    }
+
     @Test func namingRules() {
         #expect(Naming.snakeCase("ThreadArtifact") == "thread_artifact")
         #expect(Naming.snakeCase("URLRecord") == "url_record")

@@ -15,6 +15,7 @@ struct GraphBuilder {
     /// Member names the generated code declares on every model.
     static let reservedMemberNames: Set<String> = [
         "id", "ID", "Columns", "schema", "databaseTableName", "withID", "replacingReferences", "newID",
+        "self", "Self", "super", "Type", "Protocol", "init", "deinit", "subscript",
     ]
 
     private struct ModelEntry {
@@ -131,6 +132,11 @@ struct GraphBuilder {
                 if let resolved = resolveField(field, modelNames: modelNames, nestedTypes: &nestedTypes) {
                     fields.append(resolved)
                 }
+            }
+            for relationship in spec.relationships where Self.reservedMemberNames.contains(relationship.name.value) {
+                diagnostics.error(
+                    "relationship name '\(relationship.name.value)' is reserved by the generated code",
+                    at: relationship.name.location)
             }
             var foreignKeys: [GraphForeignKey] = []
             let memberNames = Set(spec.fields.map(\.name.value) + spec.relationships.map(\.name.value))
