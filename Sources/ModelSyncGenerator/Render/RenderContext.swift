@@ -1,3 +1,5 @@
+import Mustache
+
 /// Stage 3a: turns the model graph into the values templates lay out. Every decision (escaping,
 /// type spelling, punctuation, flags) is made here; templates only place these strings.
 enum RenderContext {
@@ -11,7 +13,7 @@ enum RenderContext {
     static func file(_ file: GraphFile, code: [String]) -> [String: Any] {
         [
             "header": header(for: [file.fileName]),
-            "models": code.map { ["code": $0] },
+            "models": code.map { Values(["code": $0]) },
         ]
     }
 
@@ -21,7 +23,7 @@ enum RenderContext {
         return [
             "header": header(for: graph.files.map(\.fileName).sorted()),
             "access": access.prefix,
-            "models": graph.dependencyOrder.map { ["name": graph.models[$0].name] },
+            "models": graph.dependencyOrder.map { Values(["name": graph.models[$0].name]) },
         ]
     }
 
@@ -30,8 +32,9 @@ enum RenderContext {
         let enums: [[String: Any]] = model.fields.compactMap { field in
             guard let enumeration = field.enumeration else { return nil }
             return [
+                "access": access.prefix,
                 "typeName": enumeration.typeName,
-                "cases": enumeration.cases.map { ["name": Naming.escaped($0)] },
+                "cases": enumeration.cases.map { Values(["name": Naming.escaped($0)]) },
             ]
         }
         var parameters: [[String: Any]] = [["name": "id", "type": "ID", "defaultClause": " = \(name).newID()"]]
@@ -47,7 +50,10 @@ enum RenderContext {
             ])
             columns.append(["name": escapedName, "column": field.name])
         }
-        for index in parameters.indices { parameters[index]["isLast"] = index == parameters.count - 1 }
+        for index in parameters.indices { parameters[index]["comma"] = index == parameters.count - 1 ? "" : "," }
+        // Values every item needs are set on the item, so that lookups do not walk up the stack.
+        for index in properties.indices { properties[index]["access"] = access.prefix }
+        for index in columns.indices { columns[index]["access"] = access.prefix }
         let fieldSchemas: [[String: Any]] = model.fields.map { field in
             [
                 "name": field.name, "columnType": field.columnType, "isOptional": "\(field.isOptional)",
@@ -104,21 +110,33 @@ enum RenderContext {
             "remotePath": Naming.stringLiteral(model.remotePath),
             "remoteIDType": model.remoteIDType.rawValue,
             "fieldNaming": model.fieldNaming.runtimeCase,
-            "enums": enums,
-            "properties": properties,
-            "initParameters": parameters,
-            "columns": columns,
+            "enums": enums.map(Values.init),
+            "properties": properties.map(Values.init),
+            "initParameters": parameters.map(Values.init),
+            "columns": columns.map(Values.init),
             "columnsExample": model.fields.first.map { Naming.escaped($0.name) } ?? "id",
-            "fieldSchemas": fieldSchemas,
-            "foreignKeys": foreignKeys,
-            "referencedBy": referencedBy,
+            "fieldSchemas": fieldSchemas.map(Values.init),
+            "foreignKeys": foreignKeys.map(Values.init),
+            "referencedBy": referencedBy.map(Values.init),
             "copyKeyword": model.foreignKeys.isEmpty ? "let" : "var",
             "hasResolvers": !resolvers.isEmpty,
-            "resolvers": resolvers,
+            "resolvers": resolvers.map(Values.init),
         ]
     }
 
     private static func targetValues(_ target: GraphModel) -> [String: Any] {
         ["targetName": target.name, "targetAccessor": Naming.escaped(target.accessor)]
     }
+}
+
+/// The values of one context object. A class conforming to `MustacheParent` is looked up faster by
+/// the template engine than a dictionary (whose conformance is conditional).
+final class Values: MustacheParent {
+    let values: [String: Any]
+
+    init(_ values: [String: Any]) {
+        self.values = values
+    }
+
+    func child(named name: String) -> Any? { values[name] }
 }
