@@ -13,6 +13,15 @@ struct ModelSyncCommand: ParsableCommand {
     )
 }
 
+/// The spec files named by `paths`, read; fails when there are none.
+func readSpecs(_ paths: [String]) throws -> [SpecSource] {
+    let files = try ModelSyncGenerator.specFiles(in: paths)
+    guard !files.isEmpty else {
+        throw ValidationError("no *.modelsync.yaml file in \(paths.joined(separator: ", "))")
+    }
+    return try files.map { try SpecSource(contentsOf: $0) }
+}
+
 /// Prints diagnostics the way compilers do, so that IDEs and SwiftPM point at the spec line.
 func report(_ diagnostics: [Diagnostic]) {
     for diagnostic in diagnostics {
@@ -38,7 +47,7 @@ struct Generate: ParsableCommand {
     var output: String
 
     func run() throws {
-        let sources = try ModelSyncGenerator.specFiles(in: paths).map { try SpecSource(contentsOf: $0) }
+        let sources = try readSpecs(paths)
         do {
             let result = try ModelSyncGenerator.generate(sources)
             report(result.warnings)
@@ -58,7 +67,7 @@ struct Validate: ParsableCommand {
     var paths: [String]
 
     func run() throws {
-        let sources = try ModelSyncGenerator.specFiles(in: paths).map { try SpecSource(contentsOf: $0) }
+        let sources = try readSpecs(paths)
         let diagnostics = ModelSyncGenerator.validate(sources)
         report(diagnostics)
         if diagnostics.contains(where: { $0.severity == .error }) { throw ExitCode.failure }

@@ -158,6 +158,15 @@ struct CLI {
         #expect(bad.stderr.split(separator: "\n").count == 4)
     }
 
+    @Test func aFolderWithoutSpecsIsAnError() throws {
+        let empty = FileManager.default.temporaryDirectory.appending(path: "modelsync-empty-\(UUID())")
+        try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: empty) }
+        let result = try CLI.run(["validate", empty.path])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("no *.modelsync.yaml file in \(empty.path)"))
+    }
+
     @Test func jsonSchemaPrintsTheSchema() throws {
         let result = try CLI.run(["json-schema"])
         #expect(result.status == 0)
