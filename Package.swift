@@ -69,3 +69,73 @@ let package = Package(
         ),
     ]
 )
+
+// MARK: Generator
+// The spec parser, validator and renderer (a library the CLI, the plugins and the tests share),
+// its built-in templates, the `modelsync` CLI, the build and command plugins, their tests, and a
+// target that applies the build plugin. The CLI target is `ModelSyncCLI` (its executable is
+// `modelsync`): a target folder `Sources/modelsync` would be the same folder as `Sources/ModelSync`
+// on case-insensitive file systems.
+package.products += [
+    .executable(name: "modelsync", targets: ["ModelSyncCLI"]),
+    .executable(name: "ModelSyncCLI", targets: ["ModelSyncCLI"]),
+    .plugin(name: "ModelSyncPlugin", targets: ["ModelSyncPlugin"]),
+    .plugin(name: "GenerateModelSync", targets: ["GenerateModelSync"]),
+]
+package.targets += [
+    // Built-in Mustache templates, shipped as resources (user templates override them by name).
+    .target(
+        name: "ModelSyncTemplates",
+        path: "Templates",
+        resources: [.copy("file.mustache"), .copy("model.mustache"), .copy("registry.mustache")]
+    ),
+    .target(
+        name: "ModelSyncGenerator",
+        dependencies: [
+            "ModelSyncTemplates",
+            .product(name: "Yams", package: "Yams"),
+            .product(name: "Mustache", package: "swift-mustache"),
+        ]
+    ),
+    .executableTarget(
+        name: "ModelSyncCLI",
+        dependencies: [
+            "ModelSyncGenerator",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]
+    ),
+    .plugin(
+        name: "ModelSyncPlugin",
+        capability: .buildTool(),
+        dependencies: [.target(name: "ModelSyncCLI")]
+    ),
+    .plugin(
+        name: "GenerateModelSync",
+        capability: .command(
+            intent: .custom(
+                verb: "generate-model-sync-code",
+                description: "Generates Swift sources from the *.modelsync.yaml specs of a target into its folder"),
+            permissions: [.writeToPackageDirectory(reason: "Writes the generated Swift sources next to the specs")]
+        ),
+        dependencies: [.target(name: "ModelSyncCLI")]
+    ),
+    .testTarget(
+        name: "ModelSyncGeneratorTests",
+        dependencies: ["ModelSyncGenerator"],
+        exclude: ["Fixtures"]
+    ),
+    // A library whose models the build plugin generates (two spec files), and its tests.
+    .target(
+        name: "PluginChatModels",
+        dependencies: ["ModelSync"],
+        path: "Tests/PluginFixture",
+        plugins: [.plugin(name: "ModelSyncPlugin")]
+    ),
+    .testTarget(
+        name: "PluginChatModelsTests",
+        dependencies: ["PluginChatModels", "ModelSync"]
+    ),
+]
+for target in package.targets where target.name == "modelsync-benchmarks" {
+    target.dependencies += ["ModelSyncGenerator", .product(name: "Yams", package: "Yams")]
+}

@@ -1,0 +1,148 @@
+import Foundation
+
+/// A position in a spec file: 1-based line and column (columns count Unicode scalars).
+public struct SourceLocation: Hashable, Sendable, Comparable, CustomStringConvertible {
+    /// The path of the spec file, as it was given to the generator.
+    public var path: String
+    public var line: Int
+    public var column: Int
+
+    public init(path: String, line: Int, column: Int) {
+        self.path = path
+        self.line = line
+        self.column = column
+    }
+
+    public var description: String { "\(path):\(line):\(column)" }
+
+    public static func < (lhs: SourceLocation, rhs: SourceLocation) -> Bool {
+        (lhs.path, lhs.line, lhs.column) < (rhs.path, rhs.line, rhs.column)
+    }
+}
+
+/// A problem found in a spec: an error (nothing is generated) or a warning.
+///
+/// Printed as `path:line:column: error: message`, the format compilers use, so that Xcode and
+/// SwiftPM show it next to the offending line of the spec.
+public struct Diagnostic: Hashable, Sendable, CustomStringConvertible {
+    /// How serious a diagnostic is.
+    public enum Severity: String, Hashable, Sendable {
+        case error
+        case warning
+    }
+
+    public var severity: Severity
+    /// What is wrong, and what to do about it (a suggestion such as "did you mean 'String'?").
+    public var message: String
+    /// The YAML node the diagnostic is about.
+    public var location: SourceLocation
+
+    public init(_ severity: Severity, _ message: String, at location: SourceLocation) {
+        self.severity = severity
+        self.message = message
+        self.location = location
+    }
+
+    public var description: String { "\(location): \(severity.rawValue): \(message)" }
+}
+
+/// Collects the diagnostics of one generation run.
+struct DiagnosticCollector {
+    private(set) var diagnostics: [Diagnostic] = []
+
+    var hasErrors: Bool { diagnostics.contains { $0.severity == .error } }
+
+    mutating func error(_ message: String, at location: SourceLocation) {
+        diagnostics.append(Diagnostic(.error, message, at: location))
+    }
+
+    mutating func warning(_ message: String, at location: SourceLocation) {
+        diagnostics.append(Diagnostic(.warning, message, at: location))
+    }
+
+    /// The diagnostics ordered by file, line and column (stable for equal positions).
+    var sorted: [Diagnostic] {
+        diagnostics.enumerated().sorted { lhs, rhs in
+            if lhs.element.location != rhs.element.location { return lhs.element.location < rhs.element.location }
+            return lhs.offset < rhs.offset
+        }.map(\.element)
+    }
+}
+
+/// Thrown when a spec has errors: nothing was generated and nothing was written.
+public struct GenerationFailed: Error, CustomStringConvertible, Sendable {
+    /// Every diagnostic of the run, errors and warnings, in file and line order.
+    public let diagnostics: [Diagnostic]
+
+    public init(diagnostics: [Diagnostic]) {
+        self.diagnostics = diagnostics
+    }
+
+    public var description: String { diagnostics.map(\.description).joined(separator: "\n") }
+}
+
+/// A phrase suggesting the closest candidate to a misspelled `word`, such as `; did you mean 'String'?`,
+/// or an empty string when no candidate is close enough.
+func suggestion(for word: String, among candidates: [String]) -> String {
+    guard let best = closest(to: word, among: candidates) else { return "" }
+    return "; did you mean '\(best)'?"
+}
+
+/// The candidate closest to `word` by edit distance, if it is close enough to be a likely typo.
+/// Ties go to the candidate sharing more characters with `word`; a candidate that is a prefix of
+/// `word` (or the reverse, 3 characters at least) also counts as close: `integer` -> `int`.
+func closest(to word: String, among candidates: [String]) -> String? {
+    let lowered = word.lowercased()
+    if let caseOnly = candidates.first(where: { $0.lowercased() == lowered }) { return caseOnly }
+    var best: (candidate: String, distance: Int, shared: Int)?
+    for candidate in candidates {
+        let other = candidate.lowercased()
+        var distance = editDistance(lowered, other)
+        let limit = max(1, min(word.count, candidate.count) / 3)
+        if min(lowered.count, other.count) >= 3, lowered.hasPrefix(other) || other.hasPrefix(lowered) {
+            distance = min(distance, limit)
+        }
+        guard distance <= limit else { continue }
+        let shared = sharedCharacters(lowered, other)
+        if let current = best, (current.distance, -current.shared) <= (distance, -shared) { continue }
+        best = (candidate, distance, shared)
+    }
+    return best?.candidate
+}
+
+/// How many characters two strings have in common, counted with multiplicity.
+private func sharedCharacters(_ lhs: String, _ rhs: String) -> Int {
+    var counts: [Character: Int] = [:]
+    for character in lhs { counts[character, default: 0] += 1 }
+    var shared = 0
+    for character in rhs where counts[character, default: 0] > 0 {
+        counts[character]! -= 1
+        shared += 1
+    }
+    return shared
+}
+
+/// The Levenshtein distance between two strings.
+func editDistance(_ lhs: String, _ rhs: String) -> Int {
+    let left = Array(lhs.unicodeScalars)
+    let right = Array(rhs.unicodeScalars)
+    if left.isEmpty { return right.count }
+    if right.isEmpty { return left.count }
+    var previous = Array(0...right.count)
+    var current = [Int](repeating: 0, count: right.count + 1)
+    for i in 1...left.count {
+        current[0] = i
+        for j in 1...right.count {
+            let cost = left[i - 1] == right[j - 1] ? 0 : 1
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+        }
+        swap(&previous, &current)
+    }
+    return previous[right.count]
+}
+
+extension DiagnosticCollector {
+    mutating func append(_ diagnostic: Diagnostic) {
+        diagnostics.append(diagnostic)
+    }
+}

@@ -1,0 +1,160 @@
+import Foundation
+
+/// The text of one spec file and the path diagnostics should name.
+public struct SpecSource: Sendable, Hashable {
+    public var path: String
+    public var text: String
+
+    public init(path: String, text: String) {
+        self.path = path
+        self.text = text
+    }
+
+    /// Reads a spec file from disk.
+    public init(contentsOf path: String) throws {
+        self.init(path: path, text: try String(contentsOfFile: path, encoding: .utf8))
+    }
+}
+
+/// A generated Swift file: its name (in the output directory) and contents.
+public struct GeneratedFile: Sendable, Hashable {
+    public var name: String
+    public var contents: String
+}
+
+/// The files generated for one target, and the warnings of the run.
+public struct GenerationResult: Sendable {
+    public var files: [GeneratedFile]
+    public var warnings: [Diagnostic]
+}
+
+/// Generates the Swift sources of a target from its `*.modelsync.yaml` specs:
+/// parse (Yams, with source locations) -> translate (validated model graph) -> render (Mustache).
+public enum ModelSyncGenerator {
+    /// The name of the registry file generated once per target.
+    public static let registryFileName = "ModelSyncRegistry.swift"
+
+    /// The output file name of a spec file: `Chat.modelsync.yaml` -> `Chat.modelsync.swift`.
+    public static func outputName(forSpec fileName: String) -> String {
+        GraphBuilder.outputName(for: fileName)
+    }
+
+    /// Checks the specs of one target; returns every diagnostic, errors and warnings, in order.
+    public static func validate(_ sources: [SpecSource]) -> [Diagnostic] {
+        var collector = DiagnosticCollector()
+        _ = translate(sources, diagnostics: &collector)
+        return collector.sorted
+    }
+
+    /// Generates the files of one target: one per spec file, plus ``registryFileName``.
+    ///
+    /// - Throws: ``GenerationFailed`` with every diagnostic when any spec has an error.
+    public static func generate(_ sources: [SpecSource]) throws -> GenerationResult {
+        var collector = DiagnosticCollector()
+        guard let graph = translate(sources, diagnostics: &collector) else {
+            throw GenerationFailed(diagnostics: collector.sorted)
+        }
+        // Each model is rendered on its own (in parallel: rendering dominates generation time), then
+        // each file lays out its models' code.
+        let renderers = try graph.files.map {
+            try TemplateRenderer(overrides: $0.templatesDirectory, diagnostics: &collector)
+        }
+        let modelCode = renderModels(graph, renderers: renderers)
+        var files: [GeneratedFile] = []
+        for (index, file) in graph.files.enumerated() {
+            let context = RenderContext.file(file, code: file.modelIndexes.map { modelCode[$0] })
+            files.append(GeneratedFile(name: file.outputName, contents: renderers[index].render("file", context)))
+        }
+        let registryTemplates = graph.files.lazy.compactMap(\.templatesDirectory).first
+        let registryRenderer = try TemplateRenderer(overrides: registryTemplates, diagnostics: &collector)
+        files.append(
+            GeneratedFile(
+                name: registryFileName, contents: registryRenderer.render("registry", RenderContext.registry(graph))))
+        if collector.hasErrors { throw GenerationFailed(diagnostics: collector.sorted) }
+        return GenerationResult(files: files, warnings: collector.sorted)
+    }
+
+    /// Writes generated files into `directory` (created if needed), rewriting a file only when its
+    /// bytes change. Returns the names of the files written.
+    @discardableResult
+    public static func write(_ files: [GeneratedFile], to directory: String) throws -> [String] {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var written: [String] = []
+        for file in files {
+            let path = (directory as NSString).appendingPathComponent(file.name)
+            let data = Data(file.contents.utf8)
+            if let existing = FileManager.default.contents(atPath: path), existing == data { continue }
+            try data.write(to: URL(fileURLWithPath: path), options: .atomic)
+            written.append(file.name)
+        }
+        return written
+    }
+
+    /// The spec files named by `paths`: files as given, folders searched recursively for
+    /// `*.modelsync.yaml`, sorted.
+    public static func specFiles(in paths: [String]) throws -> [String] {
+        var result: [String] = []
+        for path in paths {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+                throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: path])
+            }
+            if isDirectory.boolValue {
+                let enumerator = FileManager.default.enumerator(atPath: path)
+                while let relative = enumerator?.nextObject() as? String {
+                    if relative.hasSuffix(".modelsync.yaml") {
+                        result.append((path as NSString).appendingPathComponent(relative))
+                    }
+                }
+            } else {
+                result.append(path)
+            }
+        }
+        return result.sorted()
+    }
+
+    /// The `model` template's output for every model, without its final newline.
+    private static func renderModels(_ graph: ModelGraph, renderers: [TemplateRenderer]) -> [String] {
+        let code = RenderedModels(count: graph.models.count)
+        DispatchQueue.concurrentPerform(iterations: graph.models.count) { index in
+            let model = graph.models[index]
+            let file = graph.files[model.fileIndex]
+            var text = renderers[model.fileIndex].render(
+                "model", RenderContext.model(model, access: file.access, graph: graph))
+            if text.hasSuffix("\n") { text.removeLast() }
+            code.set(index, text)
+        }
+        return code.values
+    }
+
+    static func translate(_ sources: [SpecSource], diagnostics: inout DiagnosticCollector) -> ModelGraph? {
+        var files: [SpecFile] = []
+        for source in sources {
+            var parser = SpecParser(path: source.path, text: source.text)
+            let file = parser.parse()
+            for diagnostic in parser.diagnostics.diagnostics { diagnostics.append(diagnostic) }
+            if let file { files.append(file) }
+        }
+        // Semantic checks run even when a file has shape errors, so one run reports all it can.
+        var builder = GraphBuilder()
+        let graph = builder.build(files)
+        for diagnostic in builder.diagnostics.diagnostics { diagnostics.append(diagnostic) }
+        return diagnostics.hasErrors ? nil : graph
+    }
+}
+
+/// The rendered code of each model, filled in from several threads.
+private final class RenderedModels: @unchecked Sendable {
+    private var storage: [String]
+    private let lock = NSLock()
+
+    init(count: Int) {
+        storage = Array(repeating: "", count: count)
+    }
+
+    func set(_ index: Int, _ text: String) {
+        lock.withLock { storage[index] = text }
+    }
+
+    var values: [String] { lock.withLock { storage } }
+}

@@ -1,0 +1,116 @@
+/// A value read from a spec, with the location of the YAML node it came from.
+struct Located<Value> {
+    var value: Value
+    var location: SourceLocation
+}
+
+extension Located: Sendable where Value: Sendable {}
+
+/// The access level of generated declarations (`options.accessModifier`).
+public enum AccessModifier: String, CaseIterable, Sendable, Comparable {
+    case `internal`
+    case `package`
+    case `public`
+
+    /// The keyword and a space, or nothing for `internal` (the default level needs no keyword).
+    var prefix: String { self == .internal ? "" : rawValue + " " }
+
+    public static func < (lhs: AccessModifier, rhs: AccessModifier) -> Bool {
+        allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!
+    }
+}
+
+/// The spec-level spellings of the runtime's enums.
+enum IDGenerationValue: String, CaseIterable, Sendable {
+    case client
+    case server
+}
+
+enum IDFormatValue: String, CaseIterable, Sendable {
+    case uuid4
+    case uuidv7
+    case ulid
+    case cuid2
+}
+
+enum FieldNamingValue: String, CaseIterable, Sendable {
+    case camelCase
+    case snakeCase = "snake_case"
+
+    /// The case of the runtime's `FieldNaming`.
+    var runtimeCase: String { self == .camelCase ? "camelCase" : "snakeCase" }
+}
+
+enum RemoteIDTypeValue: String, CaseIterable, Sendable {
+    case string
+    case int
+}
+
+enum DeleteRuleValue: String, CaseIterable, Sendable {
+    case cascade
+    case nullify
+    case restrict
+}
+
+/// One parsed `*.modelsync.yaml` file: the shape is checked, names are not resolved yet.
+struct SpecFile {
+    var path: String
+    /// The file name, such as `Chat.modelsync.yaml`.
+    var fileName: String
+    var accessModifier: AccessModifier = .internal
+    var templates: Located<String>?
+    var defaultIDGeneration: IDGenerationValue?
+    var defaultIDFormat: IDFormatValue?
+    var fieldNaming: FieldNamingValue = .camelCase
+    var models: [ModelSpec] = []
+}
+
+struct ModelSpec {
+    var name: Located<String>
+    var idGeneration: IDGenerationValue?
+    var idFormat: IDFormatValue?
+    var idPrefix: Located<String>?
+    var remotePath: Located<String>?
+    var remoteIDType: RemoteIDTypeValue?
+    var fields: [FieldSpec] = []
+    var relationships: [RelationshipSpec] = []
+}
+
+/// A field type as written: `String`, `Date?`, `[String]`, `[Int]?`.
+struct TypeSpec {
+    var name: String
+    var isArray: Bool
+    var isOptional: Bool
+    var location: SourceLocation
+}
+
+struct FieldSpec {
+    enum Kind {
+        case type(TypeSpec)
+        case enumeration([Located<String>], isOptional: Bool)
+    }
+
+    var name: Located<String>
+    var kind: Kind
+    var isUnique: Bool
+    /// The `default:` scalar; `nil` when absent.
+    var defaultValue: Located<String>?
+    var defaultIsNull: Bool
+}
+
+struct RelationshipSpec {
+    enum Kind: String {
+        case belongsTo
+        case hasMany
+        case hasOne
+        case manyToMany
+    }
+
+    var name: Located<String>
+    var kind: Kind
+    var target: Located<String>
+    var isOptional: Bool
+    var onDelete: Located<DeleteRuleValue>?
+    var inverse: Located<String>?
+    var through: Located<String>?
+}
