@@ -24,8 +24,10 @@ struct PushFixture {
         let artifacts = (0..<pushCount).map { Artifact(title: "Artifact \($0)", kind: "doc") }
         try await store.artifacts.save(artifacts)
         let bodies = try artifacts.map { artifact in
-            try JSONValue.object(["id": .string(artifact.id.rawValue), "title": .string(artifact.title), "kind": .string(artifact.kind)])
-                .serialized()
+            try JSONValue.object([
+                "id": .string(artifact.id.rawValue), "title": .string(artifact.title), "kind": .string(artifact.kind),
+            ])
+            .serialized()
         }
         return PushFixture(server: server, baseURL: baseURL, store: store, bodies: bodies)
     }

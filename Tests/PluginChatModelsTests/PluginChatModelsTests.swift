@@ -6,7 +6,7 @@ import Testing
 @Suite struct PluginChatModelsTests {
     @Test func registryListsParentsBeforeChildrenAcrossFiles() {
         let names = GeneratedModels.all.map { $0.schema.name }
-        #expect(names == ["Member", "Tag", "Room", "Post", "RoomTag"])
+        #expect(names == ["Member", "Tag", "Room", "Post", "RoomTag", "Sample"])
     }
 
     @Test func generatedRepositoriesSaveFindAndResolveRelationships() async throws {
@@ -52,5 +52,29 @@ import Testing
         #expect(try await store.posts.find(post.id)?.roomId == serverID)
         #expect(try await store.roomTags.all().map(\.roomId) == [serverID])
         #expect(try await tag.rooms(in: store).map(\.id) == [serverID])
+    }
+}
+
+@Suite("Every field type through generated code")
+struct FieldTypeRoundTripTests {
+    static let full = Sample(
+        text: "tëxt \"quoted\"", count: -42, big: Int64.max, ratio: 0.1, flag: true,
+        when: Date(timeIntervalSinceReferenceDate: 812_345_678.123_456), blob: Data([0, 1, 2, 255]),
+        token: UUID(), link: URL(string: "https://example.com/a?b=c")!, amount: Decimal(string: "12345.6789")!,
+        words: ["a", "b,c"], mood: .busy, maybeText: "x", maybeCount: 7,
+        maybeWhen: Date(timeIntervalSinceReferenceDate: 1.5), maybeToken: UUID(),
+        maybeLink: URL(string: "file:///tmp/x")!, maybeAmount: Decimal(string: "-0.001")!, maybeNumbers: [1, 2, 3],
+        maybeMood: .down)
+    static let empty = Sample(
+        text: "", count: 0, big: 0, ratio: -1e300, flag: false, when: Date(timeIntervalSinceReferenceDate: 0),
+        blob: Data(), token: UUID(), link: URL(string: "https://example.com")!, amount: 0, words: [], mood: .calm)
+
+    @Test("a record with every field type reads back equal, set or nil", arguments: [full, empty])
+    func roundTrip(sample: Sample) async throws {
+        let store = try SyncStore(.inMemory, models: GeneratedModels.all)
+        try await store.samples.save(sample)
+        #expect(try await store.samples.find(sample.id) == sample)
+        let payload = try #require(try await store.outbox.entries().first?.payload)
+        #expect(try JSONDecoder().decode(Sample.self, from: Data(payload.utf8)) == sample)
     }
 }

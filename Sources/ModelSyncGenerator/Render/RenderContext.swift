@@ -54,6 +54,14 @@ enum RenderContext {
         // Values every item needs are set on the item, so that lookups do not walk up the stack.
         for index in properties.indices { properties[index]["access"] = access.prefix }
         for index in columns.indices { columns[index]["access"] = access.prefix }
+        // Reading a row and writing stored values, column by column (no Codable on the hot path).
+        var rowDecoders: [[String: Any]] = [["name": "id", "expression": #"try row.decode(forColumn: "id")"#]]
+        var storedValues: [[String: Any]] = [["expression": "id"]]
+        for field in model.fields {
+            let coding = storedCoding(field)
+            rowDecoders.append(["name": Naming.escaped(field.name), "expression": coding.decode])
+            storedValues.append(["expression": coding.value])
+        }
         let fieldSchemas: [[String: Any]] = model.fields.map { field in
             [
                 "name": field.name, "columnType": field.columnType, "isOptional": "\(field.isOptional)",
@@ -115,6 +123,8 @@ enum RenderContext {
             "initParameters": parameters.map(Values.init),
             "columns": columns.map(Values.init),
             "columnsExample": model.fields.first.map { Naming.escaped($0.name) } ?? "id",
+            "rowDecoders": rowDecoders.map(Values.init),
+            "storedValues": storedValues.map(Values.init),
             "fieldSchemas": fieldSchemas.map(Values.init),
             "foreignKeys": foreignKeys.map(Values.init),
             "referencedBy": referencedBy.map(Values.init),
@@ -122,6 +132,38 @@ enum RenderContext {
             "hasResolvers": !resolvers.isEmpty,
             "resolvers": resolvers.map(Values.init),
         ]
+    }
+
+    /// How a field is read from a row and written as a stored value: dates, UUIDs and arrays go
+    /// through the runtime's `StoredDate`, `StoredUUID` and `StoredJSON`; other types as GRDB stores them.
+    static func storedCoding(_ field: GraphField) -> (decode: String, value: String) {
+        let name = Naming.escaped(field.name)
+        let column = Naming.stringLiteral(field.name)
+        let wrapper: (type: String, property: String, throwing: Bool)?
+        if field.columnType == "date" {
+            wrapper = ("StoredDate", "date", false)
+        } else if field.columnType == "json" {
+            wrapper = ("StoredJSON<\(field.swiftType)>", "value", true)
+        } else if field.swiftType == "UUID" {
+            wrapper = ("StoredUUID", "uuid", false)
+        } else {
+            wrapper = nil
+        }
+        guard let wrapper else {
+            return ("try row.decode(forColumn: \(column))", name)
+        }
+        let constructor = wrapper.type.hasPrefix("StoredJSON") ? "StoredJSON" : wrapper.type
+        let tryPrefix = wrapper.throwing ? "try " : ""
+        if field.isOptional {
+            return (
+                "try row.decode(\(wrapper.type)?.self, forColumn: \(column))?.\(wrapper.property)",
+                "\(tryPrefix)\(name).map(\(constructor).init)"
+            )
+        }
+        return (
+            "try row.decode(\(wrapper.type).self, forColumn: \(column)).\(wrapper.property)",
+            "\(tryPrefix)\(constructor)(\(name))"
+        )
     }
 
     private static func targetValues(_ target: GraphModel) -> [String: Any] {

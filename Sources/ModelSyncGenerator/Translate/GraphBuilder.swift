@@ -8,13 +8,15 @@ struct GraphBuilder {
     /// Type names the generated code relies on; a model may not take them.
     static let reservedTypeNames: Set<String> = [
         "SyncModel", "SyncStore", "Repository", "GeneratedModels", "ModelID", "ModelSchema", "FieldSchema",
-        "ForeignKeySchema", "ForeignKeyReference", "RemoteSchema", "Column", "Columns", "ID", "Codable",
+        "ForeignKeySchema", "ForeignKeyReference", "RemoteSchema", "Column", "Columns", "ID", "Codable", "Row",
+        "StoredDate", "StoredUUID", "StoredJSON",
         "Sendable", "Hashable", "Identifiable", "CaseIterable", "DatabaseValueConvertible", "Optional", "Array",
     ]
 
     /// Member names the generated code declares on every model.
     static let reservedMemberNames: Set<String> = [
         "id", "ID", "Columns", "schema", "databaseTableName", "withID", "replacingReferences", "newID",
+        "databaseValues", "row", "encode",
         "self", "Self", "super", "Type", "Protocol", "init", "deinit", "subscript",
     ]
 
