@@ -40,7 +40,24 @@ public struct OutboxEntry: Sendable, Hashable, Codable, FetchableRecord, TableRe
     /// Seconds since 2001-01-01 before which the entry is not sent again (backoff).
     public var nextAttemptAt: Double?
     public var createdAt: Double
+
+    public init(row: Row) throws {
+        sequence = try row.decode(forColumn: "sequence")
+        tableName = try row.decode(forColumn: "tableName")
+        recordID = try row.decode(forColumn: "recordID")
+        operation = try row.decode(OutboxOperation.self, forColumn: "operation")
+        payload = try row.decode(forColumn: "payload")
+        idempotencyKey = try row.decode(forColumn: "idempotencyKey")
+        state = try row.decode(OutboxEntryState.self, forColumn: "state")
+        attempts = try row.decode(forColumn: "attempts")
+        lastError = try row.decode(forColumn: "lastError")
+        nextAttemptAt = try row.decode(forColumn: "nextAttemptAt")
+        createdAt = try row.decode(forColumn: "createdAt")
+    }
 }
+
+extension OutboxOperation: DatabaseValueConvertible {}
+extension OutboxEntryState: DatabaseValueConvertible {}
 
 /// A record's sync state, derived from the outbox.
 public enum SyncStatus: Sendable, Hashable {
@@ -95,7 +112,7 @@ public struct Outbox: Sendable {
         return try await store.database.write { db in
             // Scan the queue in chunks, oldest first, until enough entries are claimed: entries that
             // wait for a parent are skipped without loading the whole queue.
-            let chunkSize = max(64, limit * 4)
+            let chunkSize = max(32, limit * 2)
             var claimed: [OutboxEntry] = []
             var lastSequence: Int64 = 0
             scanning: while claimed.count < limit {

@@ -71,3 +71,20 @@ struct RESTRemoteTests {
         #expect(error?.isTransient == true)
     }
 }
+
+@Suite("JSON values")
+struct JSONValueTests {
+    @Test("parsing keeps booleans, integers, fractions, null, strings and nesting apart")
+    func parse() throws {
+        let value = try JSONValue.parse(Data(#"[true, 1, 1.5, null, "s", {"a": [false, 0]}, 12345678901234, 2e3]"#.utf8))
+        #expect(
+            value
+                == .array([
+                    .bool(true), .integer(1), .number(1.5), .null, .string("s"),
+                    .object(["a": .array([.bool(false), .integer(0)])]), .integer(12_345_678_901_234), .number(2000),
+                ]))
+        #expect(JSONValue.integer(42).idString == "42")
+        #expect(JSONValue.string("tmp_x").idString == "tmp_x")
+        #expect(JSONValue.bool(true).idString == nil)
+    }
+}

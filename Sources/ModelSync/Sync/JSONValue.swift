@@ -44,7 +44,30 @@ public enum JSONValue: Sendable, Hashable, Codable {
 
     /// Parses JSON text.
     public static func parse(_ data: Data) throws -> JSONValue {
-        try JSONDecoder().decode(JSONValue.self, from: data)
+        try JSONValue(foundation: JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]))
+    }
+
+    /// Converts what `JSONSerialization` returns.
+    init(foundation value: Any) throws {
+        switch value {
+        case is NSNull:
+            self = .null
+        case let string as String:
+            self = .string(string)
+        case let number as NSNumber:
+            // JSON booleans arrive as NSNumbers of type "c", fractions and exponents as "d".
+            switch String(cString: number.objCType) {
+            case "c", "B": self = .bool(number.boolValue)
+            case "d", "f": self = .number(number.doubleValue)
+            default: self = .integer(number.int64Value)
+            }
+        case let array as [Any]:
+            self = .array(try array.map(JSONValue.init(foundation:)))
+        case let object as [String: Any]:
+            self = .object(try object.mapValues(JSONValue.init(foundation:)))
+        default:
+            throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "unsupported JSON value \(value)"))
+        }
     }
 
     /// JSON text, keys sorted.

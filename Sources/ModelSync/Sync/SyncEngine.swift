@@ -160,7 +160,8 @@ public actor SyncEngine {
         try await withThrowingTaskGroup(of: Outcome.self) { group in
             var running = 0
             while true {
-                if !Task.isCancelled, running < limit {
+                // Refill when half the slots are free: fewer, larger claims.
+                if !Task.isCancelled, running <= limit / 2 {
                     let claimed = try await store.outbox.claimReadyEntries(limit: limit - running)
                     for entry in claimed {
                         running += 1
