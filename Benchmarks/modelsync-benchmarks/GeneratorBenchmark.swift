@@ -28,9 +28,9 @@ func syntheticSpec(models count: Int) -> String {
 /// parses the same YAML with Yams alone (`Yams.load`, the baseline); returns the best time of a few
 /// runs of each, in milliseconds. The ratio ours/baseline is the figure to watch (target: <= 3).
 func runGeneratorBenchmark(quick: Bool) throws -> (oursMs: Double, baselineMs: Double) {
-    let spec = syntheticSpec(models: quick ? 100 : 500)
+    let spec = syntheticSpec(models: 500)
     let source = SpecSource(path: "Synthetic.modelsync.yaml", text: spec)
-    let runs = quick ? 2 : 5
+    let runs = quick ? 3 : 7
     func best(_ body: () throws -> Void) rethrows -> Double {
         var fastest = Double.infinity
         for _ in 0..<runs {
