@@ -5,7 +5,10 @@ let package = Package(
     name: "ModelSync",
     platforms: [.macOS(.v14), .iOS(.v17)],
     products: [
-        .library(name: "ModelSync", targets: ["ModelSync"])
+        .library(name: "ModelSync", targets: ["ModelSync"]),
+        // A sync server for tests and examples; apps do not need it.
+        .library(name: "ModelSyncReferenceServer", targets: ["ModelSyncReferenceServer"]),
+        .executable(name: "modelsync-reference-server", targets: ["modelsync-reference-server"]),
     ],
     dependencies: [
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),

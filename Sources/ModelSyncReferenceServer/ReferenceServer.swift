@@ -22,8 +22,15 @@ public final class ReferenceServer: Sendable {
     let store: ServerStore
     private let state = ServerState()
 
-    public init(models: [any SyncModel.Type]) {
-        store = ServerStore(models: models)
+    /// - Parameters:
+    ///   - models: The collections to serve (`GeneratedModels.all`).
+    ///   - validate: Extra server-side rules: given a table and a record (wire form) about to be
+    ///     stored, returns why it is invalid (answered as 422), or `nil` to accept it.
+    public init(
+        models: [any SyncModel.Type],
+        validate: @escaping @Sendable (_ table: String, _ record: [String: JSONValue]) -> String? = { _, _ in nil }
+    ) {
+        store = ServerStore(models: models, validate: validate)
     }
 
     /// Starts listening on `127.0.0.1:port` (`0` picks a free port) and returns the base URL.

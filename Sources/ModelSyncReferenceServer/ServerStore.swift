@@ -61,7 +61,10 @@ actor ServerStore {
     /// How many creates were answered from the idempotency store (repeats of a create).
     private(set) var replayedCreates = 0
 
-    init(models: [any SyncModel.Type]) {
+    private let rules: @Sendable (String, [String: JSONValue]) -> String?
+
+    init(models: [any SyncModel.Type], validate: @escaping @Sendable (String, [String: JSONValue]) -> String?) {
+        rules = validate
         var schemas: [String: ModelSchema] = [:]
         for model in models { schemas[model.schema.tableName] = model.schema }
         for schema in schemas.values {
@@ -199,6 +202,7 @@ actor ServerStore {
                 throw ServerError(status: 409, message: "another \(collection.table) already has this '\(key)'")
             }
         }
+        if let problem = rules(collection.table, fields) { problems.append(problem) }
         if !problems.isEmpty {
             throw ServerError(status: 422, message: problems.joined(separator: "; "))
         }

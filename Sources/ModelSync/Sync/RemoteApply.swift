@@ -71,7 +71,7 @@ extension SyncTransaction {
             let statements = try store.statements(for: Model.self)
             let values = try record.databaseValues()
             if let existing = try Model.fetchOne(database, key: record.id) {
-                if existing == record { return .unchanged }
+                if try Self.sameStoredValues(existing, record) { return .unchanged }
                 try database.cachedStatement(sql: statements.updateByID)
                     .execute(arguments: StatementArguments(Array(values.dropFirst()) + [values[0]]))
                 appendEvent(.updated(table: Model.schema.tableName, record: record))
@@ -89,6 +89,21 @@ extension SyncTransaction {
     /// `restrict` rule cascades: the server already deleted the record), and nothing is queued.
     func applyRemoteDelete(id: String, model: any SyncModel.Type) throws -> Bool {
         try deleteRecord(schema: model.schema, id: id, queueForServer: false)
+    }
+
+    /// `true` when two versions of a record store the same values; dates count as equal to the
+    /// millisecond, the precision they have on the wire.
+    static func sameStoredValues<Model: SyncModel>(_ first: Model, _ second: Model) throws -> Bool {
+        if first == second { return true }
+        let firstValues = try first.databaseValues().map { $0?.databaseValue ?? .null }
+        let secondValues = try second.databaseValues().map { $0?.databaseValue ?? .null }
+        let types = [ColumnType.text] + Model.schema.fields.map(\.type)
+        for (index, type) in types.enumerated() where firstValues[index] != secondValues[index] {
+            guard type == .date, let a = Double.fromDatabaseValue(firstValues[index]),
+                let b = Double.fromDatabaseValue(secondValues[index]), abs(a - b) < 0.001
+            else { return false }
+        }
+        return true
     }
 
     private func decodeRecord<Model: SyncModel>(_: Model.Type, _ fields: RecordFields) throws -> Model {
