@@ -76,7 +76,8 @@ struct RESTRemoteTests {
 struct JSONValueTests {
     @Test("parsing keeps booleans, integers, fractions, null, strings and nesting apart")
     func parse() throws {
-        let value = try JSONValue.parse(Data(#"[true, 1, 1.5, null, "s", {"a": [false, 0]}, 12345678901234, 2e3]"#.utf8))
+        let value = try JSONValue.parse(
+            Data(#"[true, 1, 1.5, null, "s", {"a": [false, 0]}, 12345678901234, 2e3]"#.utf8))
         #expect(
             value
                 == .array([

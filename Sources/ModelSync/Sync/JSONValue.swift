@@ -66,7 +66,8 @@ public enum JSONValue: Sendable, Hashable, Codable {
         case let object as [String: Any]:
             self = .object(try object.mapValues(JSONValue.init(foundation:)))
         default:
-            throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "unsupported JSON value \(value)"))
+            throw DecodingError.dataCorrupted(
+                .init(codingPath: [], debugDescription: "unsupported JSON value \(value)"))
         }
     }
 

@@ -9,9 +9,11 @@ import ModelSyncReferenceServer
 struct ChatSyncDemo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chat-sync",
-        abstract: "Creates a chat offline, syncs it to a server that assigns its own IDs, and shows each ID replacement.")
+        abstract:
+            "Creates a chat offline, syncs it to a server that assigns its own IDs, and shows each ID replacement.")
 
-    @Option(help: "Base URL of a server speaking the reference server's REST conventions (default: start one on loopback).")
+    @Option(
+        help: "Base URL of a server speaking the reference server's REST conventions (default: start one on loopback).")
     var server: String?
 
     @Option(help: "SQLite file to use and keep (default: a temporary file, deleted at the end).")
@@ -20,7 +22,18 @@ struct ChatSyncDemo: AsyncParsableCommand {
     @Option(help: "How many messages to write while offline.")
     var messages: Int = 3
 
+    @Flag(help: "Only start the reference server for these models, print its URL, and serve until stopped.")
+    var serve = false
+
+    @Option(help: "Port for --serve (default: any free port).")
+    var port: UInt16 = 0
+
     mutating func run() async throws {
+        if serve {
+            let url = try await ReferenceServer(models: GeneratedModels.all).start(port: port)
+            FileHandle.standardOutput.write(Data("\(url.absoluteString)\n".utf8))
+            while true { try await Task.sleep(for: .seconds(3600)) }
+        }
         let transcript = Transcript()
         transcript.title("ModelSync demo: an offline chat meets a server that assigns IDs")
 
@@ -40,7 +53,8 @@ struct ChatSyncDemo: AsyncParsableCommand {
 
         // The local store.
         let temporaryFolder = FileManager.default.temporaryDirectory.appendingPathComponent("chat-sync-\(UUID())")
-        let databaseURL = database.map { URL(fileURLWithPath: $0) }
+        let databaseURL =
+            database.map { URL(fileURLWithPath: $0) }
             ?? temporaryFolder.appendingPathComponent("chat.sqlite")
         defer { if database == nil { try? FileManager.default.removeItem(at: temporaryFolder) } }
         let store = try SyncStore(.file(databaseURL), models: GeneratedModels.all)
@@ -49,7 +63,9 @@ struct ChatSyncDemo: AsyncParsableCommand {
         // Every ID replacement, as the store announces it.
         let replacements = ReplacementLog()
         let watchers = [
-            Task { for await change in store.chatThreads.changes() { replacements.record(change, model: "ChatThread") } },
+            Task {
+                for await change in store.chatThreads.changes() { replacements.record(change, model: "ChatThread") }
+            },
             Task { for await change in store.messages.changes() { replacements.record(change, model: "Message") } },
         ]
         defer { watchers.forEach { $0.cancel() } }
@@ -79,8 +95,9 @@ struct ChatSyncDemo: AsyncParsableCommand {
             transcript.line("message  \(message.id)  \(message.role.rawValue): \(message.body)\(reply)")
         }
         for artifact in try await created.thread.artifacts(in: store) {
-            transcript.line("artifact \(artifact.id)  \(artifact.title) (linked both ways: "
-                + "\(try await artifact.chatThreads(in: store).count) thread)")
+            transcript.line(
+                "artifact \(artifact.id)  \(artifact.title) (linked both ways: "
+                    + "\(try await artifact.chatThreads(in: store).count) thread)")
         }
         let queued = try await store.outbox.entries()
         transcript.line("outbox: \(queued.count) changes queued, in one transaction with the rows")
@@ -108,7 +125,8 @@ struct ChatSyncDemo: AsyncParsableCommand {
         transcript.section("3. ID replacements (old -> new)")
         _ = await replacements.waitFor(temporaryCount)
         for entry in replacements.entries {
-            transcript.line("\(entry.model.padding(toLength: 10, withPad: " ", startingAt: 0)) \(entry.old) -> \(entry.new)")
+            transcript.line(
+                "\(entry.model.padding(toLength: 10, withPad: " ", startingAt: 0)) \(entry.old) -> \(entry.new)")
         }
 
         // 4. Client and server side by side.
@@ -130,7 +148,8 @@ struct ChatSyncDemo: AsyncParsableCommand {
             }
             transcript.row(local, server ?? "missing")
         }
-        let remaining = try await store.messages.all().filter(\.id.isTemporary).count
+        let remaining =
+            try await store.messages.all().filter(\.id.isTemporary).count
             + threads.filter(\.id.isTemporary).count
         let stillFindable = try await store.chatThreads.find(created.thread.id) != nil
         transcript.section("Result")

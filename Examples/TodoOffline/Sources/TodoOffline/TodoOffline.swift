@@ -9,7 +9,9 @@ import TodoModels
 struct TodoOfflineDemo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "todo-offline",
-        abstract: "Edits to-dos offline while another device edits the server, then pulls, pushes and shows each sync status.")
+        abstract:
+            "Edits to-dos offline while another device edits the server, then pulls, pushes and shows each sync status."
+    )
 
     @Option(help: "SQLite file to use and keep (default: a temporary file, deleted at the end).")
     var database: String?
@@ -85,7 +87,9 @@ struct TodoOfflineDemo: AsyncParsableCommand {
         // The demo checks its own story: everything synced but the refused to-do.
         let failed = try await store.outbox.counts()[.failed, default: 0]
         let pending = try await store.outbox.counts()[.pending, default: 0]
-        guard failed == 1, pending == 0, pulled.keptLocal == 1, pulled.inserted == 1, pulled.updated == 0 else { throw ExitCode.failure }
+        guard failed == 1, pending == 0, pulled.keptLocal == 1, pulled.inserted == 1, pulled.updated == 0 else {
+            throw ExitCode.failure
+        }
     }
 
     func section(_ title: String) {

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Builds and runs both example packages and checks their transcripts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work="$(mktemp -d)"
+server_pid=""
+trap '[ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$work"' EXIT
+
+echo "--- ChatSync (the README's demo), embedded server"
+swift run --package-path Examples/ChatSync chat-sync | tee "$work/chat.txt"
+grep -q "4 of 4 temporary IDs replaced, 0 left" "$work/chat.txt"
+if sed -n '/^4. Final state/,/^Result/p' "$work/chat.txt" | grep -q "tmp_"; then
+    echo "a temporary ID is left in the final state"
+    exit 1
+fi
+
+echo "--- ChatSync against a separate server process, keeping the database between two runs"
+swift build --package-path Examples/ChatSync --product chat-sync >/dev/null
+"$(swift build --package-path Examples/ChatSync --show-bin-path)/chat-sync" --serve > "$work/server.txt" &
+server_pid=$!
+for _ in $(seq 1 100); do [ -s "$work/server.txt" ] && break; sleep 0.1; done
+url="$(head -1 "$work/server.txt")"
+swift run --package-path Examples/ChatSync chat-sync --server "$url" --database "$work/kept.sqlite" > "$work/run1.txt"
+swift run --package-path Examples/ChatSync chat-sync --server "$url" --database "$work/kept.sqlite" > "$work/run2.txt"
+grep -q "4 of 4 temporary IDs replaced, 0 left" "$work/run2.txt"
+test -s "$work/kept.sqlite"
+threads=$(sed -n '/^4. Final state/,/^Result/p' "$work/run2.txt" | grep -c '^  thread ')
+[ "$threads" -eq 2 ] || { echo "expected the kept database to hold 2 threads, found $threads"; exit 1; }
+
+echo "--- TodoOffline"
+swift run --package-path Examples/TodoOffline todo-offline | tee "$work/todo.txt"
+grep -q "failed: HTTP 422: title must be at most 40 characters" "$work/todo.txt"
+echo "examples ok"
