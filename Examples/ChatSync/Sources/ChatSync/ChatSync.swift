@@ -68,7 +68,7 @@ struct ChatSyncDemo: AsyncParsableCommand {
             },
             Task { for await change in store.messages.changes() { replacements.record(change, model: "Message") } },
         ]
-        defer { watchers.forEach { $0.cancel() } }
+        defer { for watcher in watchers { watcher.cancel() } }
 
         // 1. Offline: everything is stored at once, with temporary IDs where the server decides.
         transcript.section("1. Offline: write a chat (the UI shows it at once)")
