@@ -8,7 +8,7 @@ import GRDB
 ///
 /// Records of models with `idGeneration: server` start with a *temporary* ID
 /// (``isTemporary`` is `true`) until the server assigns the permanent one; the store then replaces
-/// the temporary ID everywhere (see ``SyncStore/replaceTemporaryID(in:from:to:)``).
+/// the temporary ID everywhere (see ``SyncTransaction/replaceTemporaryID(inTable:from:to:)``).
 public struct ModelID<Model>: Hashable, Sendable, Comparable, CustomStringConvertible {
     /// The ID as stored in the database and sent to the server.
     public let rawValue: String

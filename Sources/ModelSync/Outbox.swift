@@ -168,7 +168,9 @@ public struct Outbox: Sendable {
     ///
     /// An entry that is no longer queued (dropped because the server deleted its record) is ignored.
     ///
-    /// - Parameter serverID: The ID the server answered with (required for server-ID creates).
+    /// - Parameters:
+    ///   - entry: The entry the server accepted.
+    ///   - serverID: The ID the server answered with (required for server-ID creates).
     public func markSucceeded(_ entry: OutboxEntry, serverID: String? = nil) async throws {
         try await store.write { tx in
             let db = tx.database

@@ -73,6 +73,7 @@ public struct RESTRemote: SyncRemote {
     private let session: URLSession
 
     /// - Parameters:
+    ///   - configuration: The server's base URL, headers and conventions.
     ///   - models: Every model (`GeneratedModels.all`): foreign keys are sent in the JSON type of the
     ///     model they reference.
     ///   - session: The URLSession to use; by default one with `configuration.timeout`.

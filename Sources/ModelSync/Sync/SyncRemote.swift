@@ -28,8 +28,11 @@ public struct RemotePage: Sendable, Hashable {
 /// this protocol for anything else.
 public protocol SyncRemote: Sendable {
     /// Creates a record. For a model with server-generated IDs the returned fields carry the new `id`.
-    /// - Parameter idempotencyKey: Stable across retries of the same create: a server that honours it
-    ///   answers a repeated create with the record it already made.
+    /// - Parameters:
+    ///   - fields: The record, in local form.
+    ///   - model: The record's model.
+    ///   - idempotencyKey: Stable across retries of the same create: a server that honours it answers
+    ///     a repeated create with the record it already made.
     func create(_ fields: RecordFields, of model: ModelSchema, idempotencyKey: String) async throws -> RecordFields
     /// Replaces the record's fields.
     func update(_ fields: RecordFields, of model: ModelSchema) async throws
