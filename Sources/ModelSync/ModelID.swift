@@ -44,6 +44,13 @@ extension ModelID: Codable {
     }
 }
 
+extension ModelID: StatementColumnConvertible {
+    /// Reads the ID straight from SQLite (GRDB's fast path for fetching rows).
+    public init(sqliteStatement: SQLiteStatement, index: CInt) {
+        self.init(String(sqliteStatement: sqliteStatement, index: index))
+    }
+}
+
 extension ModelID: DatabaseValueConvertible {
     public var databaseValue: DatabaseValue { rawValue.databaseValue }
 

@@ -6,7 +6,7 @@ import GRDB
 // stores it natively.
 
 /// A `Date` stored as seconds since 2001-01-01 (a REAL), so it reads back exactly as saved.
-public struct StoredDate: DatabaseValueConvertible, Sendable {
+public struct StoredDate: DatabaseValueConvertible, StatementColumnConvertible, Sendable {
     public var date: Date
 
     public init(_ date: Date) {
@@ -14,6 +14,10 @@ public struct StoredDate: DatabaseValueConvertible, Sendable {
     }
 
     public var databaseValue: DatabaseValue { date.timeIntervalSinceReferenceDate.databaseValue }
+
+    public init(sqliteStatement: SQLiteStatement, index: CInt) {
+        self.init(Date(timeIntervalSinceReferenceDate: Double(sqliteStatement: sqliteStatement, index: index)))
+    }
 
     public static func fromDatabaseValue(_ dbValue: DatabaseValue) -> StoredDate? {
         Double.fromDatabaseValue(dbValue).map { StoredDate(Date(timeIntervalSinceReferenceDate: $0)) }

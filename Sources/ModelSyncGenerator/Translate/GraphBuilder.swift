@@ -9,6 +9,7 @@ struct GraphBuilder {
     static let reservedTypeNames: Set<String> = [
         "SyncModel", "SyncStore", "Repository", "GeneratedModels", "ModelID", "ModelSchema", "FieldSchema",
         "ForeignKeySchema", "ForeignKeyReference", "RemoteSchema", "Column", "Columns", "ID", "Codable", "Row",
+        "StatementColumnConvertible", "PersistenceContainer",
         "StoredDate", "StoredUUID", "StoredJSON",
         "Sendable", "Hashable", "Identifiable", "CaseIterable", "DatabaseValueConvertible", "Optional", "Array",
     ]

@@ -217,7 +217,9 @@ extension SyncStore {
 public struct Message: SyncModel {
     public typealias ID = ModelID<Message>
 
-    public enum Role: String, Codable, Sendable, Hashable, CaseIterable, DatabaseValueConvertible {
+    public enum Role: String, Codable, Sendable, Hashable, CaseIterable, DatabaseValueConvertible,
+        StatementColumnConvertible
+    {
         case user
         case assistant
         case system
@@ -424,7 +426,9 @@ extension SyncStore {
 public struct ThreadArtifact: SyncModel {
     public typealias ID = ModelID<ThreadArtifact>
 
-    public enum Relation: String, Codable, Sendable, Hashable, CaseIterable, DatabaseValueConvertible {
+    public enum Relation: String, Codable, Sendable, Hashable, CaseIterable, DatabaseValueConvertible,
+        StatementColumnConvertible
+    {
         case created
         case referenced
     }
