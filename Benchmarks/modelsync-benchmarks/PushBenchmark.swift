@@ -37,6 +37,7 @@ func makeSession() -> URLSession {
     let configuration = URLSessionConfiguration.ephemeral
     configuration.timeoutIntervalForRequest = 30
     configuration.httpMaximumConnectionsPerHost = 16
+    configuration.urlCache = nil
     return URLSession(configuration: configuration)
 }
 

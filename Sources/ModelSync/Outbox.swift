@@ -173,14 +173,17 @@ public struct Outbox: Sendable {
     ///   - serverID: The ID the server answered with (required for server-ID creates).
     public func markSucceeded(_ entry: OutboxEntry, serverID: String? = nil) async throws {
         try await store.write { tx in
-            let db = tx.database
+            // The entry as stored now (its record ID may have been rewritten since it was claimed).
             guard
-                let current = try OutboxEntry.fetchOne(
-                    db, sql: "SELECT * FROM \(Self.table) WHERE sequence = ?", arguments: [entry.sequence])
+                let removed = try Row.fetchOne(
+                    tx.database.cachedStatement(
+                        sql: "DELETE FROM \(Self.table) WHERE sequence = ? RETURNING tableName, recordID, operation"),
+                    arguments: [entry.sequence])
             else { return }
-            try db.execute(sql: "DELETE FROM \(Self.table) WHERE sequence = ?", arguments: [current.sequence])
-            if current.operation == .create, TemporaryID.isTemporary(current.recordID), let serverID {
-                try tx.replaceTemporaryID(inTable: current.tableName, from: current.recordID, to: serverID)
+            let recordID: String = removed["recordID"]
+            if removed["operation"] == OutboxOperation.create.rawValue, TemporaryID.isTemporary(recordID), let serverID
+            {
+                try tx.replaceTemporaryID(inTable: removed["tableName"], from: recordID, to: serverID)
             }
         }
     }

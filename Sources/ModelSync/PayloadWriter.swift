@@ -69,7 +69,16 @@ struct PayloadWriter {
     }
 
     private mutating func writeString(_ string: String) {
-        let hex = Array("0123456789abcdef".utf8)
+        JSONText.appendString(string, to: &bytes)
+    }
+}
+
+/// JSON text helpers shared by the payload writer and ``JSONValue``.
+enum JSONText {
+    private static let hex = Array("0123456789abcdef".utf8)
+
+    /// Appends `string` as a JSON string literal (quotes, backslashes and control characters escaped).
+    static func appendString(_ string: String, to bytes: inout [UInt8]) {
         bytes.append(UInt8(ascii: "\""))
         for byte in string.utf8 {
             switch byte {

@@ -88,4 +88,16 @@ struct JSONValueTests {
         #expect(JSONValue.string("tmp_x").idString == "tmp_x")
         #expect(JSONValue.bool(true).idString == nil)
     }
+
+    @Test("serialized JSON parses back to the same value, with sorted keys and escaped strings")
+    func serialize() throws {
+        let value = JSONValue.object([
+            "b": .array([.null, .bool(false), .integer(-7), .number(0.25)]),
+            "a": .string("quote \" backslash \\ newline \n tab \t control \u{01} 🧵"),
+        ])
+        let text = String(decoding: try value.serialized(), as: UTF8.self)
+        #expect(text.hasPrefix(#"{"a":"quote \" backslash \\ newline \n tab \t control \u0001 🧵","b":"#))
+        #expect(try JSONValue.parse(Data(text.utf8)) == value)
+        #expect(throws: EncodingError.self) { try JSONValue.number(.nan).serialized() }
+    }
 }

@@ -71,11 +71,43 @@ public enum JSONValue: Sendable, Hashable, Codable {
         }
     }
 
-    /// JSON text, keys sorted.
+    /// JSON text, keys sorted. Throws for a non-finite number.
     public func serialized() throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return try encoder.encode(self)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(128)
+        try write(to: &bytes)
+        return Data(bytes)
+    }
+
+    private func write(to bytes: inout [UInt8]) throws {
+        switch self {
+        case .null: bytes.append(contentsOf: "null".utf8)
+        case .bool(let bool): bytes.append(contentsOf: (bool ? "true" : "false").utf8)
+        case .integer(let integer): bytes.append(contentsOf: String(integer).utf8)
+        case .number(let number):
+            guard number.isFinite else {
+                throw EncodingError.invalidValue(
+                    number, .init(codingPath: [], debugDescription: "\(number) is not a JSON number"))
+            }
+            bytes.append(contentsOf: "\(number)".utf8)
+        case .string(let string): JSONText.appendString(string, to: &bytes)
+        case .array(let array):
+            bytes.append(UInt8(ascii: "["))
+            for (index, element) in array.enumerated() {
+                if index > 0 { bytes.append(UInt8(ascii: ",")) }
+                try element.write(to: &bytes)
+            }
+            bytes.append(UInt8(ascii: "]"))
+        case .object(let object):
+            bytes.append(UInt8(ascii: "{"))
+            for (index, key) in object.keys.sorted().enumerated() {
+                if index > 0 { bytes.append(UInt8(ascii: ",")) }
+                JSONText.appendString(key, to: &bytes)
+                bytes.append(UInt8(ascii: ":"))
+                try object[key]!.write(to: &bytes)
+            }
+            bytes.append(UInt8(ascii: "}"))
+        }
     }
 
     public var objectValue: [String: JSONValue]? {

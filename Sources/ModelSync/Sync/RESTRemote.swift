@@ -89,6 +89,7 @@ public struct RESTRemote: SyncRemote {
             sessionConfiguration.timeoutIntervalForRequest = configuration.timeout
             sessionConfiguration.httpMaximumConnectionsPerHost = 16
             sessionConfiguration.requestCachePolicy = .reloadIgnoringLocalCacheData
+            sessionConfiguration.urlCache = nil  // sync requests are never served from a cache
             self.session = URLSession(configuration: sessionConfiguration)
         }
     }
