@@ -159,15 +159,21 @@ public actor SyncEngine {
         let store = self.store
         try await withThrowingTaskGroup(of: Outcome.self) { group in
             var running = 0
+            // Entries claimed ahead (in batches), started as slots free up, so that every slot
+            // stays busy without a claim per request.
+            var claimedAhead: [OutboxEntry] = []
             while true {
-                // Refill when half the slots are free: fewer, larger claims.
-                if !Task.isCancelled, running <= limit / 2 {
-                    let claimed = try await store.outbox.claimReadyEntries(limit: limit - running)
-                    for entry in claimed {
-                        running += 1
-                        group.addTask { await Self.send(entry, to: remote, store: store) }
+                while running < limit {
+                    if claimedAhead.isEmpty, !Task.isCancelled {
+                        // Not cancellable: entries claimed must reach the loop, which requeues them on cancel.
+                        let outbox = store.outbox
+                        claimedAhead = try await Task { try await outbox.claimReadyEntries(limit: limit) }.value
+                        if !claimedAhead.isEmpty { await publishProgress() }
                     }
-                    if !claimed.isEmpty { await publishProgress() }
+                    guard !claimedAhead.isEmpty, !Task.isCancelled else { break }
+                    let entry = claimedAhead.removeFirst()
+                    running += 1
+                    group.addTask { await Self.send(entry, to: remote, store: store) }
                 }
                 if running == 0 {
                     guard waitForRetries, !Task.isCancelled, let next = try await nextRetryTime(), next < deadline
@@ -179,6 +185,10 @@ public actor SyncEngine {
                 guard let outcome = try await group.next() else { break }
                 running -= 1
                 try await record(outcome, into: &report)
+            }
+            // Claimed but never sent (the push was cancelled): back to the queue.
+            for entry in claimedAhead {
+                try await record(.cancelled(entry), into: &report)
             }
         }
         report.remaining = try await store.outbox.counts()[.pending, default: 0]
