@@ -88,6 +88,10 @@ public struct RESTRemote: SyncRemote {
             sessionConfiguration.timeoutIntervalForRequest = configuration.timeout
             sessionConfiguration.httpMaximumConnectionsPerHost = 16
             sessionConfiguration.requestCachePolicy = .reloadIgnoringLocalCacheData
+            // No URLCache: on Linux, FoundationNetworking looks the cache up on a background queue
+            // before the request starts, and cancelling a request in that window (a cancelled push)
+            // traps in URLSession's task registry. Sync requests are never served from a cache anyway.
+            sessionConfiguration.urlCache = nil
             self.session = URLSession(configuration: sessionConfiguration)
         }
     }
