@@ -1,5 +1,8 @@
 import ChatModels
 import Foundation
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
 import GRDB
 import ModelSync
 import ModelSyncReferenceServer
@@ -34,7 +37,7 @@ struct ChaosConvergenceTests {
         server.setFaults(
             FaultPlan(
                 failBeforeCommitRate: 0.2, dropResponseRate: 0.1, latency: 0...15,
-                droppedResponseDelay: .milliseconds(400), seed: seed))
+                droppedResponseDelay: .milliseconds(Int(chaosTimeout * 1000) + 100), seed: seed))
         let clock = ContinuousClock()
         let started = clock.now
         try await run.perform(operations)
@@ -80,6 +83,8 @@ final class ChaosRun {
     private var nextToken = 0
     private var idChangeRecorders: [EventRecorder<(table: String, old: String, new: String)>] = []
     var statistics = ChaosStatistics()
+    /// `MODELSYNC_CHAOS_TRACE=1` prints every operation as it starts.
+    private let trace = ProcessInfo.processInfo.environment["MODELSYNC_CHAOS_TRACE"] != nil
 
     init(seed: UInt64, databaseURL: URL, baseURL: URL, server: ReferenceServer) {
         random = SplitMix64(seed: seed)
@@ -91,10 +96,22 @@ final class ChaosRun {
         recordIDChanges()
     }
 
+    /// One URLSession for the whole run, as an app process has: restarts recreate the store and the
+    /// engine, not FoundationNetworking.
+    static let sharedSession: URLSession = {
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.timeoutIntervalForRequest = chaosTimeout
+        configuration.httpMaximumConnectionsPerHost = 16
+        configuration.urlCache = nil
+        return URLSession(configuration: configuration)
+    }()
+
     static func makeEngine(
-        store: SyncStore, baseURL: URL, timeout: TimeInterval = 0.3, maximumRetryWait: TimeInterval = 0.3
+        store: SyncStore, baseURL: URL, timeout: TimeInterval = chaosTimeout, maximumRetryWait: TimeInterval = 0.3
     ) -> SyncEngine {
-        let remote = RESTRemote(configuration: .init(baseURL: baseURL, timeout: timeout), models: GeneratedModels.all)
+        let remote = RESTRemote(
+            configuration: .init(baseURL: baseURL, timeout: timeout), models: GeneratedModels.all,
+            session: timeout == chaosTimeout ? Self.sharedSession : nil)
         return SyncEngine(
             store: store, remote: remote,
             configuration: .init(
@@ -121,6 +138,7 @@ final class ChaosRun {
         for operation in 0..<operations {
             if operation.isMultiple(of: 100) { progress("chaos: operation \(operation)") }
             let roll = Int.random(in: 0..<100, using: &random)
+            if trace { progress("chaos: operation \(operation), roll \(roll)") }
             switch roll {
             case 0..<8: try await createUser()
             case 8..<15: try await createArtifact()
@@ -135,7 +153,7 @@ final class ChaosRun {
                 count("toggle network")
             case 86..<94: try await pushNow()
             case 94..<96: try await syncNow()
-            case 96..<98: try await interruptPush()
+            case 96..<98: if ProcessInfo.processInfo.environment["NOCANCEL"] == nil { try await interruptPush() }
             default: try await restart(withRequestsInFlight: random.chance(0.5))
             }
         }
@@ -326,7 +344,9 @@ final class ChaosRun {
     private func restart(withRequestsInFlight: Bool) async throws {
         if withRequestsInFlight && online {
             let claimed = try await store.outbox.claimReadyEntries(limit: Int.random(in: 1...3, using: &random))
-            let remote = RESTRemote(configuration: .init(baseURL: baseURL, timeout: 0.3), models: GeneratedModels.all)
+            let remote = RESTRemote(
+                configuration: .init(baseURL: baseURL, timeout: chaosTimeout), models: GeneratedModels.all,
+                session: Self.sharedSession)
             for entry in claimed {
                 let schema = try #require(GeneratedModels.all.first { $0.schema.tableName == entry.tableName }).schema
                 let fields = entry.payload.flatMap { try? JSONValue.parse(Data($0.utf8)).objectValue } ?? [:]
@@ -462,3 +482,7 @@ final class ChaosRun {
         }
     }
 }
+
+/// The client's request timeout during the chaos phase (`MODELSYNC_CHAOS_TIMEOUT`, seconds); lost
+/// responses are held 0.1 s longer than this.
+let chaosTimeout = ProcessInfo.processInfo.environment["MODELSYNC_CHAOS_TIMEOUT"].flatMap(Double.init) ?? 0.3

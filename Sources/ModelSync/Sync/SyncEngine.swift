@@ -170,7 +170,8 @@ public actor SyncEngine {
                     if !claimed.isEmpty { await publishProgress() }
                 }
                 if running == 0 {
-                    guard waitForRetries, !Task.isCancelled, let next = try await nextRetryTime(), next < deadline
+                    guard waitForRetries, !Task.isCancelled, Date() < deadline,
+                        let next = try await nextRetryTime(), next < deadline
                     else { break }
                     let wait = max(0.001, next.timeIntervalSinceNow)
                     try await Task.sleep(for: .milliseconds(Int(wait * 1000) + 1))
@@ -261,14 +262,19 @@ public actor SyncEngine {
         await publishProgress()
     }
 
+    /// The earliest scheduled retry still to come. Entries whose retry time has passed but that
+    /// could not be claimed wait for something else (a parent, an earlier entry of their record):
+    /// waiting for them would only spin.
     private func nextRetryTime() async throws -> Date? {
-        try await store.read { db in
+        let now = Date().timeIntervalSinceReferenceDate
+        return try await store.read { db in
             try Double.fetchOne(
                 db,
                 sql: """
                     SELECT MIN(nextAttemptAt) FROM \(SchemaBuilder.outboxTable)
-                    WHERE state = 'pending' AND nextAttemptAt IS NOT NULL
-                    """
+                    WHERE state = 'pending' AND nextAttemptAt > ?
+                    """,
+                arguments: [now]
             ).map { Date(timeIntervalSinceReferenceDate: $0) }
         }
     }
