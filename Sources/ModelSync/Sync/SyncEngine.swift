@@ -159,10 +159,12 @@ public actor SyncEngine {
         let store = self.store
         try await withThrowingTaskGroup(of: Outcome.self) { group in
             var running = 0
+            var lastClaim = Date()
             while true {
                 // Refill when half the slots are free: fewer, larger claims.
                 if !Task.isCancelled, running <= limit / 2 {
-                    let claimed = try await store.outbox.claimReadyEntries(limit: limit - running)
+                    lastClaim = Date()
+                    let claimed = try await store.outbox.claimReadyEntries(limit: limit - running, now: lastClaim)
                     for entry in claimed {
                         running += 1
                         group.addTask { await Self.send(entry, to: remote, store: store) }
@@ -171,7 +173,7 @@ public actor SyncEngine {
                 }
                 if running == 0 {
                     guard waitForRetries, !Task.isCancelled, Date() < deadline,
-                        let next = try await nextRetryTime(), next < deadline
+                        let next = try await nextRetryTime(after: lastClaim), next < deadline
                     else { break }
                     let wait = max(0.001, next.timeIntervalSinceNow)
                     try await Task.sleep(for: .milliseconds(Int(wait * 1000) + 1))
@@ -262,11 +264,11 @@ public actor SyncEngine {
         await publishProgress()
     }
 
-    /// The earliest scheduled retry still to come. Entries whose retry time has passed but that
-    /// could not be claimed wait for something else (a parent, an earlier entry of their record):
-    /// waiting for them would only spin.
-    private func nextRetryTime() async throws -> Date? {
-        let now = Date().timeIntervalSinceReferenceDate
+    /// The earliest retry scheduled after `lastClaim`. Entries that were already due at the last
+    /// claim but were not claimed wait for something else (a parent, an earlier entry of their
+    /// record): waiting for them would only spin.
+    private func nextRetryTime(after lastClaim: Date) async throws -> Date? {
+        let now = lastClaim.timeIntervalSinceReferenceDate
         return try await store.read { db in
             try Double.fetchOne(
                 db,
