@@ -143,3 +143,22 @@ package.targets += [
 for target in package.targets where target.name == "modelsync-benchmarks" {
     target.dependencies += ["ModelSyncGenerator", .product(name: "Yams", package: "Yams")]
 }
+
+// MARK: Reliability
+// The reliability suite (issue 6): chaos convergence, crash recovery with a real child process,
+// fuzzed specs, name injection and races. `modelsync-crash-child` is the process the crash test
+// kills: it opens a file-backed store, creates chat records and syncs against a server URL.
+package.targets += [
+    .executableTarget(
+        name: "modelsync-crash-child",
+        dependencies: ["ModelSync", "ChatModels"],
+        path: "Tests/CrashChild"
+    ),
+    .testTarget(
+        name: "ModelSyncReliabilityTests",
+        dependencies: [
+            "ModelSync", "ChatModels", "ModelSyncReferenceServer", "ModelSyncGenerator",
+            .product(name: "GRDB", package: "GRDB.swift"),
+        ]
+    ),
+]

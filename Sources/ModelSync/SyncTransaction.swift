@@ -197,18 +197,58 @@ public final class SyncTransaction {
                 table: table, temporaryID: temporaryID, existingID: existing, newID: serverID)
         }
         let quotedTable = table.quotedDatabaseIdentifier
-        if try recordExists(table: table, id: serverID) {
+        // A pull can store the server's copy of this very record before the answer to its create
+        // arrives (the answer was lost and the create is retried). That copy is merged into the
+        // record; any other record holding the server ID is a real clash.
+        let mergingServerCopy = try recordExists(table: table, id: serverID)
+        if mergingServerCopy, try isReplacementTarget(table: table, id: serverID) {
             throw ModelSyncError.idAlreadyInUse(table: table, id: serverID)
+        }
+        // When merging, the row keeps the state of the most recent local save of either copy, and
+        // of two never-sent entries (one per copy) only the most recent stays: the last change sent
+        // is then the state kept locally.
+        var localStateWins = try recordExists(table: table, id: temporaryID)
+        if mergingServerCopy {
+            let outbox = SchemaBuilder.outboxTable
+            let last = { (id: String) in
+                try Int64.fetchOne(
+                    self.database, sql: "SELECT MAX(sequence) FROM \(outbox) WHERE tableName = ? AND recordID = ?",
+                    arguments: [table, id]) ?? 0
+            }
+            localStateWins = try localStateWins && last(temporaryID) >= last(serverID)
+            try database.execute(
+                sql: """
+                    DELETE FROM \(outbox) WHERE sequence = (
+                        SELECT MIN(sequence) FROM \(outbox)
+                        WHERE tableName = :table AND recordID IN (:old, :new) AND state = 'pending' AND attempts = 0
+                        HAVING COUNT(*) = 2)
+                    """,
+                arguments: ["table": table, "old": temporaryID, "new": serverID])
         }
 
         // Foreign keys are checked at commit, once every reference points at the new ID.
         try database.execute(sql: "PRAGMA defer_foreign_keys = ON")
-        try database.execute(sql: "UPDATE \(quotedTable) SET id = ? WHERE id = ?", arguments: [serverID, temporaryID])
+        if !mergingServerCopy {
+            try database.execute(
+                sql: "UPDATE \(quotedTable) SET id = ? WHERE id = ?", arguments: [serverID, temporaryID])
+        } else if localStateWins, !model.schema.fields.isEmpty {
+            let columns = model.schema.fields.map(\.name.quotedDatabaseIdentifier).joined(separator: ", ")
+            try database.execute(
+                sql: """
+                    UPDATE \(quotedTable) SET (\(columns)) = (SELECT \(columns) FROM \(quotedTable) WHERE id = ?)
+                    WHERE id = ?
+                    """,
+                arguments: [temporaryID, serverID])
+        }
         for reference in model.schema.referencedBy {
             let column = reference.column.quotedDatabaseIdentifier
             try database.execute(
                 sql: "UPDATE \(reference.table.quotedDatabaseIdentifier) SET \(column) = ? WHERE \(column) = ?",
                 arguments: [serverID, temporaryID])
+        }
+        if mergingServerCopy {
+            // Nothing references the temporary row any more: deleting it triggers no delete rule.
+            try database.execute(sql: "DELETE FROM \(quotedTable) WHERE id = ?", arguments: [temporaryID])
         }
         try OutboxStore.replaceID(
             database, table: table, from: temporaryID, to: serverID, referencedBy: model.schema.referencedBy)
@@ -219,6 +259,14 @@ public final class SyncTransaction {
     }
 
     // MARK: Helpers
+
+    /// `true` when `id` replaced the temporary ID of another local record.
+    private func isReplacementTarget(table: String, id: String) throws -> Bool {
+        try Bool.fetchOne(
+            database,
+            sql: "SELECT EXISTS (SELECT 1 FROM \(SchemaBuilder.idMapTable) WHERE tableName = ? AND newID = ?)",
+            arguments: [table, id]) ?? false
+    }
 
     func appendEvent(_ event: StoreEvent) {
         if recordEvents { events.append(event) }

@@ -90,12 +90,12 @@ struct SyncEngineTests {
 
     @Test("a response lost after the server committed is retried with the same key and creates no duplicate")
     func lostResponse() async throws {
-        let harness = try await SyncHarness.start(timeout: 0.5)
+        let harness = try await SyncHarness.start(timeout: 1.5)
         defer { Task { await harness.server.stop() } }
         let chat = try await makeChat(in: harness.store, messageCount: 1)
         // The user goes first (client ID); the thread's create commits but its answer is lost.
         harness.server.setFaults(
-            FaultPlan(script: [.delay(milliseconds: 0), .dropResponseAfterCommit], droppedResponseDelay: .seconds(2)))
+            FaultPlan(script: [.delay(milliseconds: 0), .dropResponseAfterCommit], droppedResponseDelay: .seconds(4)))
         let report = try await harness.engine.push()
         #expect(report.failed == 0)
         #expect(report.retried >= 1)
@@ -256,6 +256,38 @@ struct SyncEngineTests {
         #expect(
             await harness.serverRecords(ChatThread.self)[thread.id.rawValue]?["title"] == .string("Renamed locally"))
         _ = chat
+    }
+
+    @Test("a pull stores records that reference others listed on a later page (one transaction)")
+    func pullAcrossPages() async throws {
+        let harness = try await SyncHarness.start()
+        defer { Task { await harness.server.stop() } }
+        let user = try await harness.server.insert(
+            ["id": .string("usr_1"), "name": .string("Ada"), "email": .string("a@example.com")], into: User.self)
+        let thread = try await harness.server.insert(
+            [
+                "title": .string("t"), "created_at": .string(RESTRemote.iso8601(Date())), "tags": .array([]),
+                "owner_id": user["id"]!,
+            ], into: ChatThread.self)
+        var messages: [[String: JSONValue]] = []
+        for index in 0..<150 {  // the server lists 100 per page, oldest change first
+            var fields: [String: JSONValue] = [
+                "role": .string("user"), "body": .string("m\(index)"), "thread_id": thread["id"]!,
+            ]
+            if index == 5 { fields["reply_to_id"] = messages[4]["id"]! }
+            messages.append(try await harness.server.insert(fields, into: Message.self))
+        }
+        // Editing message 4 moves it to the end of the listing (page 2); message 5, on page 1,
+        // still replies to it.
+        var edited = messages[4]
+        edited["body"] = .string("edited")
+        try await harness.server.update(edited, in: Message.self, id: edited["id"]!.idString!)
+
+        let report = try await harness.engine.sync().pull
+        #expect(report.inserted == 152)
+        #expect(try await harness.store.messages.count() == 150)
+        let replying = try await harness.store.messages.query(Message.filter(Message.Columns.replyToId != nil))
+        #expect(replying.map(\.replyToId?.rawValue) == [messages[4]["id"]!.idString])
     }
 
     @Test("a custom conflict hook can merge the server's and the local record")

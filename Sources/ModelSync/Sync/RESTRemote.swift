@@ -89,7 +89,10 @@ public struct RESTRemote: SyncRemote {
             sessionConfiguration.timeoutIntervalForRequest = configuration.timeout
             sessionConfiguration.httpMaximumConnectionsPerHost = 16
             sessionConfiguration.requestCachePolicy = .reloadIgnoringLocalCacheData
-            sessionConfiguration.urlCache = nil  // sync requests are never served from a cache
+            // No URLCache: on Linux, FoundationNetworking looks the cache up on a background queue
+            // before the request starts, and cancelling a request in that window (a cancelled push)
+            // traps in URLSession's task registry. Sync requests are never served from a cache anyway.
+            sessionConfiguration.urlCache = nil
             self.session = URLSession(configuration: sessionConfiguration)
         }
     }
@@ -252,6 +255,28 @@ public struct RESTRemote: SyncRemote {
         return try? Date.ISO8601FormatStyle().parse(text)
     }
 
+    /// Sends `request`, returning as soon as the calling task is cancelled (with a
+    /// `CancellationError`) without cancelling the URLSession task: on Linux, FoundationNetworking
+    /// can trap or never resume `data(for:)` when its task is cancelled mid-request. The abandoned
+    /// request ends by itself (answer or `timeout`); a create it completes is replayed with the
+    /// same idempotency key.
+    static func data(for request: URLRequest, in session: URLSession) async throws -> (Data, URLResponse) {
+        try Task.checkCancellation()
+        let outcome = OneShot<(Data, URLResponse)>()
+        Task.detached {
+            do {
+                outcome.resume(.success(try await session.data(for: request)))
+            } catch {
+                outcome.resume(.failure(error))
+            }
+        }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { outcome.wait(with: $0) }
+        } onCancel: {
+            outcome.resume(.failure(CancellationError()))
+        }
+    }
+
     // MARK: HTTP
 
     private func send(_ method: String, path: String, body: JSONValue?, headers: [String: String] = [:])
@@ -274,7 +299,7 @@ public struct RESTRemote: SyncRemote {
         let data: Data
         let response: URLResponse
         do {
-            (data, response) = try await session.data(for: request)
+            (data, response) = try await Self.data(for: request, in: session)
         } catch is CancellationError {
             throw CancellationError()
         } catch let error as URLError where error.code == .cancelled {
@@ -345,5 +370,37 @@ public struct RESTRemote: SyncRemote {
 extension String {
     fileprivate func trimmingSuffix(_ suffix: String) -> String {
         hasSuffix(suffix) ? String(dropLast(suffix.count)) : self
+    }
+}
+
+/// A result delivered once to a continuation, whichever comes first: the result or the waiter.
+final class OneShot<Value: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var result: Result<Value, any Error>?
+    private var continuation: CheckedContinuation<Value, any Error>?
+
+    func wait(with continuation: CheckedContinuation<Value, any Error>) {
+        lock.lock()
+        if let result {
+            lock.unlock()
+            continuation.resume(with: result)
+            return
+        }
+        self.continuation = continuation
+        lock.unlock()
+    }
+
+    /// Delivers `result` unless one was delivered already.
+    func resume(_ result: Result<Value, any Error>) {
+        lock.lock()
+        guard self.result == nil else {
+            lock.unlock()
+            return
+        }
+        self.result = result
+        let continuation = self.continuation
+        self.continuation = nil
+        lock.unlock()
+        continuation?.resume(with: result)
     }
 }

@@ -120,18 +120,12 @@ public actor SyncEngine {
         self.logger = logger
     }
 
-    /// Pushes every queued change, then pulls every model (parents first).
+    /// Pushes every queued change, then pulls every model and stores what it fetched in one
+    /// transaction (a record may reference one listed later, in any model).
     @discardableResult
     public func sync() async throws -> (push: PushReport, pull: PullReport) {
         let push = try await push()
-        var pull = PullReport()
-        for model in store.models {
-            let report = try await pullModel(model)
-            pull.inserted += report.inserted
-            pull.updated += report.updated
-            pull.deleted += report.deleted
-            pull.keptLocal += report.keptLocal
-        }
+        let pull = try await pullModels(store.models)
         return (push, pull)
     }
 
@@ -162,12 +156,16 @@ public actor SyncEngine {
             // Entries claimed ahead (in batches), started as slots free up, so that every slot
             // stays busy without a claim per request.
             var claimedAhead: [OutboxEntry] = []
+            var lastClaim = Date()
             while true {
                 while running < limit {
                     if claimedAhead.isEmpty, !Task.isCancelled {
                         // Not cancellable: entries claimed must reach the loop, which requeues them on cancel.
                         let outbox = store.outbox
-                        claimedAhead = try await Task { try await outbox.claimReadyEntries(limit: limit) }.value
+                        let now = Date()
+                        lastClaim = now
+                        claimedAhead = try await Task { try await outbox.claimReadyEntries(limit: limit, now: now) }
+                            .value
                         if !claimedAhead.isEmpty { await publishProgress() }
                     }
                     guard !claimedAhead.isEmpty, !Task.isCancelled else { break }
@@ -176,7 +174,8 @@ public actor SyncEngine {
                     group.addTask { await Self.send(entry, to: remote, store: store) }
                 }
                 if running == 0 {
-                    guard waitForRetries, !Task.isCancelled, let next = try await nextRetryTime(), next < deadline
+                    guard waitForRetries, !Task.isCancelled, Date() < deadline,
+                        let next = try await nextRetryTime(after: lastClaim), next < deadline
                     else { break }
                     let wait = max(0.001, next.timeIntervalSinceNow)
                     try await Task.sleep(for: .milliseconds(Int(wait * 1000) + 1))
@@ -271,14 +270,19 @@ public actor SyncEngine {
         await publishProgress()
     }
 
-    private func nextRetryTime() async throws -> Date? {
-        try await store.read { db in
+    /// The earliest retry scheduled after `lastClaim`. Entries that were already due at the last
+    /// claim but were not claimed wait for something else (a parent, an earlier entry of their
+    /// record): waiting for them would only spin.
+    private func nextRetryTime(after lastClaim: Date) async throws -> Date? {
+        let now = lastClaim.timeIntervalSinceReferenceDate
+        return try await store.read { db in
             try Double.fetchOne(
                 db,
                 sql: """
                     SELECT MIN(nextAttemptAt) FROM \(SchemaBuilder.outboxTable)
-                    WHERE state = 'pending' AND nextAttemptAt IS NOT NULL
-                    """
+                    WHERE state = 'pending' AND nextAttemptAt > ?
+                    """,
+                arguments: [now]
             ).map { Date(timeIntervalSinceReferenceDate: $0) }
         }
     }
@@ -350,62 +354,79 @@ public actor SyncEngine {
         try await pullModel(model)
     }
 
+    /// What the server listed for one model: every page, fetched before anything is stored.
+    private struct FetchedChanges: Sendable {
+        var model: any SyncModel.Type
+        var pages: [RemotePage]
+        /// For a full listing (no stored cursor): every listed ID.
+        var fullListing: Set<String>?
+    }
+
     private func pullModel(_ model: any SyncModel.Type) async throws -> PullReport {
-        var report = PullReport()
+        try await apply([try await fetchChanges(model)])
+    }
+
+    private func pullModels(_ models: [any SyncModel.Type]) async throws -> PullReport {
+        var fetched: [FetchedChanges] = []
+        for model in models { fetched.append(try await fetchChanges(model)) }
+        return try await apply(fetched)
+    }
+
+    private func fetchChanges(_ model: any SyncModel.Type) async throws -> FetchedChanges {
         let schema = model.schema
         var cursor = try await PullState.cursor(store, table: schema.tableName)
-        let isFullListing = cursor == nil
-        var listedIDs = Set<String>()
-        let policy = configuration.conflictPolicy
+        var changes = FetchedChanges(model: model, pages: [], fullListing: cursor == nil ? [] : nil)
         while true {
             let page = try await remote.list(schema, after: cursor)
-            if isFullListing { listedIDs.formUnion(page.records.compactMap { $0["id"]?.idString }) }
-            let pageReport = try await store.write { tx in
-                var pageReport = PullReport()
-                for fields in page.records {
-                    switch try tx.applyRemote(fields, model: model, policy: policy) {
-                    case .inserted: pageReport.inserted += 1
-                    case .updated, .merged: pageReport.updated += 1
-                    case .keptLocal: pageReport.keptLocal += 1
-                    case .unchanged: break
-                    }
-                }
-                for id in page.deletedIDs where try tx.applyRemoteDelete(id: id, model: model) {
-                    pageReport.deleted += 1
-                }
-                if let next = page.nextCursor {
-                    try PullState.setCursor(tx.database, table: schema.tableName, cursor: next)
-                }
-                return pageReport
-            }
-            report.inserted += pageReport.inserted
-            report.updated += pageReport.updated
-            report.deleted += pageReport.deleted
-            report.keptLocal += pageReport.keptLocal
+            changes.pages.append(page)
+            changes.fullListing?.formUnion(page.records.compactMap { $0["id"]?.idString })
             guard page.hasMore, let next = page.nextCursor else { break }
             cursor = next
         }
-        if isFullListing {
-            // A full listing is the server's whole truth: a local record it lacks was deleted there,
-            // unless the server never had it (a temporary ID or an unsent change).
-            let listed = listedIDs
-            report.deleted += try await store.write { tx in
-                var deleted = 0
-                let table = schema.tableName.quotedDatabaseIdentifier
+        return changes
+    }
+
+    /// Stores everything fetched in one transaction: foreign keys are checked at its commit, so a
+    /// record may reference another listed later (a later page, or another model).
+    private func apply(_ fetched: [FetchedChanges]) async throws -> PullReport {
+        let policy = configuration.conflictPolicy
+        return try await store.write { tx in
+            var report = PullReport()
+            for changes in fetched {
+                let model = changes.model
+                let schema = model.schema
+                for page in changes.pages {
+                    for fields in page.records {
+                        switch try tx.applyRemote(fields, model: model, policy: policy) {
+                        case .inserted: report.inserted += 1
+                        case .updated, .merged: report.updated += 1
+                        case .keptLocal: report.keptLocal += 1
+                        case .unchanged: break
+                        }
+                    }
+                    for id in page.deletedIDs where try tx.applyRemoteDelete(id: id, model: model) {
+                        report.deleted += 1
+                    }
+                    if let next = page.nextCursor {
+                        try PullState.setCursor(tx.database, table: schema.tableName, cursor: next)
+                    }
+                }
+                guard let listed = changes.fullListing else { continue }
+                // A full listing is the server's whole truth: a local record it lacks was deleted
+                // there, unless the server never had it (a temporary ID or an unsent change).
                 let localIDs = try String.fetchAll(
                     tx.database,
                     sql: """
-                        SELECT id FROM \(table) WHERE id NOT IN (
+                        SELECT id FROM \(schema.tableName.quotedDatabaseIdentifier) WHERE id NOT IN (
                             SELECT recordID FROM \(SchemaBuilder.outboxTable) WHERE tableName = ?)
                         """,
                     arguments: [schema.tableName])
                 for id in localIDs where !listed.contains(id) && !TemporaryID.isTemporary(id) {
-                    if try tx.applyRemoteDelete(id: id, model: model) { deleted += 1 }
+                    if try tx.applyRemoteDelete(id: id, model: model) { report.deleted += 1 }
                 }
-                return deleted
             }
+            return report
         }
-        return report
     }
 
     // MARK: Progress

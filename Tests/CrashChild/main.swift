@@ -1,0 +1,42 @@
+// modelsync-crash-child: the process the crash-recovery test kills with SIGKILL.
+//
+//     modelsync-crash-child <database path> <server URL> <threads>
+//
+// Opens the file-backed store, creates chats (a user, a thread with server ID, two messages, one a
+// reply) until the store holds <threads> threads, pushing after each one, then pushes until the
+// outbox is empty and prints "converged". Killed at any moment and started again, it resumes.
+
+import ChatModels
+import Foundation
+import GRDB
+import ModelSync
+
+let arguments = CommandLine.arguments
+guard arguments.count == 4, let baseURL = URL(string: arguments[2]), let target = Int(arguments[3]) else {
+    FileHandle.standardError.write(Data("usage: modelsync-crash-child <database> <server URL> <threads>\n".utf8))
+    exit(2)
+}
+let store = try SyncStore(.file(URL(fileURLWithPath: arguments[1])), models: GeneratedModels.all)
+let remote = RESTRemote(configuration: .init(baseURL: baseURL, timeout: 2), models: GeneratedModels.all)
+let engine = SyncEngine(
+    store: store, remote: remote,
+    configuration: .init(
+        maximumConcurrentRequests: 4, retry: RetryPolicy(initialDelay: 0.01, maximumDelay: 0.1), maximumRetryWait: 5))
+
+while try await store.threads.count() < target {
+    let index = try await store.threads.count()
+    try await store.write { tx in
+        let user = try tx.save(User(name: "user \(index)", email: "user\(index)-\(UUID().uuidString)@example.com"))
+        let thread = try tx.save(
+            ChatModels.Thread(
+                title: "thread \(index)", createdAt: Date(timeIntervalSinceReferenceDate: Double(index)), tags: [],
+                ownerId: user.id))
+        let first = try tx.save(Message(role: .user, body: "hello \(index)", threadId: thread.id))
+        try tx.save(Message(role: .assistant, body: "reply \(index)", threadId: thread.id, replyToId: first.id))
+    }
+    try await engine.push(waitForRetries: false)
+}
+while try await !store.outbox.entries().isEmpty {
+    try await engine.push()
+}
+print("converged")
