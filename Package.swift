@@ -39,7 +39,7 @@ let package = Package(
 
         .testTarget(
             name: "ModelSyncTests",
-            dependencies: ["ModelSync", "ChatModels"]
+            dependencies: ["ModelSync", "ChatModels", "ModelSyncTestSupport"]
         ),
 
         // The reference sync server: real HTTP on loopback, server IDs, foreign keys, idempotency,
@@ -58,8 +58,10 @@ let package = Package(
         ),
         .testTarget(
             name: "ModelSyncSyncTests",
-            dependencies: ["ModelSync", "ModelSyncReferenceServer", "ChatModels"]
+            dependencies: ["ModelSync", "ModelSyncReferenceServer", "ChatModels", "ModelSyncTestSupport"]
         ),
+        // Helpers shared by the sync and reliability tests.
+        .target(name: "ModelSyncTestSupport", path: "Tests/ModelSyncTestSupport"),
 
         .executableTarget(
             name: "modelsync-benchmarks",
@@ -157,7 +159,7 @@ package.targets += [
     .testTarget(
         name: "ModelSyncReliabilityTests",
         dependencies: [
-            "ModelSync", "ChatModels", "ModelSyncReferenceServer", "ModelSyncGenerator",
+            "ModelSync", "ChatModels", "ModelSyncReferenceServer", "ModelSyncGenerator", "ModelSyncTestSupport",
             .product(name: "GRDB", package: "GRDB.swift"),
         ]
     ),

@@ -29,11 +29,7 @@ public final class SyncTransaction {
 
     /// The record with this ID, following replaced temporary IDs to the server's ID.
     public func find<Model: SyncModel>(_ id: Model.ID) throws -> Model? {
-        if let record = try Model.fetchOne(database, key: id) { return record }
-        guard id.isTemporary,
-            let newID = try IDMap.replacement(database, table: Model.schema.tableName, id: id.rawValue)
-        else { return nil }
-        return try Model.fetchOne(database, key: newID)
+        try Repository<Model>.find(database, id: id)
     }
 
     // MARK: Saving

@@ -408,7 +408,8 @@ final class ChaosRun {
             for foreignKey in model.schema.foreignKeys {
                 let parents = Set((serverRecords[foreignKey.table] ?? []).compactMap { $0["id"]?.idString })
                 for record in serverRecords[table] ?? [] {
-                    guard let parent = record[snakeCase(foreignKey.column)], !parent.isNull else { continue }
+                    guard let parent = record[FieldNaming.snakeCase.wireKey(for: foreignKey.column)], !parent.isNull
+                    else { continue }
                     #expect(
                         parents.contains(parent.idString ?? "?"), "\(table).\(foreignKey.column) dangles on the server")
                 }

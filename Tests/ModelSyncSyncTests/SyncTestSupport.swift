@@ -3,6 +3,7 @@ import Foundation
 import GRDB
 import ModelSync
 import ModelSyncReferenceServer
+@_exported import ModelSyncTestSupport
 
 typealias ChatThread = ChatModels.Thread
 
@@ -77,55 +78,4 @@ func makeChat(in store: SyncStore, messageCount: Int = 3, email: String = "ada@e
         }
         return (user, thread, messages, artifacts)
     }
-}
-
-func makeTemporaryDirectory() throws -> URL {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("modelsync-sync-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    return url
-}
-
-/// Collects changes of a stream in the background until stopped.
-final class EventRecorder<Element: Sendable>: Sendable {
-    private let storage = Mutex<[Element]>([])
-    private let task: Task<Void, Never>
-
-    init<S: AsyncSequence & Sendable>(_ sequence: S) where S.Element == Element {
-        let storage = self.storage
-        task = Task {
-            do {
-                for try await element in sequence { storage.withLock { $0.append(element) } }
-            } catch {}
-        }
-    }
-
-    var elements: [Element] { storage.withLock { $0 } }
-
-    func stop() { task.cancel() }
-}
-
-/// A minimal lock for test bookkeeping.
-final class Mutex<Value>: @unchecked Sendable {
-    private var value: Value
-    private let lock = NSLock()
-
-    init(_ value: Value) {
-        self.value = value
-    }
-
-    func withLock<Result>(_ body: (inout Value) throws -> Result) rethrows -> Result {
-        lock.lock()
-        defer { lock.unlock() }
-        return try body(&value)
-    }
-}
-
-/// Waits until `condition` holds, or fails after `timeout`.
-func eventually(timeout: Duration = .seconds(5), _ condition: @Sendable () async throws -> Bool) async throws -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if try await condition() { return true }
-        try await Task.sleep(for: .milliseconds(20))
-    }
-    return try await condition()
 }

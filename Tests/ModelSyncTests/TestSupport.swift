@@ -2,19 +2,13 @@ import ChatModels
 import Foundation
 import GRDB
 import ModelSync
+@_exported import ModelSyncTestSupport
 
 /// `Thread` is also a Foundation type; tests name the chat model explicitly.
 typealias ChatThread = ChatModels.Thread
 
 func makeStore() throws -> SyncStore {
     try SyncStore(.inMemory, models: GeneratedModels.all)
-}
-
-/// A fresh directory for file-backed stores, removed by the caller.
-func makeTemporaryDirectory() throws -> URL {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("modelsync-tests-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    return url
 }
 
 /// A date with whole milliseconds, so comparisons are not about floating-point noise.
