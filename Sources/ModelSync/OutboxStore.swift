@@ -15,9 +15,14 @@ enum OutboxStore {
     /// - An unsent create absorbs the update: one create with the latest state.
     /// - An unsent update absorbs the update: one update with the latest state.
     /// - An unsent delete followed by a new insert (a client ID reused) becomes an update.
-    static func enqueueSave(_ db: Database, table recordTable: String, recordID: String, payload: String, created: Bool)
-        throws
-    {
+    ///
+    /// `idempotencyKey` is for a change that was already sent once outside the outbox (a remote-first
+    /// save whose answer never came): the entry then carries that key, also when it coalesces into an
+    /// unsent entry (whose own key never reached the server), so the server recognises the retry.
+    static func enqueueSave(
+        _ db: Database, table recordTable: String, recordID: String, payload: String, created: Bool,
+        idempotencyKey: String? = nil
+    ) throws {
         let statement = try db.cachedStatement(
             sql: """
                 INSERT INTO \(table) (tableName, recordID, operation, payload, idempotencyKey, state, attempts, createdAt)
@@ -25,12 +30,13 @@ enum OutboxStore {
                 ON CONFLICT (tableName, recordID) WHERE state = 'pending' AND attempts = 0
                 DO UPDATE SET
                     payload = excluded.payload,
-                    operation = CASE operation WHEN 'create' THEN 'create' ELSE 'update' END
+                    operation = CASE operation WHEN 'create' THEN 'create' ELSE 'update' END,
+                    idempotencyKey = CASE WHEN ? THEN excluded.idempotencyKey ELSE idempotencyKey END
                 """)
         let operation = created ? OutboxOperation.create : .update
         try statement.execute(arguments: [
-            recordTable, recordID, operation.rawValue, payload, UUID().uuidString.lowercased(),
-            Date().timeIntervalSinceReferenceDate,
+            recordTable, recordID, operation.rawValue, payload, idempotencyKey ?? UUID().uuidString.lowercased(),
+            Date().timeIntervalSinceReferenceDate, idempotencyKey != nil,
         ])
     }
 

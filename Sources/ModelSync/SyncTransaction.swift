@@ -41,6 +41,12 @@ public final class SyncTransaction {
     /// - Returns: The record as stored.
     @discardableResult
     public func save<Model: SyncModel>(_ record: Model) throws -> Model {
+        try save(record, idempotencyKey: nil)
+    }
+
+    /// Saves `record`; a non-nil `idempotencyKey` becomes the key of its outbox entry (see
+    /// `OutboxStore.enqueueSave`).
+    func save<Model: SyncModel>(_ record: Model, idempotencyKey: String?) throws -> Model {
         let statements = try store.statements(for: Model.self)
         let record = try resolvingReplacedIDs(record)
         let values = try record.databaseValues()
@@ -55,7 +61,8 @@ public final class SyncTransaction {
         }
         let payload = try PayloadWriter.payload(values: values, schema: Model.schema)
         try OutboxStore.enqueueSave(
-            database, table: Model.schema.tableName, recordID: record.id.rawValue, payload: payload, created: created)
+            database, table: Model.schema.tableName, recordID: record.id.rawValue, payload: payload, created: created,
+            idempotencyKey: idempotencyKey)
         if recordEvents {
             events.append(
                 created

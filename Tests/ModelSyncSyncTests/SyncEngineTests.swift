@@ -334,7 +334,7 @@ struct SyncEngineTests {
 
     @Test("remote-first save stores the server's permanent ID; offline it falls back to local-first")
     func remoteFirst() async throws {
-        let harness = try await SyncHarness.start(timeout: 1)
+        let harness = try await SyncHarness.start()
         let user = try await harness.engine.save(
             User(name: "Ada", email: "a@example.com"), policy: .remoteFirst(fallBackToLocal: true))
         #expect(try await harness.store.outbox.entries().isEmpty)
@@ -353,6 +353,34 @@ struct SyncEngineTests {
             try await harness.engine.save(
                 ChatThread(createdAt: Date(), tags: [], ownerId: user.id), policy: .remoteFirst(fallBackToLocal: false))
         }
+    }
+
+    @Test("a remote-first create whose answer is lost is queued with the same idempotency key: no duplicate")
+    func remoteFirstLostResponse() async throws {
+        let harness = try await SyncHarness.start(timeout: 1.5)
+        defer { Task { await harness.server.stop() } }
+        // The owner goes through the outbox, which retries until it is on the server.
+        let user = try await harness.store.users.save(User(name: "Ada", email: "a@example.com"))
+        #expect(try await harness.engine.push().failed == 0)
+        // The server stores the thread, but its answer comes after the client gave up.
+        harness.server.setFaults(FaultPlan(script: [.dropResponseAfterCommit], droppedResponseDelay: .seconds(4)))
+        let thread = try await harness.engine.save(
+            ChatThread(title: "sent once", createdAt: Date(), tags: [], ownerId: user.id),
+            policy: .remoteFirst(fallBackToLocal: true))
+        #expect(thread.id.isTemporary)
+        #expect(await harness.server.records(of: ChatThread.self).count == 1)
+        let queued = try await harness.store.outbox.entries()
+        #expect(queued.map(\.operation) == [.create])
+
+        let report = try await harness.engine.push()
+        #expect(report.failed == 0)
+        #expect(await harness.server.replayedCreates >= 1)  // more when a retry also timed out
+        let serverThreads = await harness.serverRecords(ChatThread.self)
+        #expect(serverThreads.count == 1)
+        let stored = try #require(try await harness.store.threads.find(thread.id))
+        #expect(!stored.id.isTemporary)
+        #expect(serverThreads[stored.id.rawValue]?["title"] == .string("sent once"))
+        #expect(try await harness.store.outbox.entries().isEmpty)
     }
 
     @Test("cancelling a push puts in-flight entries back in the queue, and a later push finishes")

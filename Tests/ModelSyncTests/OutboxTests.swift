@@ -1,8 +1,9 @@
 import ChatModels
 import Foundation
 import GRDB
-import ModelSync
 import Testing
+
+@testable import ModelSync
 
 @Suite("Outbox: queuing, coalescing, claiming and outcomes")
 struct OutboxTests {
@@ -126,6 +127,28 @@ struct OutboxTests {
         #expect(entries[0].attempts == 2)
         #expect(entries[0].idempotencyKey == key)
         #expect(try await reopened.outbox.claimReadyEntries(limit: 1).map(\.idempotencyKey) == [key])
+    }
+
+    @Test("a change already sent outside the outbox is queued with that request's idempotency key")
+    func givenIdempotencyKey() async throws {
+        let store = try makeStore()
+        var user = try await store.users.save(User(name: "v1", email: "a@example.com"))
+        let ownKey = try await store.outbox.entries()[0].idempotencyKey
+        // A remote-first save whose answer never came: its key replaces the never-sent one.
+        user.name = "v2"
+        let sentKey = "key-of-the-lost-request"
+        #expect(sentKey != ownKey)
+        let edited = user
+        try await store.write { tx in _ = try tx.save(edited, idempotencyKey: sentKey) }
+        var entries = try await store.outbox.entries()
+        #expect(entries.map(\.operation) == [.create])
+        #expect(entries.map(\.idempotencyKey) == [sentKey])
+        // A later ordinary save coalesces and keeps it.
+        user.name = "v3"
+        try await store.users.save(user)
+        entries = try await store.outbox.entries()
+        #expect(entries.map(\.idempotencyKey) == [sentKey])
+        #expect(try payloadObject(entries[0])["name"] as? String == "v3")
     }
 
     @Test("a retry waits for its backoff time")

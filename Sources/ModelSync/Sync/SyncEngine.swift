@@ -319,13 +319,15 @@ public actor SyncEngine {
             try JSONValue.parse(
                 Data(try PayloadWriter.payload(values: record.databaseValues(), schema: schema).utf8)
             ).objectValue ?? [:]
+        // The create's key goes with it into the outbox if the answer never comes: the server may
+        // have stored the record, and a later push must be recognised as the same create.
+        let idempotencyKey = UUID().uuidString.lowercased()
         do {
             var stored = fields
             if exists {
                 try await remote.update(fields, of: schema)
             } else {
-                let created = try await remote.create(
-                    fields, of: schema, idempotencyKey: UUID().uuidString.lowercased())
+                let created = try await remote.create(fields, of: schema, idempotencyKey: idempotencyKey)
                 if schema.idGeneration == .server, let serverID = created["id"] { stored["id"] = serverID }
             }
             let policy = configuration.conflictPolicy
@@ -339,7 +341,8 @@ public actor SyncEngine {
             }
         } catch let error as RemoteError where error.isTransient && fallBackToLocal {
             logger.info("server unreachable, saving locally", metadata: ["table": "\(table)", "reason": "\(error)"])
-            return try await store.repository(for: Model.self).save(record)
+            let key = exists ? nil : idempotencyKey
+            return try await store.write { tx in try tx.save(record, idempotencyKey: key) }
         }
     }
 
