@@ -10,6 +10,9 @@ public enum ModelSyncError: Error, Sendable, Equatable, CustomStringConvertible 
     case conflictingIDReplacement(table: String, temporaryID: String, existingID: String, newID: String)
     /// A server ID is already used by another record of the same table.
     case idAlreadyInUse(table: String, id: String)
+    /// The server answered a create with an ID that a different local record already holds (a record
+    /// pulled earlier, or a server whose IDs were reset). The two records are never merged.
+    case serverIDHeldByAnotherRecord(table: String, temporaryID: String, serverID: String)
     /// No record has this ID.
     case recordNotFound(table: String, id: String)
 
@@ -28,6 +31,10 @@ public enum ModelSyncError: Error, Sendable, Equatable, CustomStringConvertible 
                 + "refusing to replace it again by '\(newID)'"
         case .idAlreadyInUse(let table, let id):
             return "ID '\(id)' is already used by another record of '\(table)'"
+        case .serverIDHeldByAnotherRecord(let table, let temporaryID, let serverID):
+            return "the server answered the create of '\(table)' record '\(temporaryID)' with ID '\(serverID)', "
+                + "which the local record '\(serverID)' already has, with other values: the two are kept apart; "
+                + "check the server's ID sequence, then discard or re-create '\(temporaryID)'"
         case .recordNotFound(let table, let id):
             return "no record of '\(table)' has ID '\(id)'"
         }

@@ -63,10 +63,22 @@ extension OutboxEntryState: DatabaseValueConvertible {}
 public enum SyncStatus: Sendable, Hashable {
     /// Nothing is waiting to be sent for this record.
     case synced
-    /// Changes are queued or being sent.
-    case pending
-    /// The server refused a change for good; `reason` is its message.
+    /// Changes are queued or being sent. `attempts` counts the sends of the oldest queued change so
+    /// far; after a failed attempt (network, timeout, 5xx…) `lastError` says why and `nextAttempt`
+    /// says when it is tried again.
+    case pending(attempts: Int, lastError: String?, nextAttempt: Date?)
+    /// The server refused a change for good; `reason` is its message. See ``Outbox/retry(table:recordID:)``,
+    /// ``SyncEngine/discardChanges(of:id:)`` and ``SyncEngine/recreate(_:id:)``.
     case failed(reason: String)
+
+    /// Queued, not yet sent (no attempt so far).
+    public static let queued = SyncStatus.pending(attempts: 0, lastError: nil, nextAttempt: nil)
+
+    /// `true` while changes wait to be sent or are being sent.
+    public var isPending: Bool {
+        if case .pending = self { return true }
+        return false
+    }
 }
 
 /// The queue of local changes waiting for the server. A sync engine claims ready entries, sends
@@ -171,19 +183,27 @@ public struct Outbox: Sendable {
     /// - Parameters:
     ///   - entry: The entry the server accepted.
     ///   - serverID: The ID the server answered with (required for server-ID creates).
+    /// - Throws: ``ModelSyncError/serverIDHeldByAnotherRecord(table:temporaryID:serverID:)`` when a
+    ///   different local record already has `serverID`; nothing is changed then.
     public func markSucceeded(_ entry: OutboxEntry, serverID: String? = nil) async throws {
+        let answer: RecordFields? = serverID.map { ["id": .string($0)] }
+        let retry = RetryPolicy()
         try await store.write { tx in
-            // The entry as stored now (its record ID may have been rewritten since it was claimed).
-            guard
-                let removed = try Row.fetchOne(
-                    tx.database.cachedStatement(
-                        sql: "DELETE FROM \(Self.table) WHERE sequence = ? RETURNING tableName, recordID, operation"),
-                    arguments: [entry.sequence])
-            else { return }
-            let recordID: String = removed["recordID"]
-            if removed["operation"] == OutboxOperation.create.rawValue, TemporaryID.isTemporary(recordID), let serverID
-            {
-                try tx.replaceTemporaryID(inTable: removed["tableName"], from: recordID, to: serverID)
+            _ = try OutcomeRecorder.apply(
+                .succeeded(entry, serverCopy: answer), in: tx, retry: retry, policy: .keepLocalChanges)
+        }
+    }
+
+    /// Puts claimed entries whose outcome was never recorded back in the queue, unchanged (same
+    /// idempotency key and attempt count), so that a later push sends them again.
+    public func releaseClaims(_ entries: [OutboxEntry]) async throws {
+        let sequences = entries.map(\.sequence)
+        guard !sequences.isEmpty else { return }
+        try await store.database.write { db in
+            for sequence in sequences {
+                try db.execute(
+                    sql: "UPDATE \(Self.table) SET state = 'pending' WHERE sequence = ? AND state = 'inFlight'",
+                    arguments: [sequence])
             }
         }
     }
@@ -222,13 +242,20 @@ public struct Outbox: Sendable {
     static func syncStatus(_ db: Database, table: String, recordID: String) throws -> SyncStatus {
         let rows = try Row.fetchAll(
             db.cachedStatement(
-                sql: "SELECT state, lastError FROM \(Self.table) WHERE tableName = ? AND recordID = ? ORDER BY sequence"
-            ),
+                sql: """
+                    SELECT state, lastError, attempts, nextAttemptAt FROM \(Self.table)
+                    WHERE tableName = ? AND recordID = ? ORDER BY sequence
+                    """),
             arguments: [table, recordID])
         if let failed = rows.first(where: { $0["state"] == OutboxEntryState.failed.rawValue }) {
             return .failed(reason: failed["lastError"] ?? "refused by the server")
         }
-        return rows.isEmpty ? .synced : .pending
+        guard let oldest = rows.first else { return .synced }
+        let attempts: Int = oldest["attempts"]
+        let nextAttempt = (oldest["nextAttemptAt"] as Double?).map { Date(timeIntervalSinceReferenceDate: $0) }
+        return .pending(
+            attempts: attempts, lastError: attempts > 0 ? oldest["lastError"] : nil,
+            nextAttempt: attempts > 0 ? nextAttempt : nil)
     }
 }
 

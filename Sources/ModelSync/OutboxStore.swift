@@ -104,6 +104,18 @@ enum OutboxStore {
         return db.changesCount
     }
 
+    /// The create entry with this idempotency key that was sent at least once (it may be in flight,
+    /// waiting for a retry, or failed), if any.
+    static func sentCreate(_ db: Database, table recordTable: String, idempotencyKey: String) throws -> OutboxEntry? {
+        try OutboxEntry.fetchOne(
+            db.cachedStatement(
+                sql: """
+                    SELECT * FROM \(table)
+                    WHERE idempotencyKey = ? AND tableName = ? AND operation = 'create' AND attempts > 0
+                    """),
+            arguments: [idempotencyKey, recordTable])
+    }
+
     static func hasEntries(_ db: Database, table recordTable: String, recordID: String) throws -> Bool {
         try Bool.fetchOne(
             db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM \(table) WHERE tableName = ? AND recordID = ?)"),

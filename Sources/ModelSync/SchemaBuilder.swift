@@ -49,6 +49,25 @@ enum SchemaBuilder {
                     ) WITHOUT ROWID;
                     """)
         }
+        migrator.registerMigration("modelsync-record-version-v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE \(RecordVersions.table) (
+                        tableName TEXT NOT NULL,
+                        recordID TEXT NOT NULL,
+                        version TEXT NOT NULL,
+                        PRIMARY KEY (tableName, recordID)
+                    ) WITHOUT ROWID;
+                    CREATE TABLE \(PulledOrphans.table) (
+                        tableName TEXT NOT NULL,
+                        recordID TEXT NOT NULL,
+                        fields TEXT NOT NULL,
+                        reason TEXT NOT NULL,
+                        PRIMARY KEY (tableName, recordID)
+                    ) WITHOUT ROWID;
+                    CREATE INDEX \(outboxTable)_sent_key ON \(outboxTable)(idempotencyKey) WHERE attempts > 0;
+                    """)
+        }
         try migrator.migrate(writer)
         try writer.write { db in
             for model in models {

@@ -189,9 +189,34 @@ public final class SyncTransaction {
     /// Replacing again with the same server ID does nothing (so a retry after a restart is safe).
     ///
     /// - Returns: `true` when the ID was replaced now, `false` when it had been already.
+    /// - Throws: ``ModelSyncError/idAlreadyInUse(table:id:)`` when another local record already has
+    ///   `serverID`: two different records are never merged.
     @discardableResult
     public func replaceTemporaryID(inTable table: String, from temporaryID: String, to serverID: String) throws -> Bool
     {
+        try replaceTemporaryID(inTable: table, from: temporaryID, to: serverID, evidence: nil)
+    }
+
+    /// Why a local row that already holds a server ID is the server's copy of a create of ours.
+    enum ServerCopyEvidence {
+        /// The server's copy carries the create's idempotency key.
+        case sameCreationKey
+        /// What the create sent (its outbox payload), to compare with the stored row.
+        case sentPayload(String)
+    }
+
+    /// Replaces a temporary ID with the server's ID (see ``replaceTemporaryID(inTable:from:to:)``).
+    ///
+    /// When a local row already holds `serverID`, it is merged into the record only on evidence that
+    /// it is the server's copy of this very create (a pull stored it before the create's answer
+    /// arrived): the server echoed the create's key, or what the create sent equals the stored
+    /// values of that row.
+    /// Otherwise the two are different records (another record pulled earlier, a server whose IDs
+    /// were reset) and ``ModelSyncError/serverIDHeldByAnotherRecord(table:temporaryID:serverID:)``
+    /// is thrown; both records stay as they are.
+    func replaceTemporaryID(
+        inTable table: String, from temporaryID: String, to serverID: String, evidence: ServerCopyEvidence?
+    ) throws -> Bool {
         let model = try store.model(forTable: table)
         guard temporaryID != serverID else { return false }
         if let existing = try IDMap.replacement(database, table: table, id: temporaryID) {
@@ -200,12 +225,21 @@ public final class SyncTransaction {
                 table: table, temporaryID: temporaryID, existingID: existing, newID: serverID)
         }
         let quotedTable = table.quotedDatabaseIdentifier
-        // A pull can store the server's copy of this very record before the answer to its create
-        // arrives (the answer was lost and the create is retried). That copy is merged into the
-        // record; any other record holding the server ID is a real clash.
         let mergingServerCopy = try recordExists(table: table, id: serverID)
-        if mergingServerCopy, try isReplacementTarget(table: table, id: serverID) {
-            throw ModelSyncError.idAlreadyInUse(table: table, id: serverID)
+        if mergingServerCopy {
+            if try isReplacementTarget(table: table, id: serverID) {
+                throw ModelSyncError.idAlreadyInUse(table: table, id: serverID)
+            }
+            let isServerCopy: Bool
+            switch evidence {
+            case .sameCreationKey?: isServerCopy = true
+            case .sentPayload(let payload)?: isServerCopy = try self.isServerCopy(of: payload, model: model, serverID: serverID)
+            case nil: isServerCopy = false
+            }
+            guard isServerCopy else {
+                throw ModelSyncError.serverIDHeldByAnotherRecord(
+                    table: table, temporaryID: temporaryID, serverID: serverID)
+            }
         }
         // When merging, the row keeps the state of the most recent local save of either copy, and
         // of two never-sent entries (one per copy) only the most recent stays: the last change sent
@@ -255,10 +289,24 @@ public final class SyncTransaction {
         }
         try OutboxStore.replaceID(
             database, table: table, from: temporaryID, to: serverID, referencedBy: model.schema.referencedBy)
+        try RecordVersions.rename(database, table: table, from: temporaryID, to: serverID)
         try IDMap.record(database, table: table, from: temporaryID, to: serverID)
         tablesWithoutReplacedIDs.remove(table)
         events.append(.idChanged(table: table, old: temporaryID, new: serverID))
         return true
+    }
+
+    /// `true` when the row holding `serverID` stores what `sentPayload` (a create's outbox payload)
+    /// sent, the ID aside: the pulled copy of that create. Dates count as equal to the millisecond,
+    /// the precision some servers keep.
+    private func isServerCopy(of sentPayload: String, model: any SyncModel.Type, serverID: String) throws -> Bool {
+        func compare<Model: SyncModel>(_: Model.Type) throws -> Bool {
+            guard let stored = try Model.fetchOne(database, key: Model.ID(serverID)),
+                let sent = try? JSONDecoder().decode(Model.self, from: Data(sentPayload.utf8))
+            else { return false }
+            return try Self.sameStoredValues(stored, sent.withID(stored.id))
+        }
+        return try compare(model)
     }
 
     // MARK: Helpers

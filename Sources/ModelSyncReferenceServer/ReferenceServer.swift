@@ -77,15 +77,38 @@ public final class ReferenceServer: Sendable {
         get async { await store.replayedCreates }
     }
 
+    /// Updates answered from the idempotency store instead of applying them again.
+    public var replayedUpdates: Int {
+        get async { await store.replayedUpdates }
+    }
+
+    /// Makes server-generated IDs start again from 1, as a server restored from an old backup would:
+    /// new records then get IDs that clients already hold for other records.
+    public func resetIDSequence() async {
+        await store.resetIDSequence()
+    }
+
+    /// Makes listings answer cursors that cycle (`a -> b -> a`) instead of advancing (`true`), or
+    /// behave again (`false`).
+    public func setCyclingCursors(_ cycling: Bool) async {
+        await store.setCyclingCursors(cycling)
+    }
+
     /// Requests received, by method.
     public var requestCounts: [String: Int] { state.requestCounts }
 
-    /// Stores a record as if another client had created it (for pull tests).
+    /// Stores a record as if another client had created it (for pull tests). A record of a server-ID
+    /// model keeps the `id` it comes with, if any.
+    ///
+    /// With `checkingReferences: false` its foreign keys are not checked, as a server with a bug (or
+    /// one that lists a record without the record it points at) would store it.
     @discardableResult
-    public func insert(_ fields: [String: JSONValue], into model: any SyncModel.Type) async throws -> [String:
-        JSONValue]
-    {
-        try await store.create(fields, in: model.schema.tableName, idempotencyKey: nil)
+    public func insert(
+        _ fields: [String: JSONValue], into model: any SyncModel.Type, checkingReferences: Bool = true
+    ) async throws -> [String: JSONValue] {
+        try await store.insert(
+            fields, in: model.schema.tableName, idempotencyKey: nil, checkingReferences: checkingReferences,
+            keepingGivenID: true)
     }
 
     /// Updates a record as if another client had.
@@ -123,7 +146,7 @@ public final class ReferenceServer: Sendable {
         do {
             response = try await route(request)
         } catch let error as ServerError {
-            return Self.error(error.status, error.message)
+            return Self.error(error.status, error.message, current: error.current)
         } catch {
             return Self.error(400, "\(error)")
         }
@@ -155,7 +178,10 @@ public final class ReferenceServer: Sendable {
             }
             return try Self.json(200, .object(record))
         case ("PUT", let id?), ("PATCH", let id?):
-            let updated = try await store.update(try await Self.body(request), in: collection.table, id: id)
+            let updated = try await store.update(
+                try await Self.body(request), in: collection.table, id: id,
+                ifMatch: request.headers[HTTPHeader("If-Match")].map(Self.unquotedETag),
+                idempotencyKey: request.headers[HTTPHeader("Idempotency-Key")])
             return try Self.json(200, .object(updated))
         case ("DELETE", let id?):
             try await store.delete(in: collection.table, id: id)
@@ -179,8 +205,18 @@ public final class ReferenceServer: Sendable {
             headers: [.contentType: "application/json"], body: try value.serialized())
     }
 
-    private static func error(_ status: Int, _ message: String) -> HTTPResponse {
-        let body = (try? JSONValue.object(["error": .string(message)]).serialized()) ?? Data()
+    /// `"7"` or `W/"7"` -> `7`.
+    private static func unquotedETag(_ value: String) -> String {
+        var text = value.trimmingCharacters(in: .whitespaces)
+        if text.hasPrefix("W/") { text.removeFirst(2) }
+        if text.count >= 2, text.hasPrefix("\""), text.hasSuffix("\"") { text = String(text.dropFirst().dropLast()) }
+        return text
+    }
+
+    private static func error(_ status: Int, _ message: String, current: [String: JSONValue]? = nil) -> HTTPResponse {
+        var object: [String: JSONValue] = ["error": .string(message)]
+        if let current { object["current"] = .object(current) }
+        let body = (try? JSONValue.object(object).serialized()) ?? Data()
         return HTTPResponse(
             statusCode: HTTPStatusCode(status, phrase: "Error"), headers: [.contentType: "application/json"],
             body: body)

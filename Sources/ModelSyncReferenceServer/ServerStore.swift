@@ -42,6 +42,8 @@ struct Collection: Sendable {
 struct ServerError: Error {
     var status: Int
     var message: String
+    /// The server's copy of the record, for a 409 on a stale version.
+    var current: [String: JSONValue]? = nil
 }
 
 /// The reference server's data: records per collection with a change sequence for incremental
@@ -51,7 +53,26 @@ actor ServerStore {
         var fields: [String: JSONValue]
         var sequence: Int
         var deleted: Bool
+        /// Starts at 1 and grows with every update: what `If-Match` is checked against.
+        var version: Int = 1
+        /// The `Idempotency-Key` of the request that created the record, echoed to clients so that
+        /// one can recognise its own create in a listing.
+        var creationKey: String?
+
+        /// The record as clients see it: its fields plus the sync metadata (`_version`, and
+        /// `_idempotency_key` when it was created with a key).
+        var wireObject: [String: JSONValue] {
+            var object = fields
+            object[ServerStore.versionKey] = .integer(Int64(version))
+            if let creationKey { object[ServerStore.creationKeyKey] = .string(creationKey) }
+            return object
+        }
     }
+
+    /// The wire key of a record's version.
+    static let versionKey = "_version"
+    /// The wire key of the idempotency key that created a record.
+    static let creationKeyKey = "_idempotency_key"
 
     private(set) var collections: [String: Collection] = [:]
     private var records: [String: [String: StoredRecord]] = [:]
@@ -60,6 +81,12 @@ actor ServerStore {
     private var idempotentResponses: [String: [String: JSONValue]] = [:]
     /// How many creates were answered from the idempotency store (repeats of a create).
     private(set) var replayedCreates = 0
+    /// How many updates were answered from the idempotency store (repeats of an update).
+    private(set) var replayedUpdates = 0
+    /// Per table, per unique wire key: value -> ID of the live record holding it.
+    private var uniqueIndex: [String: [String: [JSONValue: String]]] = [:]
+    /// Fault injection: listings answer cursors that cycle (a -> b -> a) instead of advancing.
+    private var cyclingCursors = false
 
     private let rules: @Sendable (String, [String: JSONValue]) -> String?
 
@@ -91,10 +118,23 @@ actor ServerStore {
             replayedCreates += 1
             return previous
         }
+        return try insert(
+            body, in: table, idempotencyKey: idempotencyKey, checkingReferences: true, keepingGivenID: false)
+    }
+
+    /// Stores a new record. Without `checkingReferences`, foreign keys are not checked (a server with
+    /// a bug, or one that lists a record whose parent it does not list). With `keepingGivenID`, a
+    /// server-ID record that comes with an `id` keeps it (records made by "another client" in tests).
+    func insert(
+        _ body: [String: JSONValue], in table: String, idempotencyKey: String?, checkingReferences: Bool,
+        keepingGivenID: Bool
+    ) throws -> [String: JSONValue] {
         let collection = collections[table]!
         var fields = body
         let id: String
         switch collection.idGeneration {
+        case .server where keepingGivenID && body["id"]?.idString != nil:
+            id = body["id"]!.idString!
         case .server:
             let next = (nextID[table] ?? 0) + 1
             nextID[table] = next
@@ -109,24 +149,84 @@ actor ServerStore {
             id = clientID
         }
         fields["id"] = collection.idType == .int ? .integer(Int64(id) ?? 0) : .string(id)
-        try validate(fields, in: collection, id: id)
+        fields.removeValue(forKey: Self.versionKey)
+        fields.removeValue(forKey: Self.creationKeyKey)
+        try validate(fields, in: collection, id: id, checkingReferences: checkingReferences)
         sequence += 1
-        records[table]![id] = StoredRecord(fields: fields, sequence: sequence, deleted: false)
-        if let idempotencyKey { idempotentResponses[table + "\u{0}" + idempotencyKey] = fields }
-        return fields
+        let stored = StoredRecord(fields: fields, sequence: sequence, deleted: false, creationKey: idempotencyKey)
+        store(stored, in: table, id: id)
+        let answer = stored.wireObject
+        if let idempotencyKey { idempotentResponses[table + "\u{0}" + idempotencyKey] = answer }
+        return answer
     }
 
-    func update(_ body: [String: JSONValue], in table: String, id: String) throws -> [String: JSONValue] {
+    /// Makes the next server-generated IDs start again from 1, as a server restored from an old
+    /// backup or with a reset sequence would: new records then get IDs that clients already hold.
+    func resetIDSequence() {
+        nextID = [:]
+    }
+
+    func setCyclingCursors(_ cycling: Bool) {
+        cyclingCursors = cycling
+    }
+
+    /// Replaces a record's fields.
+    ///
+    /// - `ifMatch`: the version the client's change is based on; another version gets a 409 whose
+    ///   body carries the server's copy under `current`.
+    /// - `idempotencyKey`: a repeated update (its answer was lost, or a late copy of it arrives after
+    ///   the retry) gets the first answer and changes nothing.
+    func update(
+        _ body: [String: JSONValue], in table: String, id: String, ifMatch: String? = nil,
+        idempotencyKey: String? = nil
+    ) throws -> [String: JSONValue] {
+        let replayKey = idempotencyKey.map { "update\u{0}" + table + "\u{0}" + $0 }
+        if let replayKey, let previous = idempotentResponses[replayKey] {
+            replayedUpdates += 1
+            return previous
+        }
         let collection = collections[table]!
         guard let existing = records[table]?[id], !existing.deleted else {
             throw ServerError(status: 404, message: "no \(table) has id '\(id)'")
         }
+        if let ifMatch, ifMatch != "*", ifMatch != String(existing.version) {
+            throw ServerError(
+                status: 409,
+                message: "\(table) '\(id)' is at version \(existing.version), the change was based on version \(ifMatch)",
+                current: existing.wireObject)
+        }
         var fields = body
         fields["id"] = existing.fields["id"]
-        try validate(fields, in: collection, id: id)
+        fields.removeValue(forKey: Self.versionKey)
+        fields.removeValue(forKey: Self.creationKeyKey)
+        try validate(fields, in: collection, id: id, checkingReferences: true)
         sequence += 1
-        records[table]![id] = StoredRecord(fields: fields, sequence: sequence, deleted: false)
-        return fields
+        var updated = existing
+        updated.fields = fields
+        updated.sequence = sequence
+        updated.version += 1
+        store(updated, in: table, id: id)
+        let answer = updated.wireObject
+        if let replayKey { idempotentResponses[replayKey] = answer }
+        return answer
+    }
+
+    /// Stores a record and keeps the unique-field index in step.
+    private func store(_ record: StoredRecord, in table: String, id: String) {
+        if let previous = records[table]?[id], !previous.deleted { unindex(previous, in: table, id: id) }
+        records[table]![id] = record
+        guard !record.deleted, let keys = collections[table]?.uniqueKeys else { return }
+        for key in keys {
+            guard let value = record.fields[key], !value.isNull else { continue }
+            uniqueIndex[table, default: [:]][key, default: [:]][value] = id
+        }
+    }
+
+    private func unindex(_ record: StoredRecord, in table: String, id: String) {
+        for key in collections[table]?.uniqueKeys ?? [] {
+            guard let value = record.fields[key], uniqueIndex[table]?[key]?[value] == id else { continue }
+            uniqueIndex[table]?[key]?[value] = nil
+        }
     }
 
     func delete(in table: String, id: String) throws {
@@ -154,6 +254,7 @@ actor ServerStore {
 
     private func deleteCascading(table: String, id: String) {
         guard var record = records[table]?[id], !record.deleted else { return }
+        unindex(record, in: table, id: id)
         record.deleted = true
         sequence += 1
         record.sequence = sequence
@@ -168,15 +269,18 @@ actor ServerStore {
                     updated.fields[reference.wireKey] = .null
                     sequence += 1
                     updated.sequence = sequence
+                    updated.version += 1
                     records[reference.table]![childID] = updated
                 }
             }
         }
     }
 
-    private func validate(_ fields: [String: JSONValue], in collection: Collection, id: String) throws {
+    private func validate(
+        _ fields: [String: JSONValue], in collection: Collection, id: String, checkingReferences: Bool
+    ) throws {
         var problems: [String] = []
-        for foreignKey in collection.foreignKeys {
+        for foreignKey in collection.foreignKeys where checkingReferences {
             let value = fields[foreignKey.wireKey] ?? .null
             if value.isNull {
                 if !foreignKey.isOptional { problems.append("'\(foreignKey.wireKey)' is required") }
@@ -198,8 +302,8 @@ actor ServerStore {
         }
         for key in collection.uniqueKeys {
             guard let value = fields[key], !value.isNull else { continue }
-            if liveRecords(collection.table).contains(where: { $0.key != id && $0.value.fields[key] == value }) {
-                throw ServerError(status: 409, message: "another \(collection.table) already has this '\(key)'")
+            if let holder = uniqueIndex[collection.table]?[key]?[value], holder != id {
+                problems.append("'\(key)' must be unique: \(collection.table) '\(holder)' already has this value")
             }
         }
         if let problem = rules(collection.table, fields) { problems.append(problem) }
@@ -216,7 +320,7 @@ actor ServerStore {
 
     func record(in table: String, id: String) -> [String: JSONValue]? {
         guard let record = records[table]?[id], !record.deleted else { return nil }
-        return record.fields
+        return record.wireObject
     }
 
     /// Records (and, with a cursor, tombstones) changed after `cursor`, oldest change first.
@@ -227,7 +331,11 @@ actor ServerStore {
             .prefix(limit)
         let items = changed.map { record -> JSONValue in
             record.deleted
-                ? .object(["id": record.fields["id"] ?? .null, "deleted": .bool(true)]) : .object(record.fields)
+                ? .object(["id": record.fields["id"] ?? .null, "deleted": .bool(true)]) : .object(record.wireObject)
+        }
+        if cyclingCursors {
+            // a -> b -> a: the second page points back at the first.
+            return (items, cursor == nil || cursor == 0 ? 1 : 0)
         }
         return (items, changed.last?.sequence ?? (cursor ?? 0))
     }

@@ -355,7 +355,7 @@ final class ChaosRun {
                 let fields = entry.payload.flatMap { try? JSONValue.parse(Data($0.utf8)).objectValue } ?? [:]
                 switch entry.operation {
                 case .create: _ = try? await remote.create(fields, of: schema, idempotencyKey: entry.idempotencyKey)
-                case .update: try? await remote.update(fields, of: schema)
+                case .update: _ = try? await remote.update(fields, of: schema, idempotencyKey: entry.idempotencyKey)
                 case .delete: try? await remote.delete(id: entry.recordID, of: schema)
                 }
             }

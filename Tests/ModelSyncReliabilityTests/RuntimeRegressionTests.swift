@@ -44,7 +44,7 @@ struct RuntimeRegressionTests {
         #expect(report.remaining == 1)
     }
 
-    @Test("a server ID already held by the pulled copy of the same record is merged, not refused")
+    @Test("a server ID already held by the pulled copy of the same create is merged when the copy equals what was sent")
     func pulledCopyIsMergedOnReplacement() async throws {
         let server = ReferenceServer(models: GeneratedModels.all)
         let baseURL = try await server.start()
@@ -71,9 +71,13 @@ struct RuntimeRegressionTests {
         #expect(try await store.threads.count() == 2)
         let changes = EventRecorder(store.threads.changes())
 
-        // The retried create is answered with that ID.
-        let replaced = try await store.threads.replaceTemporaryID(thread.id, with: ChatThread.ID(serverID))
-        #expect(replaced)
+        // The retried create is answered with that ID: the pulled copy equals what the create sent,
+        // so it is the same record (a bare `replaceTemporaryID` without that evidence refuses).
+        await #expect(throws: ModelSyncError.self) {
+            try await store.threads.replaceTemporaryID(thread.id, with: ChatThread.ID(serverID))
+        }
+        let threadEntry = try #require(try await store.outbox.claimReadyEntries(limit: 10).first { $0.tableName == "thread" })
+        try await store.outbox.markSucceeded(threadEntry, serverID: serverID)
         let threads = try await store.threads.all()
         #expect(threads.map(\.id.rawValue) == [serverID])
         #expect(threads.first?.title == "local title")

@@ -184,7 +184,7 @@ struct SyncEngineTests {
             Issue.record("expected failed, got \(status)")
             return
         }
-        #expect(reason.contains("409"))
+        #expect(reason.contains("422"))
         #expect(reason.contains("email"))
         #expect(try await harness.store.users.syncStatus(of: chat.user.id) == .synced)
         #expect(await harness.server.records(of: Message.self).count == 1)

@@ -43,7 +43,7 @@ struct OutboxTests {
         let entries = try await store.outbox.entries()
         #expect(entries.map(\.operation) == [.update])
         #expect(try payloadObject(entries[0])["name"] as? String == "v3")
-        #expect(try await store.users.syncStatus(of: user.id) == .pending)
+        #expect(try await store.users.syncStatus(of: user.id) == .queued)
     }
 
     @Test("an update then a delete of a synced record sends only the delete")
@@ -167,7 +167,7 @@ struct OutboxTests {
         let store = try makeStore()
         let user = try await store.users.save(User(name: "a", email: "a@example.com"))
         let statuses = store.users.observeSyncStatus(of: user.id)
-        #expect(try await store.users.syncStatus(of: user.id) == .pending)
+        #expect(try await store.users.syncStatus(of: user.id) == .queued)
         let claimed = try await store.outbox.claimReadyEntries(limit: 1)
         try await store.outbox.markFailed(claimed[0], reason: "422: email is invalid")
         #expect(try await store.users.syncStatus(of: user.id) == .failed(reason: "422: email is invalid"))

@@ -40,6 +40,13 @@ public struct RESTRemote: SyncRemote {
         public var nextCursorKey: String
         /// The key that marks a listed record as deleted (a tombstone).
         public var deletedFlagKey: String
+        /// The key of a record's server version (sent back as `If-Match` with its next update), or
+        /// `nil` for a server without versions: updates are then last-writer-wins.
+        public var versionKey: String?
+        /// The key under which the server echoes the `Idempotency-Key` that created a record, or
+        /// `nil` when it does not: a lost create answer is then recognised only when the server's
+        /// copy equals what the create sent.
+        public var creationKeyKey: String?
         /// Per-table changes to the spec's conventions (path, ID type, key naming).
         public var overrides: [String: RemoteSchema]
 
@@ -53,6 +60,8 @@ public struct RESTRemote: SyncRemote {
             cursorParameter: String = "cursor",
             nextCursorKey: String = "next_cursor",
             deletedFlagKey: String = "deleted",
+            versionKey: String? = "_version",
+            creationKeyKey: String? = "_idempotency_key",
             overrides: [String: RemoteSchema] = [:]
         ) {
             self.baseURL = baseURL
@@ -64,6 +73,8 @@ public struct RESTRemote: SyncRemote {
             self.cursorParameter = cursorParameter
             self.nextCursorKey = nextCursorKey
             self.deletedFlagKey = deletedFlagKey
+            self.versionKey = versionKey
+            self.creationKeyKey = creationKeyKey
             self.overrides = overrides
         }
     }
@@ -118,12 +129,35 @@ public struct RESTRemote: SyncRemote {
         return record
     }
 
-    public func update(_ fields: RecordFields, of model: ModelSchema) async throws {
+    public func update(_ fields: RecordFields, of model: ModelSchema, idempotencyKey: String) async throws
+        -> RecordFields?
+    {
         guard let id = fields["id"]?.idString else {
             throw RemoteError.invalidResponse("an update of a \(model.name) has no id")
         }
         let body = try wireObject(fields, model: model, includeID: true)
-        _ = try await send("PUT", path: itemPath(model, id: id), body: .object(body))
+        var headers = ["Idempotency-Key": idempotencyKey]
+        if configuration.versionKey != nil, let version = fields[RecordMetadata.version]?.idString {
+            headers["If-Match"] = "\"\(version)\""
+        }
+        do {
+            let response = try await send("PUT", path: itemPath(model, id: id), body: .object(body), headers: headers)
+            guard let object = response?.objectValue else { return nil }
+            return try localFields(object, model: model)
+        } catch let stale as StaleVersion {
+            throw RemoteError.conflict(message: stale.message, serverCopy: try localFields(stale.current, model: model))
+        }
+    }
+
+    public func fetch(id: String, of model: ModelSchema) async throws -> RecordFields? {
+        do {
+            guard let object = try await send("GET", path: itemPath(model, id: id), body: nil)?.objectValue else {
+                throw RemoteError.invalidResponse("GET of a \(model.name) returned no JSON object")
+            }
+            return try localFields(object, model: model)
+        } catch RemoteError.http(let status, _, _) where status == 404 || status == 410 {
+            return nil
+        }
     }
 
     public func delete(id: String, of model: ModelSchema) async throws {
@@ -215,6 +249,12 @@ public struct RESTRemote: SyncRemote {
         let remote = conventions(model)
         var fields: RecordFields = [:]
         if let id = object[configuration.idField]?.idString { fields["id"] = .string(id) }
+        if let key = configuration.versionKey, let version = object[key]?.idString {
+            fields[RecordMetadata.version] = .string(version)
+        }
+        if let key = configuration.creationKeyKey, let creationKey = object[key]?.stringValue {
+            fields[RecordMetadata.creationKey] = .string(creationKey)
+        }
         let foreignKeys = Set(model.foreignKeys.map(\.column))
         for field in model.fields {
             let key = remote.fieldNaming.wireKey(for: field.name)
@@ -311,6 +351,11 @@ public struct RESTRemote: SyncRemote {
             throw RemoteError.invalidResponse("\(method) \(path) got no HTTP response")
         }
         guard (200..<300).contains(http.statusCode) else {
+            if http.statusCode == 409, method == "PUT", let object = (try? JSONValue.parse(data))?.objectValue,
+                let current = object["current"]?.objectValue
+            {
+                throw StaleVersion(message: Self.errorMessage(data, status: 409), current: current)
+            }
             let retryAfter = http.value(forHTTPHeaderField: "Retry-After").flatMap(Self.parseRetryAfter)
             throw RemoteError.http(
                 status: http.statusCode, message: Self.errorMessage(data, status: http.statusCode),
@@ -365,6 +410,12 @@ public struct RESTRemote: SyncRemote {
         let collapsed = plain.split(whereSeparator: \.isWhitespace).joined(separator: " ")
         return collapsed.count > 200 ? String(collapsed.prefix(200)) + "…" : collapsed
     }
+}
+
+/// A 409 answer to an update, with the server's copy (wire form) under `current`.
+private struct StaleVersion: Error {
+    var message: String
+    var current: [String: JSONValue]
 }
 
 extension String {

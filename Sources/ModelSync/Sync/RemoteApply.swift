@@ -36,6 +36,11 @@ public enum ConflictPolicy: Sendable {
     }
 }
 
+/// A server record that cannot be decoded into its model (a value of the wrong type…).
+struct UnreadableRecord: Error {
+    var reason: String
+}
+
 /// The outcome of merging one server record.
 enum MergeOutcome: Sendable {
     case inserted, updated, unchanged, keptLocal, merged
@@ -43,13 +48,26 @@ enum MergeOutcome: Sendable {
 
 extension SyncTransaction {
     /// Stores a server record without queuing anything, unless the local record has unsent changes,
-    /// in which case `policy` decides.
+    /// in which case `policy` decides. The record's server version is remembered for its next update.
+    ///
+    /// A record that carries the creation key (``RecordMetadata/creationKey``) of a create this store
+    /// sent is that create's result, even when the create's answer never arrived: the create is done
+    /// and its temporary ID is replaced first.
     func applyRemote(_ fields: RecordFields, model: any SyncModel.Type, policy: ConflictPolicy) throws -> MergeOutcome {
         func apply<Model: SyncModel>(_: Model.Type) throws -> MergeOutcome {
             guard let id = fields["id"]?.idString else { return .unchanged }
+            let table = Model.schema.tableName
             var remote = fields
             remote["id"] = .string(id)
-            let hasLocalChanges = try OutboxStore.hasEntries(database, table: Model.schema.tableName, recordID: id)
+            // Read before anything is written: an unreadable record changes nothing.
+            let record: Model
+            do {
+                record = try decodeRecord(Model.self, remote)
+            } catch {
+                throw UnreadableRecord(reason: "a \(Model.schema.name) '\(id)' from the server cannot be read: \(error)")
+            }
+            try completeOwnCreate(remote, table: table, serverID: id)
+            let hasLocalChanges = try OutboxStore.hasEntries(database, table: table, recordID: id)
             if hasLocalChanges {
                 guard let local = try Model.fetchOne(database, key: Model.ID(id)) else { return .keptLocal }
                 let localFields =
@@ -58,31 +76,48 @@ extension SyncTransaction {
                     ).objectValue ?? [:]
                 switch policy.resolve(SyncConflict(model: Model.schema, local: localFields, remote: remote)) {
                 case .keepLocal:
+                    // The local change is to replace this server version: it is sent based on it.
+                    try RecordVersions.record(database, table: table, fields: remote)
                     return .keptLocal
                 case .acceptRemote:
-                    try OutboxStore.removeEntries(database, table: Model.schema.tableName, recordID: id)
+                    try OutboxStore.removeEntries(database, table: table, recordID: id)
                 case .merged(var merged):
                     merged["id"] = .string(id)
                     try save(try decodeRecord(Model.self, merged))
+                    try RecordVersions.record(database, table: table, fields: remote)
                     return .merged
                 }
             }
-            let record = try decodeRecord(Model.self, remote)
             let statements = try store.statements(for: Model.self)
             let values = try record.databaseValues()
+            try RecordVersions.record(database, table: table, fields: remote)
             if let existing = try Model.fetchOne(database, key: record.id) {
                 if try Self.sameStoredValues(existing, record) { return .unchanged }
                 try database.cachedStatement(sql: statements.updateByID)
                     .execute(arguments: StatementArguments(Array(values.dropFirst()) + [values[0]]))
-                appendEvent(.updated(table: Model.schema.tableName, record: record))
+                appendEvent(.updated(table: table, record: record))
                 return .updated
             }
             try database.cachedStatement(sql: statements.insertIgnoringExistingID)
                 .execute(arguments: StatementArguments(values))
-            appendEvent(.created(table: Model.schema.tableName, record: record))
+            appendEvent(.created(table: table, record: record))
             return .inserted
         }
         return try apply(model)
+    }
+
+    /// When `fields` carries the creation key of a create this store sent (its answer may have been
+    /// lost), that create is done: its entry leaves the outbox and its temporary ID becomes the
+    /// server's, before the record is applied.
+    private func completeOwnCreate(_ fields: RecordFields, table: String, serverID: String) throws {
+        guard let key = fields[RecordMetadata.creationKey]?.stringValue,
+            let entry = try OutboxStore.sentCreate(database, table: table, idempotencyKey: key)
+        else { return }
+        try database.execute(
+            sql: "DELETE FROM \(SchemaBuilder.outboxTable) WHERE sequence = ?", arguments: [entry.sequence])
+        if entry.recordID != serverID, TemporaryID.isTemporary(entry.recordID) {
+            _ = try replaceTemporaryID(inTable: table, from: entry.recordID, to: serverID, evidence: .sameCreationKey)
+        }
     }
 
     /// Applies a server delete: the record and what its delete rules reach are deleted locally (a
@@ -106,7 +141,7 @@ extension SyncTransaction {
         return true
     }
 
-    private func decodeRecord<Model: SyncModel>(_: Model.Type, _ fields: RecordFields) throws -> Model {
+    func decodeRecord<Model: SyncModel>(_: Model.Type, _ fields: RecordFields) throws -> Model {
         try JSONDecoder().decode(Model.self, from: try JSONValue.object(fields).serialized())
     }
 }

@@ -53,7 +53,11 @@ public struct SyncProgress: Sendable, Hashable {
 public struct PushReport: Sendable, Hashable {
     public var sent = 0
     public var retried = 0
+    /// Entries refused for good, by the server or because its answer could not be stored (each
+    /// record's ``SyncStatus`` says why).
     public var failed = 0
+    /// Updates the server refused because its copy was newer; the ``ConflictPolicy`` decided.
+    public var conflicts = 0
     /// Entries still queued (waiting for a retry time or for a parent that failed).
     public var remaining = 0
 
@@ -67,8 +71,28 @@ public struct PullReport: Sendable, Hashable {
     public var deleted = 0
     /// Server records not applied because the local record had unsent changes.
     public var keptLocal = 0
+    /// Listed records that could not be applied, each with the reason: unreadable values, or a
+    /// reference to a record the server did not list (kept aside and applied by a later pull once
+    /// that record arrives). The rest of the pull is applied.
+    public var rejected: [RejectedRecord] = []
 
     public init() {}
+}
+
+/// A listed record that a pull could not apply, and why.
+public struct RejectedRecord: Sendable, Hashable {
+    /// The model's name (`Thread`).
+    public var model: String
+    /// The record's ID, when it could be read.
+    public var id: String?
+    /// What is wrong, naming the field or the missing record.
+    public var reason: String
+
+    public init(model: String, id: String?, reason: String) {
+        self.model = model
+        self.id = id
+        self.reason = reason
+    }
 }
 
 /// Drains the outbox to a server and pulls server state back.
@@ -131,41 +155,89 @@ public actor SyncEngine {
 
     // MARK: Push
 
-    private enum Outcome: Sendable {
-        case succeeded(OutboxEntry, serverID: String?)
+    enum Outcome: Sendable {
+        /// The server accepted the entry; `serverCopy` is its answer (a create's or update's record).
+        case succeeded(OutboxEntry, serverCopy: RecordFields?)
         case transientFailure(OutboxEntry, RemoteError)
         case permanentFailure(OutboxEntry, String)
+        /// An update the server refused because its copy is newer.
+        case conflict(OutboxEntry, serverCopy: RecordFields)
         case cancelled(OutboxEntry)
+
+        var entry: OutboxEntry {
+            switch self {
+            case .succeeded(let entry, _), .transientFailure(let entry, _), .permanentFailure(let entry, _),
+                .conflict(let entry, _), .cancelled(let entry):
+                return entry
+            }
+        }
     }
+
+    /// How many answers are recorded in one transaction at most (observers see one change per batch).
+    static let outcomeBatchSize = 64
 
     /// Sends queued changes until none is ready. With `waitForRetries` (the default) it also waits
     /// for entries scheduled for a retry, up to ``Configuration/maximumRetryWait``; entries blocked
     /// behind a failed parent, and failed entries, remain queued.
+    ///
+    /// Every entry the push claims ends it sent, scheduled for a retry, or failed with a reason: a
+    /// problem with one record (a refused change, an answer that cannot be stored) fails that record
+    /// and the push goes on. The push throws only when the store itself fails.
+    ///
+    /// Answers are recorded in batches, one transaction each, so observers see one change per batch.
     ///
     /// Cancelling the calling task stops the push: requests in flight are abandoned and their entries
     /// go back to the queue, to be sent again (with the same idempotency key) later.
     @discardableResult
     public func push(waitForRetries: Bool = true) async throws -> PushReport {
         var report = PushReport()
+        // Claimed entries whose outcome is not recorded yet: released if the push ends abnormally.
+        var unrecorded: [Int64: OutboxEntry] = [:]
+        do {
+            try await pushLoop(waitForRetries: waitForRetries, report: &report, unrecorded: &unrecorded)
+        } catch {
+            // The store failed (or the wait was cancelled): whatever was claimed and not recorded goes
+            // back to the queue, so that no entry stays in flight for the rest of the process.
+            let stranded = Array(unrecorded.values)
+            if !stranded.isEmpty {
+                let outbox = store.outbox
+                try? await Task { try await outbox.releaseClaims(stranded) }.value
+            }
+            await publishProgress()
+            throw error
+        }
+        report.remaining = try await store.outbox.counts()[.pending, default: 0]
+        await publishProgress()
+        return report
+    }
+
+    private func pushLoop(
+        waitForRetries: Bool, report: inout PushReport, unrecorded: inout [Int64: OutboxEntry]
+    ) async throws {
         let deadline = Date().addingTimeInterval(configuration.maximumRetryWait)
         let limit = max(1, configuration.maximumConcurrentRequests)
+        let claimSize = max(limit, Self.outcomeBatchSize)
         let remote = self.remote
         let store = self.store
         try await withThrowingTaskGroup(of: Outcome.self) { group in
             var running = 0
-            // Entries claimed ahead (in batches), started as slots free up, so that every slot
-            // stays busy without a claim per request.
+            // Entries claimed ahead (in batches) are started as slots free up, and answers are
+            // recorded in batches: every slot stays busy without a transaction per request.
             var claimedAhead: [OutboxEntry] = []
+            var answered: [Outcome] = []
             var lastClaim = Date()
             while true {
                 while running < limit {
                     if claimedAhead.isEmpty, !Task.isCancelled {
+                        // A claim must see every answer so far (a child waits for its parent's ID).
+                        try await recordAnswered(&answered, report: &report, unrecorded: &unrecorded)
                         // Not cancellable: entries claimed must reach the loop, which requeues them on cancel.
                         let outbox = store.outbox
                         let now = Date()
                         lastClaim = now
-                        claimedAhead = try await Task { try await outbox.claimReadyEntries(limit: limit, now: now) }
+                        claimedAhead = try await Task { try await outbox.claimReadyEntries(limit: claimSize, now: now) }
                             .value
+                        for entry in claimedAhead { unrecorded[entry.sequence] = entry }
                         if !claimedAhead.isEmpty { await publishProgress() }
                     }
                     guard !claimedAhead.isEmpty, !Task.isCancelled else { break }
@@ -174,6 +246,7 @@ public actor SyncEngine {
                     group.addTask { await Self.send(entry, to: remote, store: store) }
                 }
                 if running == 0 {
+                    try await recordAnswered(&answered, report: &report, unrecorded: &unrecorded)
                     guard waitForRetries, !Task.isCancelled, Date() < deadline,
                         let next = try await nextRetryTime(after: lastClaim), next < deadline
                     else { break }
@@ -183,16 +256,26 @@ public actor SyncEngine {
                 }
                 guard let outcome = try await group.next() else { break }
                 running -= 1
-                try await record(outcome, into: &report)
+                answered.append(outcome)
+                if answered.count >= Self.outcomeBatchSize {
+                    try await recordAnswered(&answered, report: &report, unrecorded: &unrecorded)
+                }
             }
             // Claimed but never sent (the push was cancelled): back to the queue.
-            for entry in claimedAhead {
-                try await record(.cancelled(entry), into: &report)
-            }
+            answered += claimedAhead.map { .cancelled($0) }
+            try await recordAnswered(&answered, report: &report, unrecorded: &unrecorded)
         }
-        report.remaining = try await store.outbox.counts()[.pending, default: 0]
-        await publishProgress()
-        return report
+    }
+
+    /// Records the answers gathered so far, in one transaction.
+    private func recordAnswered(
+        _ answered: inout [Outcome], report: inout PushReport, unrecorded: inout [Int64: OutboxEntry]
+    ) async throws {
+        guard !answered.isEmpty else { return }
+        let batch = answered
+        answered.removeAll()
+        try await record(batch, into: &report)
+        for outcome in batch { unrecorded.removeValue(forKey: outcome.entry.sequence) }
     }
 
     private static func send(_ entry: OutboxEntry, to remote: any SyncRemote, store: SyncStore) async -> Outcome {
@@ -202,17 +285,23 @@ public actor SyncEngine {
             case .create:
                 let fields = try payloadFields(entry)
                 let created = try await remote.create(fields, of: schema, idempotencyKey: entry.idempotencyKey)
-                let serverID = schema.idGeneration == .server ? created["id"]?.idString : nil
-                return .succeeded(entry, serverID: serverID)
+                return .succeeded(entry, serverCopy: created)
             case .update:
-                try await remote.update(try payloadFields(entry), of: schema)
-                return .succeeded(entry, serverID: nil)
+                var fields = try payloadFields(entry)
+                let version = try await store.read { db in
+                    try RecordVersions.version(db, table: entry.tableName, recordID: entry.recordID)
+                }
+                if let version { fields[RecordMetadata.version] = .string(version) }
+                let updated = try await remote.update(fields, of: schema, idempotencyKey: entry.idempotencyKey)
+                return .succeeded(entry, serverCopy: updated)
             case .delete:
                 try await remote.delete(id: entry.recordID, of: schema)
-                return .succeeded(entry, serverID: nil)
+                return .succeeded(entry, serverCopy: nil)
             }
         } catch is CancellationError {
             return .cancelled(entry)
+        } catch RemoteError.conflict(_, let serverCopy) where entry.operation == .update {
+            return .conflict(entry, serverCopy: serverCopy)
         } catch let error as RemoteError {
             return error.isTransient ? .transientFailure(entry, error) : .permanentFailure(entry, error.description)
         } catch {
@@ -227,45 +316,46 @@ public actor SyncEngine {
         return object
     }
 
-    /// Records an outcome in the outbox. The write runs even when the push is being cancelled: an
-    /// answer the server gave must not be forgotten.
-    private func record(_ outcome: Outcome, into report: inout PushReport) async throws {
-        let outbox = store.outbox
+    /// Records a batch of outcomes in one transaction. The write runs even when the push is being
+    /// cancelled: an answer the server gave must not be forgotten.
+    private func record(_ outcomes: [Outcome], into report: inout PushReport) async throws {
+        let store = self.store
         let retry = configuration.retry
-        try await Task {
-            switch outcome {
-            case .succeeded(let entry, let serverID):
-                try await outbox.markSucceeded(entry, serverID: serverID)
-            case .transientFailure(let entry, let error):
-                let delay = retry.delay(afterAttempts: entry.attempts, retryAfter: error.retryAfter)
-                try await outbox.scheduleRetry(entry, at: Date().addingTimeInterval(delay), reason: error.description)
-            case .permanentFailure(let entry, let reason):
-                try await outbox.markFailed(entry, reason: reason)
-            case .cancelled(let entry):
-                try await outbox.scheduleRetry(entry, at: Date(), reason: "cancelled")
+        let policy = configuration.conflictPolicy
+        let recorded = try await Task {
+            try await store.write { tx in
+                outcomes.map { OutcomeRecorder.record($0, in: tx, retry: retry, policy: policy) }
             }
         }.value
-        switch outcome {
-        case .succeeded(let entry, let serverID):
-            report.sent += 1
-            sentCount += 1
-            logger.debug(
-                "sent",
-                metadata: [
-                    "operation": "\(entry.operation.rawValue)", "table": "\(entry.tableName)",
-                    "id": "\(entry.recordID)", "serverID": "\(serverID ?? "-")",
-                ])
-        case .transientFailure(let entry, let error):
-            report.retried += 1
-            logger.debug(
-                "will retry", metadata: ["table": "\(entry.tableName)", "id": "\(entry.recordID)", "error": "\(error)"])
-        case .permanentFailure(let entry, let reason):
-            report.failed += 1
-            logger.warning(
-                "the server refused a change",
-                metadata: ["table": "\(entry.tableName)", "id": "\(entry.recordID)", "reason": "\(reason)"])
-        case .cancelled:
-            break
+        for (outcome, result) in zip(outcomes, recorded) {
+            let entry = outcome.entry
+            switch result {
+            case .sent(let serverID):
+                report.sent += 1
+                sentCount += 1
+                logger.debug(
+                    "sent",
+                    metadata: [
+                        "operation": "\(entry.operation.rawValue)", "table": "\(entry.tableName)",
+                        "id": "\(entry.recordID)", "serverID": "\(serverID ?? "-")",
+                    ])
+            case .willRetry(let reason):
+                report.retried += 1
+                logger.debug(
+                    "will retry", metadata: ["table": "\(entry.tableName)", "id": "\(entry.recordID)", "error": "\(reason)"])
+            case .failed(let reason):
+                report.failed += 1
+                logger.warning(
+                    "a change failed",
+                    metadata: ["table": "\(entry.tableName)", "id": "\(entry.recordID)", "reason": "\(reason)"])
+            case .conflict(let resolution):
+                report.conflicts += 1
+                logger.info(
+                    "the server's copy was newer",
+                    metadata: ["table": "\(entry.tableName)", "id": "\(entry.recordID)", "resolution": "\(resolution)"])
+            case .requeued:
+                break
+            }
         }
         await publishProgress()
     }
@@ -325,10 +415,17 @@ public actor SyncEngine {
         do {
             var stored = fields
             if exists {
-                try await remote.update(fields, of: schema)
+                var based = fields
+                let version = try await store.read { db in
+                    try RecordVersions.version(db, table: table, recordID: record.id.rawValue)
+                }
+                if let version { based[RecordMetadata.version] = .string(version) }
+                let answer = try await remote.update(based, of: schema, idempotencyKey: idempotencyKey)
+                if let version = answer?[RecordMetadata.version] { stored[RecordMetadata.version] = version }
             } else {
                 let created = try await remote.create(fields, of: schema, idempotencyKey: idempotencyKey)
                 if schema.idGeneration == .server, let serverID = created["id"] { stored["id"] = serverID }
+                if let version = created[RecordMetadata.version] { stored[RecordMetadata.version] = version }
             }
             let policy = configuration.conflictPolicy
             let serverRecord = stored
@@ -341,8 +438,7 @@ public actor SyncEngine {
             }
         } catch let error as RemoteError where error.isTransient && fallBackToLocal {
             logger.info("server unreachable, saving locally", metadata: ["table": "\(table)", "reason": "\(error)"])
-            let key = exists ? nil : idempotencyKey
-            return try await store.write { tx in try tx.save(record, idempotencyKey: key) }
+            return try await store.write { tx in try tx.save(record, idempotencyKey: idempotencyKey) }
         }
     }
 
@@ -379,11 +475,19 @@ public actor SyncEngine {
         let schema = model.schema
         var cursor = try await PullState.cursor(store, table: schema.tableName)
         var changes = FetchedChanges(model: model, pages: [], fullListing: cursor == nil ? [] : nil)
+        // A server whose cursors cycle (a -> b -> a) would keep this loop going forever.
+        var seenCursors: Set<String> = cursor.map { [$0] } ?? []
         while true {
             let page = try await remote.list(schema, after: cursor)
             changes.pages.append(page)
             changes.fullListing?.formUnion(page.records.compactMap { $0["id"]?.idString })
             guard page.hasMore, let next = page.nextCursor else { break }
+            guard seenCursors.insert(next).inserted else {
+                throw RemoteError.invalidResponse(
+                    "the listing of \(schema.name) returned cursor '\(next)' a second time after "
+                        + "\(changes.pages.count) pages: the server's cursors cycle, so the pull stopped; "
+                        + "nothing of this listing was stored")
+            }
             cursor = next
         }
         return changes
@@ -391,22 +495,51 @@ public actor SyncEngine {
 
     /// Stores everything fetched in one transaction: foreign keys are checked at its commit, so a
     /// record may reference another listed later (a later page, or another model).
+    ///
+    /// A record that cannot be applied does not fail the pull: an unreadable one is reported, and
+    /// one that references a record neither stored locally nor listed (an orphan) is kept aside and
+    /// reported; it is applied by a later pull once the record it references arrives.
     private func apply(_ fetched: [FetchedChanges]) async throws -> PullReport {
         let policy = configuration.conflictPolicy
         return try await store.write { tx in
             var report = PullReport()
             for changes in fetched {
+                for page in changes.pages { report.rejected += page.rejected }
+            }
+            let candidates = try PulledOrphans.candidates(fetched.map { ($0.model, $0.pages) }, in: tx)
+            for changes in fetched {
                 let model = changes.model
                 let schema = model.schema
                 for page in changes.pages {
-                    for fields in page.records {
-                        switch try tx.applyRemote(fields, model: model, policy: policy) {
-                        case .inserted: report.inserted += 1
-                        case .updated, .merged: report.updated += 1
-                        case .keptLocal: report.keptLocal += 1
-                        case .unchanged: break
-                        }
+                    for id in page.deletedIDs {
+                        try PulledOrphans.remove(tx.database, table: schema.tableName, recordID: id)
                     }
+                }
+            }
+            for candidate in candidates {
+                if let reason = candidate.orphanReason {
+                    try PulledOrphans.park(candidate, reason: reason, in: tx.database)
+                    report.rejected.append(
+                        RejectedRecord(model: candidate.model.schema.name, id: candidate.id, reason: reason))
+                    continue
+                }
+                try PulledOrphans.remove(tx.database, table: candidate.model.schema.tableName, recordID: candidate.id)
+                do {
+                    switch try tx.applyRemote(candidate.fields, model: candidate.model, policy: policy) {
+                    case .inserted: report.inserted += 1
+                    case .updated, .merged: report.updated += 1
+                    case .keptLocal: report.keptLocal += 1
+                    case .unchanged: break
+                    }
+                } catch let unreadable as UnreadableRecord {
+                    report.rejected.append(
+                        RejectedRecord(model: candidate.model.schema.name, id: candidate.id, reason: unreadable.reason))
+                }
+            }
+            for changes in fetched {
+                let model = changes.model
+                let schema = model.schema
+                for page in changes.pages {
                     for id in page.deletedIDs where try tx.applyRemoteDelete(id: id, model: model) {
                         report.deleted += 1
                     }

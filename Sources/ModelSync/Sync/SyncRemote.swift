@@ -5,6 +5,17 @@ import Foundation
 /// the server's wire format.
 public typealias RecordFields = [String: JSONValue]
 
+/// Keys of the sync metadata a ``SyncRemote`` may add to a record's local form. They start with
+/// `$`, which no property name can, so they never collide with a field; payloads never carry them.
+public enum RecordMetadata {
+    /// The server's version of the record (opaque text). The next update of the record is sent
+    /// based on it (`If-Match`), so the server can refuse an update that is older than its copy.
+    public static let version = "$version"
+    /// The `Idempotency-Key` of the create that made the record on the server. A client that finds
+    /// its own key in a listing knows the record is its create, even if the create's answer was lost.
+    public static let creationKey = "$creationKey"
+}
+
 /// One page of a collection listing.
 public struct RemotePage: Sendable, Hashable {
     /// Records in local form.
@@ -15,12 +26,19 @@ public struct RemotePage: Sendable, Hashable {
     public var nextCursor: String?
     /// `true` when another page follows.
     public var hasMore: Bool
+    /// Listed records that could not be read (a value of the wrong type, an invalid ID…), each with
+    /// the reason. The pull reports them and applies the rest.
+    public var rejected: [RejectedRecord]
 
-    public init(records: [RecordFields], deletedIDs: [String] = [], nextCursor: String? = nil, hasMore: Bool = false) {
+    public init(
+        records: [RecordFields], deletedIDs: [String] = [], nextCursor: String? = nil, hasMore: Bool = false,
+        rejected: [RejectedRecord] = []
+    ) {
         self.records = records
         self.deletedIDs = deletedIDs
         self.nextCursor = nextCursor
         self.hasMore = hasMore
+        self.rejected = rejected
     }
 }
 
@@ -35,7 +53,17 @@ public protocol SyncRemote: Sendable {
     ///     a repeated create with the record it already made.
     func create(_ fields: RecordFields, of model: ModelSchema, idempotencyKey: String) async throws -> RecordFields
     /// Replaces the record's fields.
-    func update(_ fields: RecordFields, of model: ModelSchema) async throws
+    ///
+    /// - Parameters:
+    ///   - fields: The record, in local form. ``RecordMetadata/version``, when present, is the server
+    ///     version the change is based on: a server that keeps versions refuses the update when its
+    ///     copy is newer, by throwing ``RemoteError/conflict(message:serverCopy:)``.
+    ///   - idempotencyKey: Stable across retries of the same update: a server that honours it answers
+    ///     a repeated (or late) copy of the update with the first answer and changes nothing.
+    /// - Returns: The server's copy after the update (with its new version), when it answers one.
+    func update(_ fields: RecordFields, of model: ModelSchema, idempotencyKey: String) async throws -> RecordFields?
+    /// The server's copy of one record, or `nil` when the server does not have it.
+    func fetch(id: String, of model: ModelSchema) async throws -> RecordFields?
     /// Deletes the record; a record the server does not have counts as deleted.
     func delete(id: String, of model: ModelSchema) async throws
     /// Lists records changed after `cursor` (all of them when `cursor` is `nil`).
@@ -50,13 +78,16 @@ public enum RemoteError: Error, Sendable, Hashable, CustomStringConvertible {
     case http(status: Int, message: String, retryAfter: TimeInterval?)
     /// The server answered 2xx with a body that cannot be used.
     case invalidResponse(String)
+    /// The server refused an update because its copy of the record is newer than the version the
+    /// update was based on (HTTP 409 with the server's copy). `serverCopy` is in local form.
+    case conflict(message: String, serverCopy: RecordFields)
 
     /// `true` for failures worth retrying: network errors, timeouts, 408, 425, 429 and 5xx.
     public var isTransient: Bool {
         switch self {
         case .transport: return true
         case .http(let status, _, _): return status == 408 || status == 425 || status == 429 || status >= 500
-        case .invalidResponse: return false
+        case .invalidResponse, .conflict: return false
         }
     }
 
@@ -71,6 +102,7 @@ public enum RemoteError: Error, Sendable, Hashable, CustomStringConvertible {
         case .transport(let message): return "network error: \(message)"
         case .http(let status, let message, _): return "HTTP \(status): \(message)"
         case .invalidResponse(let message): return "invalid response: \(message)"
+        case .conflict(let message, _): return "HTTP 409: \(message)"
         }
     }
 }

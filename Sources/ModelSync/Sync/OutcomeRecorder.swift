@@ -1,0 +1,171 @@
+import Foundation
+import GRDB
+
+/// Records the outcome of sending one outbox entry, inside a push's batch transaction.
+///
+/// Each outcome is recorded in a savepoint of its own: when recording one throws (the server
+/// answered with an ID another record holds, a conflict the policy cannot apply…), that outcome is
+/// rolled back and its entry fails with the reason, and the other outcomes of the batch stand.
+enum OutcomeRecorder {
+    enum Result: Sendable {
+        /// Removed from the outbox; for a create, the server ID it got.
+        case sent(serverID: String?)
+        case willRetry(reason: String)
+        case failed(reason: String)
+        /// An update met a newer server copy; the conflict policy's resolution, for the log.
+        case conflict(resolution: String)
+        /// Back in the queue, unchanged (a cancelled send).
+        case requeued
+    }
+
+    /// How often one update may meet a newer server copy and be re-sent before it fails.
+    static let maximumConflictRetries = 5
+
+    private static let outbox = SchemaBuilder.outboxTable
+
+    static func record(
+        _ outcome: SyncEngine.Outcome, in tx: SyncTransaction, retry: RetryPolicy, policy: ConflictPolicy
+    ) -> Result {
+        let entry = outcome.entry
+        let eventCount = tx.events.count
+        var result = Result.requeued
+        do {
+            try tx.database.inSavepoint {
+                result = try apply(outcome, in: tx, retry: retry, policy: policy)
+                return .commit
+            }
+            return result
+        } catch {
+            tx.events.removeSubrange(eventCount...)
+            let reason = "the server's answer could not be stored: \(error)"
+            do {
+                try markFailed(entry, reason: reason, in: tx.database)
+                return .failed(reason: reason)
+            } catch {
+                // The store itself fails: the batch transaction fails too, and the push releases
+                // every claim it could not record.
+                return .failed(reason: "\(reason); recording the failure failed too: \(error)")
+            }
+        }
+    }
+
+    /// Records one outcome; throws when it cannot be recorded (nothing is then changed by it).
+    static func apply(
+        _ outcome: SyncEngine.Outcome, in tx: SyncTransaction, retry: RetryPolicy, policy: ConflictPolicy
+    ) throws -> Result {
+        let db = tx.database
+        switch outcome {
+        case .succeeded(let entry, let serverCopy):
+            // The entry as stored now (its record ID may have been rewritten since it was claimed).
+            guard
+                let removed = try Row.fetchOne(
+                    db.cachedStatement(
+                        sql: "DELETE FROM \(outbox) WHERE sequence = ? RETURNING tableName, recordID, operation"),
+                    arguments: [entry.sequence])
+            else { return .sent(serverID: nil) }
+            let table: String = removed["tableName"]
+            var recordID: String = removed["recordID"]
+            var serverID: String?
+            switch entry.operation {
+            case .create:
+                let schema = try tx.store.model(forTable: table).schema
+                if schema.idGeneration == .server, TemporaryID.isTemporary(recordID) {
+                    guard let id = serverCopy?["id"]?.idString else {
+                        throw RemoteError.invalidResponse("the server's answer to the create has no ID")
+                    }
+                    _ = try tx.replaceTemporaryID(
+                        inTable: table, from: recordID, to: id, evidence: entry.payload.map { .sentPayload($0) })
+                    recordID = id
+                    serverID = id
+                }
+                if let version = serverCopy?[RecordMetadata.version]?.idString {
+                    try RecordVersions.set(db, table: table, recordID: recordID, version: version)
+                }
+            case .update:
+                if let version = serverCopy?[RecordMetadata.version]?.idString {
+                    try RecordVersions.set(db, table: table, recordID: recordID, version: version)
+                }
+            case .delete:
+                try RecordVersions.remove(db, table: table, recordID: recordID)
+            }
+            return .sent(serverID: serverID)
+
+        case .transientFailure(let entry, let error):
+            let delay = retry.delay(afterAttempts: entry.attempts, retryAfter: error.retryAfter)
+            try db.execute(
+                sql: "UPDATE \(outbox) SET state = 'pending', nextAttemptAt = ?, lastError = ? WHERE sequence = ?",
+                arguments: [Date().addingTimeInterval(delay).timeIntervalSinceReferenceDate, error.description, entry.sequence])
+            return .willRetry(reason: error.description)
+
+        case .permanentFailure(let entry, let reason):
+            try markFailed(entry, reason: reason, in: db)
+            return .failed(reason: reason)
+
+        case .cancelled(let entry):
+            try db.execute(
+                sql: "UPDATE \(outbox) SET state = 'pending', nextAttemptAt = ? WHERE sequence = ? AND state = 'inFlight'",
+                arguments: [Date().timeIntervalSinceReferenceDate, entry.sequence])
+            return .requeued
+
+        case .conflict(let entry, let serverCopy):
+            return try resolveConflict(entry, serverCopy: serverCopy, in: tx, policy: policy)
+        }
+    }
+
+    /// An update met a newer server copy: the conflict policy decides, as it does for a pull.
+    private static func resolveConflict(
+        _ entry: OutboxEntry, serverCopy: RecordFields, in tx: SyncTransaction, policy: ConflictPolicy
+    ) throws -> Result {
+        let db = tx.database
+        guard
+            let current = try OutboxEntry.fetchOne(
+                db, sql: "SELECT * FROM \(outbox) WHERE sequence = ?", arguments: [entry.sequence])
+        else { return .requeued }
+        let model = try tx.store.model(forTable: current.tableName)
+        var remote = serverCopy
+        remote["id"] = .string(current.recordID)
+        let local = try current.payload.flatMap { try JSONValue.parse(Data($0.utf8)).objectValue } ?? [:]
+        switch policy.resolve(SyncConflict(model: model.schema, local: local, remote: remote)) {
+        case .keepLocal:
+            guard current.attempts < maximumConflictRetries else {
+                let reason =
+                    "the server's copy changed \(current.attempts) times while this update was being sent; "
+                    + "retry it, or discard the local change"
+                try markFailed(current, reason: reason, in: db)
+                return .failed(reason: reason)
+            }
+            // Sent again at once, based on the server's version: the local change overwrites it. The
+            // refused request changed nothing, so the new one gets a key of its own.
+            try RecordVersions.record(db, table: current.tableName, fields: remote)
+            try db.execute(
+                sql: """
+                    UPDATE \(outbox) SET state = 'pending', nextAttemptAt = NULL, idempotencyKey = ?, lastError = ?
+                    WHERE sequence = ?
+                    """,
+                arguments: [
+                    UUID().uuidString.lowercased(), "the server's copy was newer; sending the local change again",
+                    current.sequence,
+                ])
+            return .conflict(resolution: "keep local")
+        case .acceptRemote:
+            try OutboxStore.removeEntries(db, table: current.tableName, recordID: current.recordID)
+            _ = try tx.applyRemote(remote, model: model, policy: .acceptRemote)
+            return .conflict(resolution: "accept remote")
+        case .merged(var merged):
+            merged["id"] = .string(current.recordID)
+            try db.execute(sql: "DELETE FROM \(outbox) WHERE sequence = ?", arguments: [current.sequence])
+            try RecordVersions.record(db, table: current.tableName, fields: remote)
+            func save<Model: SyncModel>(_: Model.Type) throws {
+                try tx.save(try tx.decodeRecord(Model.self, merged))
+            }
+            try save(model)
+            return .conflict(resolution: "merged")
+        }
+    }
+
+    private static func markFailed(_ entry: OutboxEntry, reason: String, in db: Database) throws {
+        try db.execute(
+            sql: "UPDATE \(outbox) SET state = 'failed', lastError = ? WHERE sequence = ?",
+            arguments: [reason, entry.sequence])
+    }
+}

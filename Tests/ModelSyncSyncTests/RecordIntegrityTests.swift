@@ -1,0 +1,286 @@
+import ChatModels
+import Foundation
+import GRDB
+import ModelSync
+import ModelSyncReferenceServer
+import Testing
+
+/// Server answers that used to merge, lose or strand records (issue 9, items 1, 5, 7, 8, 13, 14 and
+/// the batched push bookkeeping), over real loopback HTTP against the reference server.
+@Suite("Records stay whole whatever the server answers")
+struct RecordIntegrityTests {
+    /// A user synced, and a thread of another client pulled with server ID 1.
+    private func harnessWithPulledThread() async throws -> (SyncHarness, user: User, theirs: ChatThread) {
+        let harness = try await SyncHarness.start()
+        let user = try await harness.store.users.save(User(name: "Ada", email: "ada@example.com"))
+        try await harness.engine.push()
+        let created = try await harness.server.insert(
+            [
+                "title": .string("Theirs"), "created_at": .string(RESTRemote.iso8601(Date(timeIntervalSinceReferenceDate: 1))),
+                "tags": .array([]), "owner_id": .string(user.id.rawValue),
+            ], into: ChatThread.self)
+        try await harness.engine.pull(ChatThread.self)
+        let theirs = try #require(try await harness.store.threads.find(ChatThread.ID(created["id"]!.idString!)))
+        return (harness, user, theirs)
+    }
+
+    @Test("a create answered with an ID another local record holds keeps both records apart and fails, naming both")
+    func serverIDHeldByAnotherRecord() async throws {
+        let (harness, user, theirs) = try await harnessWithPulledThread()
+        defer { Task { await harness.server.stop() } }
+        // The server's ID sequence is reset: our new thread will be answered with ID 1 again.
+        await harness.server.resetIDSequence()
+        let mine = try await harness.store.threads.save(ChatThread(title: "Mine", createdAt: Date(), tags: [], ownerId: user.id))
+        let reply = try await harness.store.messages.save(Message(role: .user, body: "hi", threadId: mine.id))
+        let unrelated = try await harness.store.users.save(User(name: "Bob", email: "bob@example.com"))
+
+        let report = try await harness.engine.push(waitForRetries: false)
+
+        #expect(report.failed == 1)
+        #expect(try await harness.store.threads.find(theirs.id)?.title == "Theirs")
+        let stillMine = try #require(try await harness.store.threads.find(mine.id))
+        #expect(stillMine.id == mine.id && stillMine.title == "Mine")
+        #expect(try await harness.store.messages.find(reply.id)?.threadId == mine.id)
+        guard case .failed(let reason) = try await harness.store.threads.syncStatus(of: mine.id) else {
+            Issue.record("the create should have failed")
+            return
+        }
+        #expect(reason.contains(mine.id.rawValue) && reason.contains("'\(theirs.id.rawValue)'"), "\(reason)")
+        // The rest of the push went on, and nothing is left in flight.
+        #expect(try await harness.store.users.syncStatus(of: unrelated.id) == .synced)
+        #expect(try await harness.store.outbox.counts()[.inFlight] == nil)
+        // A later push in the same process still runs (and sends nothing new: the reply waits).
+        #expect(try await harness.engine.push(waitForRetries: false).sent == 0)
+    }
+
+    @Test("a lost create answer followed by a pull converges on one record: the listing echoes the create's key")
+    func lostAnswerThenPullWithKeyEcho() async throws {
+        let harness = try await SyncHarness.start(timeout: 1)
+        defer { Task { await harness.server.stop() } }
+        let user = try await harness.store.users.save(User(name: "Ada", email: "ada@example.com"))
+        try await harness.engine.push()
+        let thread = try await harness.store.threads.save(
+            ChatThread(title: "Mine", createdAt: Date(), tags: [], ownerId: user.id))
+        harness.server.setFaults(FaultPlan(script: [.dropResponseAfterCommit], droppedResponseDelay: .seconds(3)))
+        let first = try await harness.engine.push(waitForRetries: false)
+        #expect(first.retried == 1)
+
+        let pulled = try await harness.engine.pull(ChatThread.self)
+        #expect(pulled.inserted == 0 && pulled.rejected.isEmpty)
+        let threads = try await harness.store.threads.all()
+        #expect(threads.count == 1)
+        let serverIDs = Array(await harness.serverRecords(ChatThread.self).keys)
+        #expect(threads.map(\.id.rawValue) == serverIDs)
+        #expect(try await harness.store.threads.find(thread.id)?.title == "Mine")
+        #expect(try await harness.store.outbox.entries().isEmpty)
+    }
+
+    @Test("without a key echo, a pulled copy equal to what the create sent is merged into the record")
+    func lostAnswerThenPullWithoutKeyEcho() async throws {
+        let server = ReferenceServer(models: GeneratedModels.all)
+        let baseURL = try await server.start()
+        defer { Task { await server.stop() } }
+        let store = try SyncStore(.inMemory, models: GeneratedModels.all)
+        let engine = SyncEngine(
+            store: store,
+            remote: RESTRemote(
+                configuration: .init(baseURL: baseURL, timeout: 1, creationKeyKey: nil), models: GeneratedModels.all),
+            configuration: .init(retry: RetryPolicy(initialDelay: 0.05, maximumDelay: 0.2, jitter: 0)))
+        let user = try await store.users.save(User(name: "Ada", email: "ada@example.com"))
+        try await engine.push()
+        let thread = try await store.threads.save(
+            ChatThread(title: "Mine", createdAt: Date(timeIntervalSinceReferenceDate: 800_000_000.25), tags: ["a"], ownerId: user.id))
+        server.setFaults(FaultPlan(script: [.dropResponseAfterCommit], droppedResponseDelay: .seconds(3)))
+        try await engine.push(waitForRetries: false)
+        try await engine.pull(ChatThread.self)
+        #expect(try await store.threads.count() == 2)  // not yet known to be the same record
+
+        let report = try await engine.push()  // the retried create is replayed: same server ID
+        #expect(report.failed == 0)
+        let threads = try await store.threads.all()
+        #expect(threads.count == 1)
+        #expect(threads.first?.title == "Mine")
+        #expect(try await store.threads.find(thread.id)?.id == threads.first?.id)
+    }
+
+    @Test("without a key echo, a pulled copy that differs from what was sent stays apart and the create fails")
+    func differentPulledCopyIsNotMerged() async throws {
+        let server = ReferenceServer(models: GeneratedModels.all)
+        let baseURL = try await server.start()
+        defer { Task { await server.stop() } }
+        let store = try SyncStore(.inMemory, models: GeneratedModels.all)
+        let engine = SyncEngine(
+            store: store,
+            remote: RESTRemote(
+                configuration: .init(baseURL: baseURL, timeout: 1, creationKeyKey: nil), models: GeneratedModels.all),
+            configuration: .init(retry: RetryPolicy(initialDelay: 0.05, maximumDelay: 0.2, jitter: 0)))
+        let user = try await store.users.save(User(name: "Ada", email: "ada@example.com"))
+        try await engine.push()
+        let thread = try await store.threads.save(
+            ChatThread(title: "Mine", createdAt: Date(timeIntervalSinceReferenceDate: 800_000_000), tags: [], ownerId: user.id))
+        server.setFaults(FaultPlan(script: [.dropResponseAfterCommit], droppedResponseDelay: .seconds(3)))
+        try await engine.push(waitForRetries: false)
+        // Another client renames the server's copy before this device pulls it.
+        let serverCopy = try #require(await server.records(of: ChatThread.self).first)
+        var renamed = serverCopy
+        renamed["title"] = .string("Renamed elsewhere")
+        try await server.update(renamed, in: ChatThread.self, id: serverCopy["id"]!.idString!)
+        try await engine.pull(ChatThread.self)
+
+        let report = try await engine.push()
+        #expect(report.failed == 1)
+        #expect(try await store.threads.count() == 2)
+        #expect(try await store.threads.find(thread.id)?.title == "Mine")
+        #expect(
+            try await store.threads.find(ChatThread.ID(serverCopy["id"]!.idString!))?.title == "Renamed elsewhere")
+    }
+
+    @Test("an update held by the network past the client timeout does not overwrite a newer one")
+    func lateUpdateDoesNotWin() async throws {
+        let harness = try await SyncHarness.start(timeout: 1)
+        defer { Task { await harness.server.stop() } }
+        var user = try await harness.store.users.save(User(name: "Ada", email: "ada@example.com"))
+        try await harness.engine.push()
+        // The first update is held 2.5 s before the server handles it; the client gives up at 1 s
+        // and retries; then a second update follows.
+        harness.server.setFaults(FaultPlan(script: [.delay(milliseconds: 2500)]))
+        user.name = "first"
+        try await harness.store.users.save(user)
+        try await harness.engine.push()
+        user.name = "second"
+        try await harness.store.users.save(user)
+        try await harness.engine.push()
+        try await Task.sleep(for: .seconds(2))  // the held request reaches the server now
+
+        #expect(await harness.serverRecords(User.self)[user.id.rawValue]?["name"] == .string("second"))
+        try await harness.engine.pull(User.self)
+        #expect(try await harness.store.users.find(user.id)?.name == "second")
+        #expect(try await harness.store.users.syncStatus(of: user.id) == .synced)
+    }
+
+    @Test("an update based on an old version meets the newer server copy and the conflict policy decides")
+    func staleUpdateGoesThroughTheConflictPolicy() async throws {
+        for policy in ["keep local", "accept remote"] {
+            let harness = try await SyncHarness.start(
+                conflictPolicy: policy == "keep local" ? .keepLocalChanges : .acceptRemote)
+            defer { Task { await harness.server.stop() } }
+            var user = try await harness.store.users.save(User(name: "Ada", email: "ada@example.com"))
+            try await harness.engine.push()
+            var elsewhere = try #require(await harness.serverRecords(User.self)[user.id.rawValue])
+            elsewhere["name"] = .string("renamed elsewhere")
+            try await harness.server.update(elsewhere, in: User.self, id: user.id.rawValue)
+            user.name = "renamed here"
+            try await harness.store.users.save(user)
+
+            let report = try await harness.engine.push()
+            #expect(report.conflicts == 1, "\(policy)")
+            let expected = policy == "keep local" ? "renamed here" : "renamed elsewhere"
+            #expect(await harness.serverRecords(User.self)[user.id.rawValue]?["name"] == .string(expected))
+            #expect(try await harness.store.users.find(user.id)?.name == expected)
+            #expect(try await harness.store.outbox.entries().isEmpty)
+        }
+    }
+
+    @Test("one dangling reference does not fail the pull: the rest is applied, the orphan reported, then applied")
+    func danglingReferenceIsKeptAside() async throws {
+        let harness = try await SyncHarness.start()
+        defer { Task { await harness.server.stop() } }
+        let user = try await harness.server.insert(
+            ["id": .string("usr_1"), "name": .string("Ada"), "email": .string("a@example.com")], into: User.self)
+        let thread = try await harness.server.insert(
+            [
+                "title": .string("t"), "created_at": .string(RESTRemote.iso8601(Date())), "tags": .array([]),
+                "owner_id": user["id"]!,
+            ], into: ChatThread.self)
+        try await harness.server.insert(
+            ["role": .string("user"), "body": .string("fine"), "thread_id": thread["id"]!], into: Message.self)
+        let orphan = try await harness.server.insert(
+            ["role": .string("user"), "body": .string("orphan"), "thread_id": .integer(999)], into: Message.self,
+            checkingReferences: false)
+        let orphanID = try #require(orphan["id"]?.idString)
+
+        let report = try await harness.engine.sync().pull
+        #expect(report.inserted == 3)
+        #expect(report.rejected.count == 1)
+        #expect(report.rejected.first?.model == "Message" && report.rejected.first?.id == orphanID)
+        #expect(report.rejected.first?.reason.contains("999") == true)
+        #expect(try await harness.store.messages.count() == 1)
+
+        // The thread it points at appears on the server: the next pull applies the orphan.
+        try await harness.server.insert(
+            [
+                "id": .integer(999), "title": .string("late"), "created_at": .string(RESTRemote.iso8601(Date())),
+                "tags": .array([]), "owner_id": user["id"]!,
+            ], into: ChatThread.self)
+        let later = try await harness.engine.sync().pull
+        #expect(later.rejected.isEmpty)
+        #expect(try await harness.store.messages.find(Message.ID(orphanID))?.threadId.rawValue == "999")
+    }
+
+    @Test("a listing whose cursor cycles stops with an error naming the cursor instead of looping")
+    func cyclingCursorStops() async throws {
+        let harness = try await SyncHarness.start()
+        defer { Task { await harness.server.stop() } }
+        for index in 1...2 {
+            try await harness.server.insert(
+                ["id": .string("usr_\(index)"), "name": .string("Ada"), "email": .string("\(index)@example.com")],
+                into: User.self)
+        }
+        await harness.server.setCyclingCursors(true)
+        let done = Mutex(false)
+        let pull = Task {
+            defer { done.withLock { $0 = true } }
+            return try await harness.engine.pull(User.self)
+        }
+        let returned = try await eventually(timeout: .seconds(10)) { done.withLock { $0 } }
+        #expect(returned, "the pull kept listing: \(harness.server.requestCounts["GET", default: 0]) GETs")
+        if !returned { pull.cancel() }
+        let result = await pull.result
+        #expect(throws: RemoteError.self) { try result.get() }
+        #expect(harness.server.requestCounts["GET", default: 0] <= 3)
+    }
+
+    @Test("a pending record's status carries the attempts, the last error and the next retry time")
+    func pendingStatusDetails() async throws {
+        let harness = try await SyncHarness.start(
+            retry: RetryPolicy(initialDelay: 30, maximumDelay: 30, jitter: 0))
+        defer { Task { await harness.server.stop() } }
+        let user = try await harness.store.users.save(User(name: "Ada", email: "ada@example.com"))
+        harness.server.setFaults(FaultPlan(script: [.status(503)]))
+        let before = Date()
+        try await harness.engine.push(waitForRetries: false)
+        guard case .pending(let attempts, let lastError, let nextAttempt) = try await harness.store.users.syncStatus(of: user.id)
+        else {
+            Issue.record("expected pending")
+            return
+        }
+        #expect(attempts == 1)
+        #expect(lastError?.contains("503") == true, "\(String(describing: lastError))")
+        let next = try #require(nextAttempt)
+        #expect(next > before.addingTimeInterval(25) && next < Date().addingTimeInterval(31))
+    }
+
+    @Test("observers of a table see the answers of a push in batches, not one change per record")
+    func observersSeeBatches() async throws {
+        let harness = try await SyncHarness.start()
+        defer { Task { await harness.server.stop() } }
+        let chat = try await makeChat(in: harness.store, messageCount: 0)
+        try await harness.engine.push()
+        try await harness.store.write { tx in
+            for index in 0..<300 { try tx.save(Message(role: .user, body: "m\(index)", threadId: chat.thread.id)) }
+        }
+        let changes = Mutex(0)
+        let observation = Task {
+            for try await _ in harness.store.outbox.observeCounts() { changes.withLock { $0 += 1 } }
+        }
+        try await Task.sleep(for: .milliseconds(100))
+        let baseline = changes.withLock { $0 }
+        let report = try await harness.engine.push()
+        #expect(report.sent == 300)
+        try await Task.sleep(for: .milliseconds(200))
+        observation.cancel()
+        let seen = changes.withLock { $0 } - baseline
+        // 300 answers, at most 64 per transaction, plus the claims: far fewer than 300 changes.
+        #expect(seen <= 20, "observers saw \(seen) changes for 300 answers")
+    }
+}
