@@ -15,6 +15,9 @@ public enum ModelSyncError: Error, Sendable, Equatable, CustomStringConvertible 
     case serverIDHeldByAnotherRecord(table: String, temporaryID: String, serverID: String)
     /// No record has this ID.
     case recordNotFound(table: String, id: String)
+    /// A change of the record is being sent right now; it cannot be discarded or re-created until
+    /// its answer is recorded.
+    case changeBeingSent(table: String, id: String)
 
     public var description: String {
         switch self {
@@ -37,6 +40,9 @@ public enum ModelSyncError: Error, Sendable, Equatable, CustomStringConvertible 
                 + "check the server's ID sequence, then discard or re-create '\(temporaryID)'"
         case .recordNotFound(let table, let id):
             return "no record of '\(table)' has ID '\(id)'"
+        case .changeBeingSent(let table, let id):
+            return "a change of '\(table)' record '\(id)' is being sent right now; "
+                + "try again once the push that sends it has finished"
         }
     }
 }

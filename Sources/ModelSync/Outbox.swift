@@ -67,7 +67,7 @@ public enum SyncStatus: Sendable, Hashable {
     /// far; after a failed attempt (network, timeout, 5xx…) `lastError` says why and `nextAttempt`
     /// says when it is tried again.
     case pending(attempts: Int, lastError: String?, nextAttempt: Date?)
-    /// The server refused a change for good; `reason` is its message. See ``Outbox/retry(table:recordID:)``,
+    /// The server refused a change for good; `reason` is its message. See ``Repository/retry(_:)``,
     /// ``SyncEngine/discardChanges(of:id:)`` and ``SyncEngine/recreate(_:id:)``.
     case failed(reason: String)
 

@@ -116,6 +116,17 @@ enum OutboxStore {
             arguments: [idempotencyKey, recordTable])
     }
 
+    /// Puts the failed entries of one record back in the queue.
+    static func retryFailed(_ db: Database, table recordTable: String, recordID: String) throws -> Int {
+        try db.execute(
+            sql: """
+                UPDATE \(table) SET state = 'pending', nextAttemptAt = NULL
+                WHERE tableName = ? AND recordID = ? AND state = 'failed'
+                """,
+            arguments: [recordTable, recordID])
+        return db.changesCount
+    }
+
     static func hasEntries(_ db: Database, table recordTable: String, recordID: String) throws -> Bool {
         try Bool.fetchOne(
             db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM \(table) WHERE tableName = ? AND recordID = ?)"),

@@ -111,8 +111,8 @@ public struct Repository<Model: SyncModel>: Sendable {
 
     static func find(_ db: Database, id: Model.ID) throws -> Model? {
         if let record = try Model.fetchOne(db, key: id) { return record }
-        guard id.isTemporary, let newID = try IDMap.replacement(db, table: Model.schema.tableName, id: id.rawValue)
-        else { return nil }
+        // A replaced temporary ID, or the lost server ID of a re-created record.
+        guard let newID = try IDMap.replacement(db, table: Model.schema.tableName, id: id.rawValue) else { return nil }
         return try Model.fetchOne(db, key: newID)
     }
 
@@ -165,6 +165,18 @@ public struct Repository<Model: SyncModel>: Sendable {
         let table = self.table
         return try await store.read { db in
             try Outbox.syncStatus(db, table: table, recordID: IDMap.resolve(db, table: table, id: id.rawValue))
+        }
+    }
+
+    /// Puts the record's failed changes back in the queue, to be sent by the next push (after the
+    /// cause was fixed, such as a value the server refused).
+    ///
+    /// - Returns: How many changes were requeued.
+    @discardableResult
+    public func retry(_ id: Model.ID) async throws -> Int {
+        let table = self.table
+        return try await store.database.write { db in
+            try OutboxStore.retryFailed(db, table: table, recordID: IDMap.resolve(db, table: table, id: id.rawValue))
         }
     }
 

@@ -260,6 +260,29 @@ struct RecordIntegrityTests {
         #expect(next > before.addingTimeInterval(25) && next < Date().addingTimeInterval(31))
     }
 
+    @Test("an update answered 404 for a record deleted here since is dropped, and the delete goes through")
+    func updateOfRecordDeletedOnBothSides() async throws {
+        let harness = try await SyncHarness.start(retry: RetryPolicy(initialDelay: 0.3, maximumDelay: 0.3, jitter: 0))
+        defer { Task { await harness.server.stop() } }
+        let chat = try await makeChat(in: harness.store, messageCount: 0)
+        try await harness.engine.push()
+        let thread = try #require(try await harness.store.threads.find(chat.thread.id))
+        var draft = try await harness.store.drafts.save(Draft(body: "v1", threadId: thread.id))
+        try await harness.engine.push()
+        // The update fails once (it will be retried), another client deletes the thread on the
+        // server (its drafts go with it), and this device deletes the draft too.
+        draft.body = "v2"
+        try await harness.store.drafts.save(draft)
+        harness.server.setFaults(FaultPlan(script: [.status(503)]))
+        try await harness.engine.push(waitForRetries: false)
+        try await harness.server.delete(in: ChatThread.self, id: thread.id.rawValue)
+        try await harness.store.drafts.delete(draft.id)
+
+        let report = try await harness.engine.push()
+        #expect(report.failed == 0)
+        #expect(try await harness.store.outbox.entries().isEmpty)
+    }
+
     @Test("observers of a table see the answers of a push in batches, not one change per record")
     func observersSeeBatches() async throws {
         let harness = try await SyncHarness.start()

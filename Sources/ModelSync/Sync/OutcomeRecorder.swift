@@ -69,7 +69,9 @@ enum OutcomeRecorder {
             switch entry.operation {
             case .create:
                 let schema = try tx.store.model(forTable: table).schema
-                if schema.idGeneration == .server, TemporaryID.isTemporary(recordID) {
+                // A server-ID record gets the server's ID: a new record replaces its temporary ID, a
+                // re-created one (``SyncEngine/recreate(_:id:)``) the ID the server had lost.
+                if schema.idGeneration == .server {
                     guard let id = serverCopy?["id"]?.idString else {
                         throw RemoteError.invalidResponse("the server's answer to the create has no ID")
                     }
@@ -97,7 +99,21 @@ enum OutcomeRecorder {
                 arguments: [Date().addingTimeInterval(delay).timeIntervalSinceReferenceDate, error.description, entry.sequence])
             return .willRetry(reason: error.description)
 
-        case .permanentFailure(let entry, let reason):
+        case .permanentFailure(let entry, let reason, let notFound):
+            // An update of a record the server no longer has, which this device deleted since (a
+            // delete is queued behind the update): both agree the record is gone, nothing is lost.
+            if notFound, entry.operation == .update,
+                try Bool.fetchOne(
+                    db,
+                    sql: """
+                        SELECT EXISTS (SELECT 1 FROM \(outbox) WHERE tableName = ? AND recordID = ?
+                        AND operation = 'delete' AND sequence > ?)
+                        """,
+                    arguments: [entry.tableName, entry.recordID, entry.sequence]) == true
+            {
+                try db.execute(sql: "DELETE FROM \(outbox) WHERE sequence = ?", arguments: [entry.sequence])
+                return .sent(serverID: nil)
+            }
             try markFailed(entry, reason: reason, in: db)
             return .failed(reason: reason)
 

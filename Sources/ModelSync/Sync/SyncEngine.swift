@@ -159,14 +159,15 @@ public actor SyncEngine {
         /// The server accepted the entry; `serverCopy` is its answer (a create's or update's record).
         case succeeded(OutboxEntry, serverCopy: RecordFields?)
         case transientFailure(OutboxEntry, RemoteError)
-        case permanentFailure(OutboxEntry, String)
+        /// Refused for good; `notFound` when the server answered 404 or 410.
+        case permanentFailure(OutboxEntry, String, notFound: Bool = false)
         /// An update the server refused because its copy is newer.
         case conflict(OutboxEntry, serverCopy: RecordFields)
         case cancelled(OutboxEntry)
 
         var entry: OutboxEntry {
             switch self {
-            case .succeeded(let entry, _), .transientFailure(let entry, _), .permanentFailure(let entry, _),
+            case .succeeded(let entry, _), .transientFailure(let entry, _), .permanentFailure(let entry, _, _),
                 .conflict(let entry, _), .cancelled(let entry):
                 return entry
             }
@@ -303,7 +304,11 @@ public actor SyncEngine {
         } catch RemoteError.conflict(_, let serverCopy) where entry.operation == .update {
             return .conflict(entry, serverCopy: serverCopy)
         } catch let error as RemoteError {
-            return error.isTransient ? .transientFailure(entry, error) : .permanentFailure(entry, error.description)
+            if error.isTransient { return .transientFailure(entry, error) }
+            if case .http(let status, _, _) = error, status == 404 || status == 410 {
+                return .permanentFailure(entry, error.description, notFound: true)
+            }
+            return .permanentFailure(entry, error.description)
         } catch {
             return .permanentFailure(entry, "\(error)")
         }
