@@ -239,23 +239,47 @@ public struct Outbox: Sendable {
         }
     }
 
-    static func syncStatus(_ db: Database, table: String, recordID: String) throws -> SyncStatus {
-        let rows = try Row.fetchAll(
+    static func syncStatus(
+        _ db: Database, table: String, recordID: String, foreignKeys: [ForeignKeySchema] = []
+    ) throws -> SyncStatus {
+        let entries = try OutboxEntry.fetchAll(
             db.cachedStatement(
-                sql: """
-                    SELECT state, lastError, attempts, nextAttemptAt FROM \(Self.table)
-                    WHERE tableName = ? AND recordID = ? ORDER BY sequence
-                    """),
+                sql: "SELECT * FROM \(Self.table) WHERE tableName = ? AND recordID = ? ORDER BY sequence"),
             arguments: [table, recordID])
-        if let failed = rows.first(where: { $0["state"] == OutboxEntryState.failed.rawValue }) {
-            return .failed(reason: failed["lastError"] ?? "refused by the server")
+        if let failed = entries.first(where: { $0.state == .failed }) {
+            return .failed(reason: failed.lastError ?? "refused by the server")
         }
-        guard let oldest = rows.first else { return .synced }
-        let attempts: Int = oldest["attempts"]
-        let nextAttempt = (oldest["nextAttemptAt"] as Double?).map { Date(timeIntervalSinceReferenceDate: $0) }
+        guard let oldest = entries.first else { return .synced }
+        let nextAttempt = oldest.nextAttemptAt.map { Date(timeIntervalSinceReferenceDate: $0) }
+        let lastError =
+            try oldest.attempts > 0
+            ? oldest.lastError : Self.blockingParent(of: oldest, foreignKeys: foreignKeys, db: db)
         return .pending(
-            attempts: attempts, lastError: attempts > 0 ? oldest["lastError"] : nil,
-            nextAttempt: attempts > 0 ? nextAttempt : nil)
+            attempts: oldest.attempts, lastError: lastError, nextAttempt: oldest.attempts > 0 ? nextAttempt : nil)
+    }
+
+    /// Why an entry that was never sent cannot be sent: a record it references was refused by the
+    /// server (it waits until that record is retried, discarded or re-created).
+    private static func blockingParent(of entry: OutboxEntry, foreignKeys: [ForeignKeySchema], db: Database) throws
+        -> String?
+    {
+        guard !foreignKeys.isEmpty, let payload = entry.payload,
+            let object = try JSONValue.parse(Data(payload.utf8)).objectValue
+        else { return nil }
+        for foreignKey in foreignKeys {
+            guard let parentID = object[foreignKey.column]?.stringValue else { continue }
+            let reason = try String.fetchOne(
+                db.cachedStatement(
+                    sql: """
+                        SELECT lastError FROM \(Self.table)
+                        WHERE tableName = ? AND recordID = ? AND state = 'failed' ORDER BY sequence LIMIT 1
+                        """),
+                arguments: [foreignKey.table, parentID])
+            if let reason {
+                return "waiting for \(foreignKey.table) '\(parentID)', whose change the server refused: \(reason)"
+            }
+        }
+        return nil
     }
 }
 

@@ -164,7 +164,9 @@ public struct Repository<Model: SyncModel>: Sendable {
     public func syncStatus(of id: Model.ID) async throws -> SyncStatus {
         let table = self.table
         return try await store.read { db in
-            try Outbox.syncStatus(db, table: table, recordID: IDMap.resolve(db, table: table, id: id.rawValue))
+            try Outbox.syncStatus(
+                db, table: table, recordID: IDMap.resolve(db, table: table, id: id.rawValue),
+                foreignKeys: Model.schema.foreignKeys)
         }
     }
 
@@ -185,7 +187,9 @@ public struct Repository<Model: SyncModel>: Sendable {
         let table = self.table
         return observationStream(
             ValueObservation.tracking { db in
-                try Outbox.syncStatus(db, table: table, recordID: IDMap.resolve(db, table: table, id: id.rawValue))
+                try Outbox.syncStatus(
+                    db, table: table, recordID: IDMap.resolve(db, table: table, id: id.rawValue),
+                    foreignKeys: Model.schema.foreignKeys)
             }.removeDuplicates(), in: store)
     }
 }

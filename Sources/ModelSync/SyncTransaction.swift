@@ -233,7 +233,8 @@ public final class SyncTransaction {
             let isServerCopy: Bool
             switch evidence {
             case .sameCreationKey?: isServerCopy = true
-            case .sentPayload(let payload)?: isServerCopy = try self.isServerCopy(of: payload, model: model, serverID: serverID)
+            case .sentPayload(let payload)?:
+                isServerCopy = try self.isServerCopy(of: payload, model: model, serverID: serverID)
             case nil: isServerCopy = false
             }
             guard isServerCopy else {

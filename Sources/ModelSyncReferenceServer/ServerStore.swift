@@ -192,7 +192,8 @@ actor ServerStore {
         if let ifMatch, ifMatch != "*", ifMatch != String(existing.version) {
             throw ServerError(
                 status: 409,
-                message: "\(table) '\(id)' is at version \(existing.version), the change was based on version \(ifMatch)",
+                message:
+                    "\(table) '\(id)' is at version \(existing.version), the change was based on version \(ifMatch)",
                 current: existing.wireObject)
         }
         var fields = body

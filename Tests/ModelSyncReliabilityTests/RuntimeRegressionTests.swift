@@ -76,7 +76,8 @@ struct RuntimeRegressionTests {
         await #expect(throws: ModelSyncError.self) {
             try await store.threads.replaceTemporaryID(thread.id, with: ChatThread.ID(serverID))
         }
-        let threadEntry = try #require(try await store.outbox.claimReadyEntries(limit: 10).first { $0.tableName == "thread" })
+        let threadEntry = try #require(
+            try await store.outbox.claimReadyEntries(limit: 10).first { $0.tableName == "thread" })
         try await store.outbox.markSucceeded(threadEntry, serverID: serverID)
         let threads = try await store.threads.all()
         #expect(threads.map(\.id.rawValue) == [serverID])

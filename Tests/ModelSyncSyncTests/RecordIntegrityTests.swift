@@ -16,7 +16,8 @@ struct RecordIntegrityTests {
         try await harness.engine.push()
         let created = try await harness.server.insert(
             [
-                "title": .string("Theirs"), "created_at": .string(RESTRemote.iso8601(Date(timeIntervalSinceReferenceDate: 1))),
+                "title": .string("Theirs"),
+                "created_at": .string(RESTRemote.iso8601(Date(timeIntervalSinceReferenceDate: 1))),
                 "tags": .array([]), "owner_id": .string(user.id.rawValue),
             ], into: ChatThread.self)
         try await harness.engine.pull(ChatThread.self)
@@ -30,7 +31,8 @@ struct RecordIntegrityTests {
         defer { Task { await harness.server.stop() } }
         // The server's ID sequence is reset: our new thread will be answered with ID 1 again.
         await harness.server.resetIDSequence()
-        let mine = try await harness.store.threads.save(ChatThread(title: "Mine", createdAt: Date(), tags: [], ownerId: user.id))
+        let mine = try await harness.store.threads.save(
+            ChatThread(title: "Mine", createdAt: Date(), tags: [], ownerId: user.id))
         let reply = try await harness.store.messages.save(Message(role: .user, body: "hi", threadId: mine.id))
         let unrelated = try await harness.store.users.save(User(name: "Bob", email: "bob@example.com"))
 
@@ -49,8 +51,14 @@ struct RecordIntegrityTests {
         // The rest of the push went on, and nothing is left in flight.
         #expect(try await harness.store.users.syncStatus(of: unrelated.id) == .synced)
         #expect(try await harness.store.outbox.counts()[.inFlight] == nil)
-        // A later push in the same process still runs (and sends nothing new: the reply waits).
+        // A later push in the same process still runs (and sends nothing new: the reply waits), and
+        // the reply's status says what it waits for.
         #expect(try await harness.engine.push(waitForRetries: false).sent == 0)
+        guard case .pending(_, let waiting?, _) = try await harness.store.messages.syncStatus(of: reply.id) else {
+            Issue.record("the reply should say what it waits for")
+            return
+        }
+        #expect(waiting.contains(mine.id.rawValue), "\(waiting)")
     }
 
     @Test("a lost create answer followed by a pull converges on one record: the listing echoes the create's key")
@@ -89,7 +97,9 @@ struct RecordIntegrityTests {
         let user = try await store.users.save(User(name: "Ada", email: "ada@example.com"))
         try await engine.push()
         let thread = try await store.threads.save(
-            ChatThread(title: "Mine", createdAt: Date(timeIntervalSinceReferenceDate: 800_000_000.25), tags: ["a"], ownerId: user.id))
+            ChatThread(
+                title: "Mine", createdAt: Date(timeIntervalSinceReferenceDate: 800_000_000.25), tags: ["a"],
+                ownerId: user.id))
         server.setFaults(FaultPlan(script: [.dropResponseAfterCommit], droppedResponseDelay: .seconds(3)))
         try await engine.push(waitForRetries: false)
         try await engine.pull(ChatThread.self)
@@ -117,7 +127,9 @@ struct RecordIntegrityTests {
         let user = try await store.users.save(User(name: "Ada", email: "ada@example.com"))
         try await engine.push()
         let thread = try await store.threads.save(
-            ChatThread(title: "Mine", createdAt: Date(timeIntervalSinceReferenceDate: 800_000_000), tags: [], ownerId: user.id))
+            ChatThread(
+                title: "Mine", createdAt: Date(timeIntervalSinceReferenceDate: 800_000_000), tags: [], ownerId: user.id)
+        )
         server.setFaults(FaultPlan(script: [.dropResponseAfterCommit], droppedResponseDelay: .seconds(3)))
         try await engine.push(waitForRetries: false)
         // Another client renames the server's copy before this device pulls it.
@@ -217,6 +229,31 @@ struct RecordIntegrityTests {
         #expect(try await harness.store.messages.find(Message.ID(orphanID))?.threadId.rawValue == "999")
     }
 
+    @Test("a pulled record colliding with an unsent local one on a unique field is kept aside, the rest applied")
+    func uniqueCollisionIsKeptAside() async throws {
+        let harness = try await SyncHarness.start()
+        defer { Task { await harness.server.stop() } }
+        try await harness.server.insert(
+            ["id": .string("usr_theirs"), "name": .string("Theirs"), "email": .string("same@example.com")],
+            into: User.self)
+        try await harness.server.insert(
+            ["id": .string("usr_other"), "name": .string("Other"), "email": .string("other@example.com")],
+            into: User.self)
+        let mine = try await harness.store.users.save(User(name: "Mine", email: "same@example.com"))
+
+        let report = try await harness.engine.pull(User.self)
+        #expect(report.inserted == 1)
+        #expect(report.rejected.map(\.id) == ["usr_theirs"])
+        #expect(try await harness.store.users.find("usr_other") != nil)
+        // Once the local record changes its email, the next pull applies the kept record.
+        var changed = mine
+        changed.email = "mine@example.com"
+        try await harness.store.users.save(changed)
+        let later = try await harness.engine.pull(User.self)
+        #expect(later.rejected.isEmpty)
+        #expect(try await harness.store.users.find("usr_theirs")?.email == "same@example.com")
+    }
+
     @Test("a listing whose cursor cycles stops with an error naming the cursor instead of looping")
     func cyclingCursorStops() async throws {
         let harness = try await SyncHarness.start()
@@ -249,7 +286,9 @@ struct RecordIntegrityTests {
         harness.server.setFaults(FaultPlan(script: [.status(503)]))
         let before = Date()
         try await harness.engine.push(waitForRetries: false)
-        guard case .pending(let attempts, let lastError, let nextAttempt) = try await harness.store.users.syncStatus(of: user.id)
+        guard
+            case .pending(let attempts, let lastError, let nextAttempt) = try await harness.store.users.syncStatus(
+                of: user.id)
         else {
             Issue.record("expected pending")
             return

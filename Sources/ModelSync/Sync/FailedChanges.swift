@@ -71,7 +71,8 @@ extension SyncEngine {
 
     private static func entries(_ db: Database, table: String, recordID: String) throws -> [OutboxEntry] {
         try OutboxEntry.fetchAll(
-            db, sql: "SELECT * FROM \(SchemaBuilder.outboxTable) WHERE tableName = ? AND recordID = ? ORDER BY sequence",
+            db,
+            sql: "SELECT * FROM \(SchemaBuilder.outboxTable) WHERE tableName = ? AND recordID = ? ORDER BY sequence",
             arguments: [table, recordID])
     }
 

@@ -96,7 +96,9 @@ enum OutcomeRecorder {
             let delay = retry.delay(afterAttempts: entry.attempts, retryAfter: error.retryAfter)
             try db.execute(
                 sql: "UPDATE \(outbox) SET state = 'pending', nextAttemptAt = ?, lastError = ? WHERE sequence = ?",
-                arguments: [Date().addingTimeInterval(delay).timeIntervalSinceReferenceDate, error.description, entry.sequence])
+                arguments: [
+                    Date().addingTimeInterval(delay).timeIntervalSinceReferenceDate, error.description, entry.sequence,
+                ])
             return .willRetry(reason: error.description)
 
         case .permanentFailure(let entry, let reason, let notFound):
@@ -119,7 +121,8 @@ enum OutcomeRecorder {
 
         case .cancelled(let entry):
             try db.execute(
-                sql: "UPDATE \(outbox) SET state = 'pending', nextAttemptAt = ? WHERE sequence = ? AND state = 'inFlight'",
+                sql:
+                    "UPDATE \(outbox) SET state = 'pending', nextAttemptAt = ? WHERE sequence = ? AND state = 'inFlight'",
                 arguments: [Date().timeIntervalSinceReferenceDate, entry.sequence])
             return .requeued
 

@@ -1,9 +1,10 @@
 import Foundation
 import GRDB
 
-/// Pulled records that reference a record neither stored locally nor listed by the server (an
-/// orphan). They are kept aside, with the reason, instead of failing the pull at its commit, and
-/// tried again by every later pull: once the record they reference arrives, they are applied.
+/// Pulled records that cannot be stored yet: they reference a record neither stored locally nor
+/// listed by the server (an orphan), or collide with a local record on a unique field. They are kept
+/// aside, with the reason, instead of failing the pull, and tried again by every later pull: once
+/// the record they reference arrives (or the collision is gone), they are applied.
 enum PulledOrphans {
     static let table = "modelsync_pulled_orphan"
 
@@ -69,12 +70,14 @@ enum PulledOrphans {
                     let parentKey = foreignKey.table + "\u{0}" + parentID
                     let satisfied: Bool
                     if let parentIndex = listed[parentKey] {
-                        satisfied = try candidates[parentIndex].orphanReason == nil || isStored(foreignKey.table, parentID)
+                        satisfied =
+                            try candidates[parentIndex].orphanReason == nil || isStored(foreignKey.table, parentID)
                     } else {
                         satisfied = try isStored(foreignKey.table, parentID)
                     }
                     if !satisfied {
-                        let parentModel = (try? tx.store.model(forTable: foreignKey.table))?.schema.name ?? foreignKey.table
+                        let parentModel =
+                            (try? tx.store.model(forTable: foreignKey.table))?.schema.name ?? foreignKey.table
                         candidates[index].orphanReason =
                             "its '\(foreignKey.column)' references \(parentModel) '\(parentID)', which the server did "
                             + "not list and this device does not have; kept aside until it arrives"

@@ -64,7 +64,8 @@ extension SyncTransaction {
             do {
                 record = try decodeRecord(Model.self, remote)
             } catch {
-                throw UnreadableRecord(reason: "a \(Model.schema.name) '\(id)' from the server cannot be read: \(error)")
+                throw UnreadableRecord(
+                    reason: "a \(Model.schema.name) '\(id)' from the server cannot be read: \(error)")
             }
             try completeOwnCreate(remote, table: table, serverID: id)
             let hasLocalChanges = try OutboxStore.hasEntries(database, table: table, recordID: id)

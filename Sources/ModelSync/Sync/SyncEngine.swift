@@ -347,7 +347,8 @@ public actor SyncEngine {
             case .willRetry(let reason):
                 report.retried += 1
                 logger.debug(
-                    "will retry", metadata: ["table": "\(entry.tableName)", "id": "\(entry.recordID)", "error": "\(reason)"])
+                    "will retry",
+                    metadata: ["table": "\(entry.tableName)", "id": "\(entry.recordID)", "error": "\(reason)"])
             case .failed(let reason):
                 report.failed += 1
                 logger.warning(
@@ -539,6 +540,15 @@ public actor SyncEngine {
                 } catch let unreadable as UnreadableRecord {
                     report.rejected.append(
                         RejectedRecord(model: candidate.model.schema.name, id: candidate.id, reason: unreadable.reason))
+                } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
+                    // A unique field collides with a local record (one not sent yet): SQLite undid
+                    // the statement only. Kept aside until the collision is resolved.
+                    let reason =
+                        "it collides with a local \(candidate.model.schema.name) on a unique field "
+                        + "(\(error.message ?? "constraint failed")); kept aside until the local record changes"
+                    try PulledOrphans.park(candidate, reason: reason, in: tx.database)
+                    report.rejected.append(
+                        RejectedRecord(model: candidate.model.schema.name, id: candidate.id, reason: reason))
                 }
             }
             for changes in fetched {
