@@ -78,3 +78,28 @@ func runPushBenchmark() async throws {
             await fixture.server.stop()
         })
 }
+
+/// The cost of observers during a push: the same push with an `observeAll()` of the pushed table
+/// running (it re-reads all 5,000 rows after every committed change) against the push alone. Push
+/// answers are recorded in batches, so observers see one change per batch, not one per record.
+func runObservedPushBenchmark() async throws {
+    func push(_ fixture: PushFixture) async throws {
+        let remote = RESTRemote(
+            configuration: .init(baseURL: fixture.baseURL), models: GeneratedModels.all, session: makeSession())
+        let engine = SyncEngine(
+            store: fixture.store, remote: remote, configuration: .init(maximumConcurrentRequests: pushConcurrency))
+        let report = try await engine.push()
+        precondition(report.sent == pushCount, "pushed \(report.sent) of \(pushCount)")
+        await fixture.server.stop()
+    }
+    try await compare(
+        "push5000-observed-vs-unobserved", setUp: { try await PushFixture.make() },
+        ours: { fixture in
+            let observation = Task {
+                for try await _ in fixture.store.artifacts.observeAll() {}
+            }
+            defer { observation.cancel() }
+            try await push(fixture)
+        },
+        baseline: push)
+}
