@@ -12,6 +12,12 @@ public enum ModelSyncError: Error, Sendable, Equatable, CustomStringConvertible 
     case idAlreadyInUse(table: String, id: String)
     /// No record has this ID.
     case recordNotFound(table: String, id: String)
+    /// The database file was deleted or moved while the store had it open. The write that found it
+    /// out was rolled back (nothing was saved); reads stop too.
+    case databaseFileMoved(path: String)
+    /// The store is read-only (opened with `readOnly`, or a file or folder the process may not
+    /// write): reads work, this change was refused. `reason` says why the store is read-only.
+    case readOnlyStore(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -30,6 +36,14 @@ public enum ModelSyncError: Error, Sendable, Equatable, CustomStringConvertible 
             return "ID '\(id)' is already used by another record of '\(table)'"
         case .recordNotFound(let table, let id):
             return "no record of '\(table)' has ID '\(id)'"
+        case .databaseFileMoved(let path):
+            return "the database file '\(path)' was deleted or moved while the store had it open; this change "
+                + "was not saved. Open the store again: at this path a new, empty database is created "
+                + "(changes already pushed come back with the next pull), or open the file where it was moved"
+        case .readOnlyStore(let path, let reason):
+            return "the store '\(path)' is read-only (\(reason)); it can be read, but saving, deleting and "
+                + "syncing need a database this process may write: open it from a writable location, "
+                + "or without `readOnly`"
         }
     }
 }

@@ -96,14 +96,6 @@ enum OutboxStore {
         }
     }
 
-    /// Puts entries that were being sent when the app stopped back in the queue. They keep their
-    /// attempt count (so they are never coalesced) and their idempotency key (so a create the
-    /// server already stored is not duplicated).
-    static func requeueInFlight(_ db: Database) throws -> Int {
-        try db.execute(sql: "UPDATE \(table) SET state = 'pending' WHERE state = 'inFlight'")
-        return db.changesCount
-    }
-
     static func hasEntries(_ db: Database, table recordTable: String, recordID: String) throws -> Bool {
         try Bool.fetchOne(
             db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM \(table) WHERE tableName = ? AND recordID = ?)"),
