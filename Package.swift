@@ -25,6 +25,8 @@ let package = Package(
             name: "ModelSync",
             dependencies: [
                 .product(name: "GRDB", package: "GRDB.swift"),
+                // SQLite's C API, for `sqlite3_file_control` (a database file moved under a live store).
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -18,6 +18,12 @@ public enum ModelSyncError: Error, Sendable, Equatable, CustomStringConvertible 
     /// A change of the record is being sent right now; it cannot be discarded or re-created until
     /// its answer is recorded.
     case changeBeingSent(table: String, id: String)
+    /// The database file was deleted or moved while the store had it open. The write that found it
+    /// out was rolled back (nothing was saved); reads stop too.
+    case databaseFileMoved(path: String)
+    /// The store is read-only (opened with `readOnly`, or a file or folder the process may not
+    /// write): reads work, this change was refused. `reason` says why the store is read-only.
+    case readOnlyStore(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -43,6 +49,14 @@ public enum ModelSyncError: Error, Sendable, Equatable, CustomStringConvertible 
         case .changeBeingSent(let table, let id):
             return "a change of '\(table)' record '\(id)' is being sent right now; "
                 + "try again once the push that sends it has finished"
+        case .databaseFileMoved(let path):
+            return "the database file '\(path)' was deleted or moved while the store had it open; this change "
+                + "was not saved. Open the store again: at this path a new, empty database is created "
+                + "(changes already pushed come back with the next pull), or open the file where it was moved"
+        case .readOnlyStore(let path, let reason):
+            return "the store '\(path)' is read-only (\(reason)); it can be read, but saving, deleting and "
+                + "syncing need a database this process may write: open it from a writable location, "
+                + "or without `readOnly`"
         }
     }
 }

@@ -40,6 +40,8 @@ public struct OutboxEntry: Sendable, Hashable, Codable, FetchableRecord, TableRe
     /// Seconds since 2001-01-01 before which the entry is not sent again (backoff).
     public var nextAttemptAt: Double?
     public var createdAt: Double
+    /// Who is sending the entry, while it is ``OutboxEntryState/inFlight`` (`nil` otherwise).
+    public var claim: OutboxClaim?
 
     public init(row: Row) throws {
         sequence = try row.decode(forColumn: "sequence")
@@ -53,6 +55,29 @@ public struct OutboxEntry: Sendable, Hashable, Codable, FetchableRecord, TableRe
         lastError = try row.decode(forColumn: "lastError")
         nextAttemptAt = try row.decode(forColumn: "nextAttemptAt")
         createdAt = try row.decode(forColumn: "createdAt")
+        // Claim columns left behind by an outcome recorded without clearing them mean nothing.
+        if state == .inFlight, let owner: String = row["claimOwner"], let processID: Int64 = row["claimProcess"],
+            let expiresAt: Double = row["claimExpiresAt"]
+        {
+            claim = OutboxClaim(owner: owner, processID: processID, expiresAt: expiresAt)
+        }
+    }
+}
+
+/// The claim on an entry being sent: which store, in which process, sends it, and until when the
+/// claim holds against other stores on the same file (see ``SyncStore/Configuration/claimLease``).
+public struct OutboxClaim: Sendable, Hashable, Codable {
+    /// The claiming store: a random token, one per opened ``SyncStore``.
+    public var owner: String
+    /// The ID of the claiming process.
+    public var processID: Int64
+    /// Seconds since 2001-01-01 after which any store may take the entry back.
+    public var expiresAt: Double
+
+    public init(owner: String, processID: Int64, expiresAt: Double) {
+        self.owner = owner
+        self.processID = processID
+        self.expiresAt = expiresAt
     }
 }
 
@@ -119,9 +144,32 @@ public struct Outbox: Sendable {
     /// - every record its payload references exists on the server: no referenced record still has a
     ///   temporary ID or a queued create (a child waits for its own parents; unrelated records go
     ///   ahead).
+    ///
+    /// Each claim records its owner (this store, this process) and a lease
+    /// (``SyncStore/Configuration/claimLease``): other stores on the same file, in this process or
+    /// another, never claim an entry in flight. Entries whose claim is stale (its store was
+    /// released, its process ended, or its lease expired) are taken back first, with their
+    /// idempotency key and attempt count. A claim ends when its outcome is recorded, or with
+    /// ``releaseClaims(_:retryAt:)``.
+    ///
+    /// - Parameter now: The time backoffs are compared with (leases always use the clock).
     public func claimReadyEntries(limit: Int, now: Date = Date()) async throws -> [OutboxEntry] {
         let store = self.store
+        try store.checkWritable()
+        let owner = store.claimOwner
+        let lease = store.configuration.claimLease
         return try await store.database.write { db in
+            let clock = Date()
+            try OutboxStore.requeueStaleClaims(db, now: clock)
+            let claim = OutboxClaim(
+                owner: owner.token, processID: owner.processID,
+                expiresAt: clock.timeIntervalSinceReferenceDate + max(0, lease))
+            let markInFlight = try db.cachedStatement(
+                sql: """
+                    UPDATE \(Self.table)
+                    SET state = 'inFlight', attempts = attempts + 1, claimOwner = ?, claimProcess = ?, claimExpiresAt = ?
+                    WHERE sequence = ?
+                    """)
             // Scan the queue in chunks, oldest first, until enough entries are claimed: entries that
             // wait for a parent are skipped without loading the whole queue.
             let chunkSize = max(32, limit * 2)
@@ -144,17 +192,45 @@ public struct Outbox: Sendable {
                 for var entry in candidates {
                     lastSequence = entry.sequence
                     if try Self.waitsForParent(entry, store: store, db: db) { continue }
-                    try db.execute(
-                        sql: "UPDATE \(Self.table) SET state = 'inFlight', attempts = attempts + 1 WHERE sequence = ?",
-                        arguments: [entry.sequence])
+                    try markInFlight.execute(arguments: [claim.owner, claim.processID, claim.expiresAt, entry.sequence])
                     entry.state = .inFlight
                     entry.attempts += 1
+                    entry.claim = claim
                     claimed.append(entry)
                     if claimed.count >= limit { break scanning }
                 }
                 if candidates.count < chunkSize { break }
             }
             return claimed
+        }
+    }
+
+    /// Gives entries this store claimed back to the queue, unsent: each stays pending with its
+    /// idempotency key and attempt count, and may be claimed again (by any store) at once, or from
+    /// `retryAt` on. For a push that claimed entries whose outcome it could not record (recording
+    /// threw): without this, the entries would wait in flight until the store is released or the
+    /// lease expires.
+    ///
+    /// Entries this store no longer holds (their outcome was recorded, or the claim was taken back
+    /// as stale) are left alone.
+    ///
+    /// - Returns: How many entries went back to the queue.
+    @discardableResult
+    public func releaseClaims(_ entries: [OutboxEntry], retryAt: Date? = nil) async throws -> Int {
+        guard !entries.isEmpty else { return 0 }
+        let store = self.store
+        try store.checkWritable()
+        let sequences = String(decoding: try JSONEncoder().encode(entries.map(\.sequence)), as: UTF8.self)
+        return try await store.database.write { db in
+            try db.execute(
+                sql: """
+                    UPDATE \(Self.table)
+                    SET state = 'pending', claimOwner = NULL, claimProcess = NULL, claimExpiresAt = NULL,
+                        nextAttemptAt = COALESCE(?, nextAttemptAt)
+                    WHERE sequence IN (SELECT value FROM json_each(?)) AND state = 'inFlight' AND claimOwner = ?
+                    """,
+                arguments: [retryAt?.timeIntervalSinceReferenceDate, sequences, store.claimOwner.token])
+            return db.changesCount
         }
     }
 
@@ -194,38 +270,33 @@ public struct Outbox: Sendable {
         }
     }
 
-    /// Puts claimed entries whose outcome was never recorded back in the queue, unchanged (same
-    /// idempotency key and attempt count), so that a later push sends them again.
-    public func releaseClaims(_ entries: [OutboxEntry]) async throws {
-        let sequences = entries.map(\.sequence)
-        guard !sequences.isEmpty else { return }
-        try await store.database.write { db in
-            for sequence in sequences {
-                try db.execute(
-                    sql: "UPDATE \(Self.table) SET state = 'pending' WHERE sequence = ? AND state = 'inFlight'",
-                    arguments: [sequence])
-            }
-        }
-    }
-
     /// Records that sending failed for a transient reason: the entry waits until `retryAt`.
     public func scheduleRetry(_ entry: OutboxEntry, at retryAt: Date, reason: String) async throws {
+        let owner = store.claimOwner.token
         try await store.database.write { db in
             try db.execute(
                 sql: """
-                    UPDATE \(Self.table) SET state = 'pending', nextAttemptAt = ?, lastError = ?
-                    WHERE sequence = ?
+                    UPDATE \(Self.table) SET state = 'pending', nextAttemptAt = :next, lastError = :reason,
+                        \(OutcomeRecorder.clearClaim)
+                    WHERE sequence = :sequence AND \(OutcomeRecorder.stillOurs)
                     """,
-                arguments: [retryAt.timeIntervalSinceReferenceDate, reason, entry.sequence])
+                arguments: [
+                    "next": retryAt.timeIntervalSinceReferenceDate, "reason": reason, "sequence": entry.sequence,
+                    "owner": owner,
+                ])
         }
     }
 
     /// Records that the server refused the entry for good; the record's status becomes `failed`.
     public func markFailed(_ entry: OutboxEntry, reason: String) async throws {
+        let owner = store.claimOwner.token
         try await store.database.write { db in
             try db.execute(
-                sql: "UPDATE \(Self.table) SET state = 'failed', lastError = ? WHERE sequence = ?",
-                arguments: [reason, entry.sequence])
+                sql: """
+                    UPDATE \(Self.table) SET state = 'failed', lastError = :reason, \(OutcomeRecorder.clearClaim)
+                    WHERE sequence = :sequence AND \(OutcomeRecorder.stillOurs)
+                    """,
+                arguments: ["reason": reason, "sequence": entry.sequence, "owner": owner])
         }
     }
 

@@ -96,14 +96,6 @@ enum OutboxStore {
         }
     }
 
-    /// Puts entries that were being sent when the app stopped back in the queue. They keep their
-    /// attempt count (so they are never coalesced) and their idempotency key (so a create the
-    /// server already stored is not duplicated).
-    static func requeueInFlight(_ db: Database) throws -> Int {
-        try db.execute(sql: "UPDATE \(table) SET state = 'pending' WHERE state = 'inFlight'")
-        return db.changesCount
-    }
-
     /// The create entry with this idempotency key that was sent at least once (it may be in flight,
     /// waiting for a retry, or failed), if any.
     static func sentCreate(_ db: Database, table recordTable: String, idempotencyKey: String) throws -> OutboxEntry? {

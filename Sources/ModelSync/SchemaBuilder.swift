@@ -8,71 +8,150 @@ import GRDB
 enum SchemaBuilder {
     static let outboxTable = "modelsync_outbox"
     static let idMapTable = "modelsync_id_map"
+    /// Where applied migrations are recorded: GRDB's `DatabaseMigrator` table, so that databases
+    /// created by earlier versions (which used it) keep their records.
+    static let migrationsTable = "grdb_migrations"
 
-    static func migrate(_ writer: any DatabaseWriter, models: [any SyncModel.Type]) throws {
-        var migrator = DatabaseMigrator()
-        migrator.registerMigration("modelsync-internal-v1") { db in
-            try db.execute(
-                sql: """
-                    CREATE TABLE \(outboxTable) (
-                        sequence INTEGER PRIMARY KEY AUTOINCREMENT,
-                        tableName TEXT NOT NULL,
-                        recordID TEXT NOT NULL,
-                        operation TEXT NOT NULL,
-                        payload TEXT,
-                        idempotencyKey TEXT NOT NULL,
-                        state TEXT NOT NULL DEFAULT 'pending',
-                        attempts INTEGER NOT NULL DEFAULT 0,
-                        lastError TEXT,
-                        nextAttemptAt DOUBLE,
-                        createdAt DOUBLE NOT NULL
-                    );
-                    CREATE INDEX \(outboxTable)_record ON \(outboxTable)(tableName, recordID);
-                    CREATE UNIQUE INDEX \(outboxTable)_unsent ON \(outboxTable)(tableName, recordID)
-                        WHERE state = 'pending' AND attempts = 0;
-                    CREATE TABLE \(idMapTable) (
-                        tableName TEXT NOT NULL,
-                        oldID TEXT NOT NULL,
-                        newID TEXT NOT NULL,
-                        replacedAt DOUBLE NOT NULL,
-                        PRIMARY KEY (tableName, oldID)
-                    ) WITHOUT ROWID;
-                    CREATE INDEX \(idMapTable)_new ON \(idMapTable)(tableName, newID);
-                    """)
-        }
-        migrator.registerMigration("modelsync-pull-state-v1") { db in
-            try db.execute(
-                sql: """
-                    CREATE TABLE \(PullState.table) (
-                        tableName TEXT PRIMARY KEY NOT NULL,
-                        cursor TEXT NOT NULL
-                    ) WITHOUT ROWID;
-                    """)
-        }
-        migrator.registerMigration("modelsync-record-version-v1") { db in
-            try db.execute(
-                sql: """
-                    CREATE TABLE \(RecordVersions.table) (
-                        tableName TEXT NOT NULL,
-                        recordID TEXT NOT NULL,
-                        version TEXT NOT NULL,
-                        PRIMARY KEY (tableName, recordID)
-                    ) WITHOUT ROWID;
-                    CREATE TABLE \(PulledOrphans.table) (
-                        tableName TEXT NOT NULL,
-                        recordID TEXT NOT NULL,
-                        fields TEXT NOT NULL,
-                        reason TEXT NOT NULL,
-                        PRIMARY KEY (tableName, recordID)
-                    ) WITHOUT ROWID;
-                    CREATE INDEX \(outboxTable)_sent_key ON \(outboxTable)(idempotencyKey) WHERE attempts > 0;
-                    """)
-        }
-        try migrator.migrate(writer)
-        try writer.write { db in
-            for model in models {
-                try createOrExtendTable(db, schema: model.schema)
+    /// The store's own migrations, in order; each runs once per database.
+    static let migrations: [(identifier: String, migrate: @Sendable (Database) throws -> Void)] = [
+        (
+            "modelsync-internal-v1",
+            { db in
+                try db.execute(
+                    sql: """
+                        CREATE TABLE \(outboxTable) (
+                            sequence INTEGER PRIMARY KEY AUTOINCREMENT,
+                            tableName TEXT NOT NULL,
+                            recordID TEXT NOT NULL,
+                            operation TEXT NOT NULL,
+                            payload TEXT,
+                            idempotencyKey TEXT NOT NULL,
+                            state TEXT NOT NULL DEFAULT 'pending',
+                            attempts INTEGER NOT NULL DEFAULT 0,
+                            lastError TEXT,
+                            nextAttemptAt DOUBLE,
+                            createdAt DOUBLE NOT NULL
+                        );
+                        CREATE INDEX \(outboxTable)_record ON \(outboxTable)(tableName, recordID);
+                        CREATE UNIQUE INDEX \(outboxTable)_unsent ON \(outboxTable)(tableName, recordID)
+                            WHERE state = 'pending' AND attempts = 0;
+                        CREATE TABLE \(idMapTable) (
+                            tableName TEXT NOT NULL,
+                            oldID TEXT NOT NULL,
+                            newID TEXT NOT NULL,
+                            replacedAt DOUBLE NOT NULL,
+                            PRIMARY KEY (tableName, oldID)
+                        ) WITHOUT ROWID;
+                        CREATE INDEX \(idMapTable)_new ON \(idMapTable)(tableName, newID);
+                        """)
             }
+        ),
+        (
+            "modelsync-pull-state-v1",
+            { db in
+                try db.execute(
+                    sql: """
+                        CREATE TABLE \(PullState.table) (
+                            tableName TEXT PRIMARY KEY NOT NULL,
+                            cursor TEXT NOT NULL
+                        ) WITHOUT ROWID;
+                        """)
+            }
+        ),
+        (
+            // Who holds the claim of an entry in flight (see OutboxClaims.swift); the index covers
+            // the few entries in flight, which every claim checks for stale owners.
+            "modelsync-claims-v1",
+            { db in
+                try db.execute(
+                    sql: """
+                        ALTER TABLE \(outboxTable) ADD COLUMN claimOwner TEXT;
+                        ALTER TABLE \(outboxTable) ADD COLUMN claimProcess INTEGER;
+                        ALTER TABLE \(outboxTable) ADD COLUMN claimExpiresAt DOUBLE;
+                        CREATE INDEX \(outboxTable)_claims ON \(outboxTable)(claimOwner, claimProcess)
+                            WHERE state = 'inFlight';
+                        """)
+            }
+        ),
+        (
+            // Server versions of records (sent back as If-Match), pulled records kept aside, and the
+            // lookup of a sent create by its key (a listing that echoes the key of a lost create).
+            "modelsync-record-version-v1",
+            { db in
+                try db.execute(
+                    sql: """
+                        CREATE TABLE \(RecordVersions.table) (
+                            tableName TEXT NOT NULL,
+                            recordID TEXT NOT NULL,
+                            version TEXT NOT NULL,
+                            PRIMARY KEY (tableName, recordID)
+                        ) WITHOUT ROWID;
+                        CREATE TABLE \(PulledOrphans.table) (
+                            tableName TEXT NOT NULL,
+                            recordID TEXT NOT NULL,
+                            fields TEXT NOT NULL,
+                            reason TEXT NOT NULL,
+                            PRIMARY KEY (tableName, recordID)
+                        ) WITHOUT ROWID;
+                        CREATE INDEX \(outboxTable)_sent_key ON \(outboxTable)(idempotencyKey) WHERE attempts > 0;
+                        """)
+            }
+        ),
+    ]
+
+    /// Applies the migrations this database lacks and creates or extends the model tables, in the
+    /// caller's write transaction.
+    ///
+    /// The caller opens it IMMEDIATE (GRDB's `write`): a second store or process opening the same
+    /// file at the same moment waits for the write lock (up to the busy timeout), then reads which
+    /// migrations are applied inside its own transaction and finds them done. (GRDB's
+    /// `DatabaseMigrator` reads them before its transactions, so two processes could both run the
+    /// first migration and one would fail with "table already exists".)
+    static func migrate(_ db: Database, models: [any SyncModel.Type]) throws {
+        // Another process may have changed the schema since this connection last looked.
+        db.clearSchemaCache()
+        try db.execute(sql: "CREATE TABLE IF NOT EXISTS \(migrationsTable) (identifier TEXT NOT NULL PRIMARY KEY)")
+        let applied = Set(try String.fetchAll(db, sql: "SELECT identifier FROM \(migrationsTable)"))
+        for migration in migrations where !applied.contains(migration.identifier) {
+            try migration.migrate(db)
+            try db.execute(
+                sql: "INSERT INTO \(migrationsTable) (identifier) VALUES (?)", arguments: [migration.identifier])
+        }
+        for model in models {
+            try createOrExtendTable(db, schema: model.schema)
+        }
+    }
+
+    /// Checks that a database opened read-only needs nothing that opening would change: every
+    /// migration applied, every model table with every column. Otherwise throws
+    /// ``ModelSyncError/readOnlyStore(path:reason:)`` naming what is missing.
+    static func checkReadable(_ db: Database, models: [any SyncModel.Type], path: String, readOnlyReason: String)
+        throws
+    {
+        var missing: [String] = []
+        let applied =
+            try db.tableExists(migrationsTable)
+            ? Set(try String.fetchAll(db, sql: "SELECT identifier FROM \(migrationsTable)")) : []
+        for migration in migrations where !applied.contains(migration.identifier) {
+            missing.append("migration '\(migration.identifier)'")
+        }
+        for model in models {
+            let table = model.schema.tableName
+            guard try db.tableExists(table) else {
+                missing.append("table '\(table)'")
+                continue
+            }
+            let columns = Set(try db.columns(in: table).map { $0.name.lowercased() })
+            for field in model.schema.fields where !columns.contains(field.name.lowercased()) {
+                missing.append("column '\(table).\(field.name)'")
+            }
+        }
+        guard missing.isEmpty else {
+            throw ModelSyncError.readOnlyStore(
+                path: path,
+                reason: "\(readOnlyReason), and the database lacks what this version adds when it opens a store ("
+                    + missing.prefix(3).joined(separator: ", ") + (missing.count > 3 ? ", …" : "")
+                    + "); open it once where this process may write it, to upgrade it")
         }
     }
 

@@ -20,10 +20,57 @@ public enum StoreLocation: Sendable, Hashable {
 ///
 /// Every write (a repository call or ``write(_:)``) is one SQLite transaction: the rows and their
 /// outbox entries commit together or not at all. Change events are delivered after the commit.
+///
+/// Several stores may share one database file, in one process or in several (an app and its
+/// extension): writers wait for each other up to ``Configuration/busyTimeout``, and an outbox entry
+/// claimed by one store's engine is never sent by another while its claim holds (see
+/// ``Outbox/claimReadyEntries(limit:now:)``). A write into a file that was deleted or moved while
+/// the store was open throws ``ModelSyncError/databaseFileMoved(path:)`` instead of committing into
+/// the void; a file the process may not write opens read-only (``isReadOnly``).
 public final class SyncStore: Sendable {
+    /// How a store opens and shares its database file.
+    public struct Configuration: Sendable, Hashable {
+        /// How long, in seconds, a write waits for another connection (another store, another
+        /// process) to finish its write before it fails with `database is locked`. Applies to every
+        /// connection of the store, and to opening it (creating and migrating the schema).
+        public var busyTimeout: TimeInterval
+        /// How long, in seconds, an engine's claim on an outbox entry protects it from other stores
+        /// on the same file. A claim is taken back earlier when its owner is gone (its store was
+        /// released, or its process ended); the lease only matters when the owner cannot be checked
+        /// (a process ID reused by another process) or when the owner lost track of its claim.
+        /// It must exceed the longest time one request may take (see `RESTRemote`'s timeouts):
+        /// a claim taken back while its request is still running may be sent twice at once.
+        public var claimLease: TimeInterval
+        /// Opens the database read-only: reads work, every write throws
+        /// ``ModelSyncError/readOnlyStore(path:reason:)``. A file-backed store also opens read-only
+        /// on its own when the process may not write the file or its folder.
+        public var readOnly: Bool
+
+        /// - Parameters:
+        ///   - busyTimeout: Seconds a write waits for another writer (default 5).
+        ///   - claimLease: Seconds an outbox claim holds at most (default 600).
+        ///   - readOnly: Opens the database read-only (default `false`).
+        public init(busyTimeout: TimeInterval = 5, claimLease: TimeInterval = 600, readOnly: Bool = false) {
+            self.busyTimeout = busyTimeout
+            self.claimLease = claimLease
+            self.readOnly = readOnly
+        }
+    }
+
     /// The GRDB connection, for reads and queries that ModelSync does not wrap. Write through the
     /// store's own APIs so that changes reach the outbox.
     public let database: any DatabaseWriter
+    /// The configuration the store was opened with.
+    public let configuration: Configuration
+    /// `true` when the store was opened read-only (``Configuration/readOnly``, or a file the process
+    /// may not write): reads work, writes throw ``ModelSyncError/readOnlyStore(path:reason:)``.
+    public var isReadOnly: Bool { readOnlyReason != nil }
+    /// Why the store is read-only, or `nil`.
+    let readOnlyReason: String?
+    /// The database file, or `nil` in memory.
+    let path: String?
+    /// Who this store's outbox claims belong to (see `OutboxClaims.swift`).
+    let claimOwner: ClaimOwner
     let models: [any SyncModel.Type]
     let modelsByTable: [String: any SyncModel.Type]
     let statementsByTable: [String: ModelStatements]
@@ -32,25 +79,52 @@ public final class SyncStore: Sendable {
 
     /// Opens (or creates) a store for `models`, creating or extending their tables.
     ///
+    /// Opening waits (up to ``Configuration/busyTimeout``) while another store or process writes
+    /// the file. Outbox entries left in flight by a store or process that is gone are put back in
+    /// the queue; entries another live store is sending stay its own.
+    ///
     /// - Parameters:
     ///   - location: A database file, or an in-memory database.
     ///   - models: Every model of the app, parents first: pass the generated `GeneratedModels.all`.
+    ///   - configuration: Busy timeout, claim lease, read-only (the defaults suit most apps).
     ///   - logger: Where the store logs (at debug level, without record payloads).
     public init(
         _ location: StoreLocation,
         models: [any SyncModel.Type],
+        configuration: Configuration = Configuration(),
         logger: Logger = Logger(label: "ModelSync.SyncStore")
     ) throws {
-        var configuration = Configuration()
-        configuration.foreignKeysEnabled = true
-        configuration.label = "ModelSync"
+        self.configuration = configuration
+        var grdb = GRDB.Configuration()
+        grdb.foreignKeysEnabled = true
+        grdb.label = "ModelSync"
+        grdb.busyMode = .timeout(max(0, configuration.busyTimeout))
         switch location {
         case .file(let url):
-            try FileManager.default.createDirectory(
-                at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-            database = try DatabasePool(path: url.path, configuration: configuration)
+            let path = url.path
+            self.path = path
+            let readOnlyReason = try StoreFile.readOnlyReason(at: url, requested: configuration.readOnly)
+            self.readOnlyReason = readOnlyReason
+            if readOnlyReason == nil {
+                try FileManager.default.createDirectory(
+                    at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            }
+            grdb.readonly = readOnlyReason != nil
+            grdb.prepareDatabase { db in
+                // Writes into a file deleted or moved under the store fail at their commit.
+                if !db.configuration.readonly {
+                    db.add(transactionObserver: StoreFile.MovedFileGuard(db, path: path), extent: .databaseLifetime)
+                }
+            }
+            database = try StoreFile.open(path: path, configuration: grdb)
         case .inMemory:
-            database = try DatabaseQueue(configuration: configuration)
+            if configuration.readOnly {
+                throw ModelSyncError.readOnlyStore(
+                    path: ":memory:", reason: "an in-memory database starts empty, and read-only it would stay empty")
+            }
+            path = nil
+            readOnlyReason = nil
+            database = try DatabaseQueue(configuration: grdb)
         }
         self.models = models
         var byTable: [String: any SyncModel.Type] = [:]
@@ -58,10 +132,24 @@ public final class SyncStore: Sendable {
         modelsByTable = byTable
         statementsByTable = byTable.mapValues { ModelStatements(schema: $0.schema) }
         self.logger = logger
-        try SchemaBuilder.migrate(database, models: models)
-        let requeued = try database.write { db in try OutboxStore.requeueInFlight(db) }
+        claimOwner = ClaimOwner()
+        if let readOnlyReason {
+            try database.read { db in
+                try SchemaBuilder.checkReadable(
+                    db, models: models, path: path ?? ":memory:", readOnlyReason: readOnlyReason)
+            }
+            return
+        }
+        // Schema, migrations and orphaned claims in one IMMEDIATE transaction: a second store or
+        // process opening the same file at the same moment waits for it, then finds it done.
+        let requeued = try database.write { db in
+            try SchemaBuilder.migrate(db, models: models)
+            return try OutboxStore.requeueStaleClaims(db)
+        }
         if requeued > 0 {
-            logger.info("requeued outbox entries interrupted by the previous run", metadata: ["count": "\(requeued)"])
+            logger.info(
+                "requeued outbox entries whose sender is gone (a previous run, a released store, an ended process)",
+                metadata: ["count": "\(requeued)"])
         }
     }
 
@@ -75,15 +163,40 @@ public final class SyncStore: Sendable {
 
     /// Runs `body` in one transaction: every save and delete in it, and their outbox entries,
     /// commit together; change events are delivered after the commit, and none if it throws.
+    ///
+    /// Throws ``ModelSyncError/readOnlyStore(path:reason:)`` on a read-only store, and
+    /// ``ModelSyncError/databaseFileMoved(path:)`` (nothing committed) when the database file was
+    /// deleted or moved since the store opened it.
     public func write<T: Sendable>(_ body: @escaping @Sendable (SyncTransaction) throws -> T) async throws -> T {
-        try await database.write { db in
+        try checkWritable()
+        return try await database.write { db in
             try self.runTransaction(db, body)
         }
     }
 
     /// Reads in a consistent snapshot.
+    ///
+    /// Throws ``ModelSyncError/databaseFileMoved(path:)`` when the database file was deleted or
+    /// moved since the store opened it (what it would read may no longer be what is on disk).
     public func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        try await database.read(body)
+        guard let path else { return try await database.read(body) }
+        do {
+            return try await database.read { db in
+                try StoreFile.checkNotMoved(db, path: path)
+                return try body(db)
+            }
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_CANTOPEN {
+            // A new reader connection cannot open a file that is gone.
+            if !FileManager.default.fileExists(atPath: path) { throw ModelSyncError.databaseFileMoved(path: path) }
+            throw error
+        }
+    }
+
+    /// Throws ``ModelSyncError/readOnlyStore(path:reason:)`` when the store cannot write.
+    func checkWritable() throws {
+        if let readOnlyReason {
+            throw ModelSyncError.readOnlyStore(path: path ?? ":memory:", reason: readOnlyReason)
+        }
     }
 
     func runTransaction<T>(_ db: Database, _ body: (SyncTransaction) throws -> T) throws -> T {

@@ -121,9 +121,29 @@ public final class ReferenceServer: Sendable {
         try await store.delete(in: model.schema.tableName, id: id)
     }
 
+    /// Starts (`true`) or stops recording every request in ``loggedRequests``.
+    public func setRequestLogging(_ enabled: Bool) {
+        state.requestLog.withLock { $0.enabled = enabled }
+    }
+
+    /// The requests handled while logging was on, in the order they finished.
+    public var loggedRequests: [LoggedRequest] { state.requestLog.withLock { $0.requests } }
+
     // MARK: Handling
 
     private func handle(_ request: HTTPRequest) async -> HTTPResponse {
+        guard state.requestLog.withLock({ $0.enabled }) else { return await respond(to: request) }
+        let started = ContinuousClock.now
+        let response = await respond(to: request)
+        let logged = LoggedRequest(
+            method: request.method.rawValue, path: request.path,
+            idempotencyKey: request.headers[HTTPHeader("Idempotency-Key")], started: started,
+            finished: ContinuousClock.now, status: response.statusCode.code)
+        state.requestLog.withLock { $0.requests.append(logged) }
+        return response
+    }
+
+    private func respond(to request: HTTPRequest) async -> HTTPResponse {
         let method = request.method.rawValue
         state.count(method)
         let isWrite = method == "POST" || method == "PUT" || method == "DELETE"
@@ -223,8 +243,23 @@ public final class ReferenceServer: Sendable {
     }
 }
 
+/// One request as the server handled it: from the moment its handler started (before injected
+/// latency) to the moment it produced the response.
+public struct LoggedRequest: Sendable, Hashable {
+    public var method: String
+    public var path: String
+    /// The `Idempotency-Key` header, if the request had one.
+    public var idempotencyKey: String?
+    public var started: ContinuousClock.Instant
+    public var finished: ContinuousClock.Instant
+    /// The HTTP status of the response.
+    public var status: Int
+}
+
 /// The mutable parts of a running server, behind a lock.
 final class ServerState: @unchecked Sendable {
+    /// Requests recorded while logging is on (``ReferenceServer/setRequestLogging(_:)``).
+    let requestLog = LockedValue((enabled: false, requests: [LoggedRequest]()))
     private let lock = NSLock()
     private var server: HTTPServer?
     private var task: Task<Void, any Error>?
@@ -275,5 +310,19 @@ final class ServerState: @unchecked Sendable {
             if roll < plan.failBeforeCommitRate + plan.dropResponseRate { return (.dropResponseAfterCommit, latency) }
             return (nil, latency)
         }
+    }
+}
+
+/// A value behind its own lock.
+final class LockedValue<Value>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Value
+
+    init(_ value: Value) { self.value = value }
+
+    func withLock<Result>(_ body: (inout Value) throws -> Result) rethrows -> Result {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(&value)
     }
 }

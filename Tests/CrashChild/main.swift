@@ -1,10 +1,17 @@
-// modelsync-crash-child: the process the crash-recovery test kills with SIGKILL.
+// modelsync-crash-child: real processes for the reliability tests.
 //
 //     modelsync-crash-child <database path> <server URL> <threads>
-//
-// Opens the file-backed store, creates chats (a user, a thread with server ID, two messages, one a
-// reply) until the store holds <threads> threads, pushing after each one, then pushes until the
-// outbox is empty and prints "converged". Killed at any moment and started again, it resumes.
+//         The process the crash-recovery test kills with SIGKILL. Opens the file-backed store,
+//         creates chats (a user, a thread with server ID, two messages, one a reply) until the store
+//         holds <threads> threads, pushing after each one, then pushes until the outbox is empty and
+//         prints "converged". Killed at any moment and started again, it resumes.
+//     modelsync-crash-child writer <database path> <server URL> <label> <rounds> <chats per round>
+//         One of the two processes of the two-process test (see TwoProcessWriter.swift).
+//     modelsync-crash-child hold-claims <database path>
+//         Claims every ready outbox entry, prints "claimed <n>", and exits without recording any
+//         outcome once its standard input closes (see ClaimHolder.swift).
+//     modelsync-crash-child read-only-probe <database path>
+//         Drops root privileges, opens the store, reads and tries a save (see ReadOnlyProbe.swift).
 
 import ChatModels
 import Foundation
@@ -12,6 +19,17 @@ import GRDB
 import ModelSync
 
 let arguments = CommandLine.arguments
+switch arguments.count > 1 ? arguments[1] : "" {
+case "writer":
+    exit(await runTwoProcessWriter(Array(arguments.dropFirst(2))))
+case "hold-claims":
+    exit(await holdClaims(Array(arguments.dropFirst(2))))
+case "read-only-probe":
+    exit(await probeReadOnly(Array(arguments.dropFirst(2))))
+default:
+    break
+}
+
 guard arguments.count == 4, let baseURL = URL(string: arguments[2]), let target = Int(arguments[3]) else {
     FileHandle.standardError.write(Data("usage: modelsync-crash-child <database> <server URL> <threads>\n".utf8))
     exit(2)

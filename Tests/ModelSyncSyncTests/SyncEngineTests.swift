@@ -140,23 +140,10 @@ struct SyncEngineTests {
         let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let url = directory.appendingPathComponent("app.sqlite")
-        let harness = try await SyncHarness.start(store: try SyncStore(.file(url), models: GeneratedModels.all))
+        let harness = try await SyncHarness.start()
         defer { Task { await harness.server.stop() } }
-        let chat = try await makeChat(in: harness.store, messageCount: 0)
-        // Send the user and the thread by hand, as an engine would, and "die" before recording the
-        // thread's answer.
-        let remote = RESTRemote(configuration: .init(baseURL: harness.baseURL), models: GeneratedModels.all)
-        let claimed = try await harness.store.outbox.claimReadyEntries(limit: 10)
-        let userEntry = try #require(claimed.first { $0.tableName == "user" })
-        _ = try await remote.create(
-            try JSONValue.parse(Data(userEntry.payload!.utf8)).objectValue!, of: User.schema,
-            idempotencyKey: userEntry.idempotencyKey)
-        try await harness.store.outbox.markSucceeded(userEntry)
-        let threadEntry = try #require(
-            try await harness.store.outbox.claimReadyEntries(limit: 10).first { $0.tableName == "thread" })
-        _ = try await remote.create(
-            try JSONValue.parse(Data(threadEntry.payload!.utf8)).objectValue!, of: ChatThread.schema,
-            idempotencyKey: threadEntry.idempotencyKey)
+        // The app that dies: its store is released with the thread's entry still claimed.
+        let chat = try await Self.sendAndDieBeforeRecordingThread(url: url, baseURL: harness.baseURL)
 
         let reopened = try SyncStore(.file(url), models: GeneratedModels.all)
         let engine = SyncHarness.makeEngine(store: reopened, baseURL: harness.baseURL)
@@ -165,6 +152,28 @@ struct SyncEngineTests {
         #expect(await harness.server.replayedCreates == 1)
         let thread = try #require(try await reopened.threads.find(chat.thread.id))
         #expect(await harness.serverRecords(ChatThread.self)[thread.id.rawValue] != nil)
+    }
+
+    /// Creates a chat in the store at `url`, sends the user and the thread by hand, as an engine
+    /// would, records the user's answer and "dies" (releases the store) before recording the thread's.
+    private static func sendAndDieBeforeRecordingThread(url: URL, baseURL: URL) async throws
+        -> (user: User, thread: ChatThread, messages: [Message], artifacts: [Artifact])
+    {
+        let store = try SyncStore(.file(url), models: GeneratedModels.all)
+        let chat = try await makeChat(in: store, messageCount: 0)
+        let remote = RESTRemote(configuration: .init(baseURL: baseURL), models: GeneratedModels.all)
+        let claimed = try await store.outbox.claimReadyEntries(limit: 10)
+        let userEntry = try #require(claimed.first { $0.tableName == "user" })
+        _ = try await remote.create(
+            try JSONValue.parse(Data(userEntry.payload!.utf8)).objectValue!, of: User.schema,
+            idempotencyKey: userEntry.idempotencyKey)
+        try await store.outbox.markSucceeded(userEntry)
+        let threadEntry = try #require(
+            try await store.outbox.claimReadyEntries(limit: 10).first { $0.tableName == "thread" })
+        _ = try await remote.create(
+            try JSONValue.parse(Data(threadEntry.payload!.utf8)).objectValue!, of: ChatThread.schema,
+            idempotencyKey: threadEntry.idempotencyKey)
+        return chat
     }
 
     @Test("a 4xx leaves that record failed with the server's message and the rest synced")

@@ -22,6 +22,11 @@ enum OutcomeRecorder {
     static let maximumConflictRetries = 5
 
     private static let outbox = SchemaBuilder.outboxTable
+    /// Ends an entry's claim (its owner, process and lease).
+    static let clearClaim = "claimOwner = NULL, claimProcess = NULL, claimExpiresAt = NULL"
+    /// An outcome is recorded only while this store still holds the entry's claim (another store
+    /// may have taken back a claim whose lease expired: the entry is then its to record).
+    static let stillOurs = "(state <> 'inFlight' OR claimOwner = :owner)"
 
     static func record(
         _ outcome: SyncEngine.Outcome, in tx: SyncTransaction, retry: RetryPolicy, policy: ConflictPolicy
@@ -39,7 +44,7 @@ enum OutcomeRecorder {
             tx.events.removeSubrange(eventCount...)
             let reason = "the server's answer could not be stored: \(error)"
             do {
-                try markFailed(entry, reason: reason, in: tx.database)
+                try markFailed(entry, reason: reason, in: tx)
                 return .failed(reason: reason)
             } catch {
                 // The store itself fails: the batch transaction fails too, and the push releases
@@ -95,9 +100,13 @@ enum OutcomeRecorder {
         case .transientFailure(let entry, let error):
             let delay = retry.delay(afterAttempts: entry.attempts, retryAfter: error.retryAfter)
             try db.execute(
-                sql: "UPDATE \(outbox) SET state = 'pending', nextAttemptAt = ?, lastError = ? WHERE sequence = ?",
+                sql: """
+                    UPDATE \(outbox) SET state = 'pending', nextAttemptAt = :next, lastError = :reason, \(clearClaim)
+                    WHERE sequence = :sequence AND \(stillOurs)
+                    """,
                 arguments: [
-                    Date().addingTimeInterval(delay).timeIntervalSinceReferenceDate, error.description, entry.sequence,
+                    "next": Date().addingTimeInterval(delay).timeIntervalSinceReferenceDate,
+                    "reason": error.description, "sequence": entry.sequence, "owner": tx.store.claimOwner.token,
                 ])
             return .willRetry(reason: error.description)
 
@@ -116,14 +125,19 @@ enum OutcomeRecorder {
                 try db.execute(sql: "DELETE FROM \(outbox) WHERE sequence = ?", arguments: [entry.sequence])
                 return .sent(serverID: nil)
             }
-            try markFailed(entry, reason: reason, in: db)
+            try markFailed(entry, reason: reason, in: tx)
             return .failed(reason: reason)
 
         case .cancelled(let entry):
             try db.execute(
-                sql:
-                    "UPDATE \(outbox) SET state = 'pending', nextAttemptAt = ? WHERE sequence = ? AND state = 'inFlight'",
-                arguments: [Date().timeIntervalSinceReferenceDate, entry.sequence])
+                sql: """
+                    UPDATE \(outbox) SET state = 'pending', nextAttemptAt = :now, \(clearClaim)
+                    WHERE sequence = :sequence AND state = 'inFlight' AND claimOwner = :owner
+                    """,
+                arguments: [
+                    "now": Date().timeIntervalSinceReferenceDate, "sequence": entry.sequence,
+                    "owner": tx.store.claimOwner.token,
+                ])
             return .requeued
 
         case .conflict(let entry, let serverCopy):
@@ -138,7 +152,8 @@ enum OutcomeRecorder {
         let db = tx.database
         guard
             let current = try OutboxEntry.fetchOne(
-                db, sql: "SELECT * FROM \(outbox) WHERE sequence = ?", arguments: [entry.sequence])
+                db, sql: "SELECT * FROM \(outbox) WHERE sequence = :sequence AND \(stillOurs)",
+                arguments: ["sequence": entry.sequence, "owner": tx.store.claimOwner.token])
         else { return .requeued }
         let model = try tx.store.model(forTable: current.tableName)
         var remote = serverCopy
@@ -150,7 +165,7 @@ enum OutcomeRecorder {
                 let reason =
                     "the server's copy changed \(current.attempts) times while this update was being sent; "
                     + "retry it, or discard the local change"
-                try markFailed(current, reason: reason, in: db)
+                try markFailed(current, reason: reason, in: tx)
                 return .failed(reason: reason)
             }
             // Sent again at once, based on the server's version: the local change overwrites it. The
@@ -158,7 +173,8 @@ enum OutcomeRecorder {
             try RecordVersions.record(db, table: current.tableName, fields: remote)
             try db.execute(
                 sql: """
-                    UPDATE \(outbox) SET state = 'pending', nextAttemptAt = NULL, idempotencyKey = ?, lastError = ?
+                    UPDATE \(outbox) SET state = 'pending', nextAttemptAt = NULL, idempotencyKey = ?, lastError = ?,
+                        \(clearClaim)
                     WHERE sequence = ?
                     """,
                 arguments: [
@@ -182,9 +198,12 @@ enum OutcomeRecorder {
         }
     }
 
-    private static func markFailed(_ entry: OutboxEntry, reason: String, in db: Database) throws {
-        try db.execute(
-            sql: "UPDATE \(outbox) SET state = 'failed', lastError = ? WHERE sequence = ?",
-            arguments: [reason, entry.sequence])
+    private static func markFailed(_ entry: OutboxEntry, reason: String, in tx: SyncTransaction) throws {
+        try tx.database.execute(
+            sql: """
+                UPDATE \(outbox) SET state = 'failed', lastError = :reason, \(clearClaim)
+                WHERE sequence = :sequence AND \(stillOurs)
+                """,
+            arguments: ["reason": reason, "sequence": entry.sequence, "owner": tx.store.claimOwner.token])
     }
 }

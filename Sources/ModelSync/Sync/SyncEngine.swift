@@ -202,7 +202,7 @@ public actor SyncEngine {
             let stranded = Array(unrecorded.values)
             if !stranded.isEmpty {
                 let outbox = store.outbox
-                try? await Task { try await outbox.releaseClaims(stranded) }.value
+                _ = try? await Task { try await outbox.releaseClaims(stranded) }.value
             }
             await publishProgress()
             throw error
