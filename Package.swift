@@ -31,7 +31,7 @@ let package = Package(
             ]
         ),
 
-        // The hand-written reference output for the chat example of DESIGN.md. The generator must
+        // The hand-written reference output for the chat example of the spec format. The generator must
         // reproduce these files byte for byte (see Tests/ModelSyncGeneratorTests).
         .target(
             name: "ChatModels",
