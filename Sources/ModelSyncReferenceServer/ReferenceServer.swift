@@ -177,7 +177,9 @@ public final class ReferenceServer: Sendable {
     }
 
     private func route(_ request: HTTPRequest) async throws -> HTTPResponse {
-        guard let (collection, id) = await store.collection(forPath: request.path) else {
+        // The raw path: `request.path` is already percent-decoded (and dot segments resolved), which
+        // would turn an ID `a%2Fb` into two segments and `%2541` into `A`.
+        guard let (collection, id) = await store.collection(forPath: request.target.path(percentEncoded: true)) else {
             throw ServerError(status: 404, message: "no collection at \(request.path)")
         }
         switch (request.method.rawValue, id) {

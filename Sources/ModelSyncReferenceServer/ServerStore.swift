@@ -100,6 +100,8 @@ actor ServerStore {
         }
     }
 
+    /// The collection a request path addresses, and the record ID when it names one. `path` is
+    /// still percent-encoded: the ID is its last segment, decoded once.
     func collection(forPath path: String) -> (Collection, id: String?)? {
         for collection in collections.values {
             if path == collection.path || path == collection.path + "/" { return (collection, nil) }

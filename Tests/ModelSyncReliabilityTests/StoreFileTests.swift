@@ -23,11 +23,11 @@ struct StoreFileTests {
         let url = directory.appendingPathComponent("app.sqlite")
         let store = try SyncStore(.file(url), models: GeneratedModels.all)
         let lock = try await WriteLockHolder.hold(url, for: 0.5)
-        let started = ContinuousClock.now
         try await store.users.save(User(name: "Ada", email: "ada@example.com"))
-        let waited = ContinuousClock.now - started
+        let saved = ContinuousClock.now
         try await lock.finish()
-        #expect(waited >= .milliseconds(300), "the save committed while another connection held the write lock")
+        let released = try #require(lock.releasedAt)
+        #expect(saved >= released, "the save returned while another connection still held the write lock")
         #expect(try await store.users.count() == 1)
     }
 
@@ -385,6 +385,10 @@ extension StoreFileTests {
 /// Holds the write lock of a database on another connection, as another process writing does.
 final class WriteLockHolder: Sendable {
     private let done = Mutex<Result<Void, any Error>?>(nil)
+    private let released = Mutex<ContinuousClock.Instant?>(nil)
+
+    /// When the other connection started to give the lock back (just before its `COMMIT`).
+    var releasedAt: ContinuousClock.Instant? { released.withLock { $0 } }
 
     /// Takes the write lock (`BEGIN IMMEDIATE`) of the database at `url` on a new connection and
     /// holds it for `duration` seconds on a thread of its own; returns once the lock is held.
@@ -398,6 +402,7 @@ final class WriteLockHolder: Sendable {
                     try db.execute(sql: "BEGIN IMMEDIATE")
                     held.withLock { $0 = true }
                     Thread.sleep(forTimeInterval: duration)
+                    holder.released.withLock { $0 = ContinuousClock.now }
                     try db.execute(sql: "COMMIT")
                 }
                 try connection.close()

@@ -13,6 +13,21 @@ import Foundation
 ///                          headers: { ["Authorization": "Bearer \(await tokens.current())"] }),
 ///     models: GeneratedModels.all)
 /// ```
+///
+/// What it does with a server that misbehaves:
+/// - **Stalls.** Every request has a total deadline (``Configuration/requestDeadline``) besides the
+///   idle ``Configuration/timeout``; past it the request fails as a transient error and is retried.
+///   The URLSession task is abandoned, never cancelled (cancelling traps FoundationNetworking on
+///   Linux), and ends when the server closes it or goes idle.
+/// - **Sends unusable IDs.** IDs in a create's answer and in listings must pass ``ServerIDRule``;
+///   a create answered with another ID fails for good, with a reason naming the model, the ID
+///   received and what was expected.
+/// - **Redirects.** Only 307 and 308, and 301–303 of a GET, to the same origin, are followed, with
+///   the method, body and headers unchanged; any other redirect fails with a message naming its
+///   status and both URLs.
+///
+/// IDs in paths are percent-encoded as one segment each (only `A–Z a–z 0–9 - . _ ~` stay, and `.`
+/// and `..` are encoded), so an ID such as `a/b`, `..` or `%41` addresses its own record.
 public struct RESTRemote: SyncRemote {
     /// Where a listing keeps its records.
     public enum ListEnvelope: Sendable, Hashable {
@@ -27,8 +42,17 @@ public struct RESTRemote: SyncRemote {
         public var baseURL: URL
         /// Extra headers for every request (authentication), fetched before each request.
         public var headers: @Sendable () async throws -> [String: String]
-        /// Seconds before a request without an answer counts as a (transient) failure.
+        /// Seconds a request may go without receiving anything before it counts as a (transient)
+        /// failure. An idle timeout only: a server that keeps sending a byte now and then never
+        /// reaches it; ``requestDeadline`` bounds the whole request.
         public var timeout: TimeInterval
+        /// Seconds a request may take in total, from sending it to the last byte of the answer,
+        /// redirects included (default 120). Past it the request fails as a transient error naming
+        /// the request and the deadline, and is retried later. The abandoned request is not cancelled
+        /// (see ``RESTRemote``): it ends by itself when the server closes it or goes idle for
+        /// ``timeout``. Set it above the time your largest listing page takes on a slow network;
+        /// `.infinity` turns it off.
+        public var requestDeadline: TimeInterval
         /// The path of one record; `{path}` is the collection path and `{id}` the record's ID.
         public var itemPathTemplate: String
         /// The JSON key of IDs.
@@ -54,6 +78,7 @@ public struct RESTRemote: SyncRemote {
             baseURL: URL,
             headers: @escaping @Sendable () async throws -> [String: String] = { [:] },
             timeout: TimeInterval = 30,
+            requestDeadline: TimeInterval = 120,
             itemPathTemplate: String = "{path}/{id}",
             idField: String = "id",
             listEnvelope: ListEnvelope = .key("data"),
@@ -67,6 +92,7 @@ public struct RESTRemote: SyncRemote {
             self.baseURL = baseURL
             self.headers = headers
             self.timeout = timeout
+            self.requestDeadline = requestDeadline
             self.itemPathTemplate = itemPathTemplate
             self.idField = idField
             self.listEnvelope = listEnvelope
@@ -87,25 +113,33 @@ public struct RESTRemote: SyncRemote {
     ///   - configuration: The server's base URL, headers and conventions.
     ///   - models: Every model (`GeneratedModels.all`): foreign keys are sent in the JSON type of the
     ///     model they reference.
-    ///   - session: The URLSession to use; by default one with `configuration.timeout`.
+    ///   - session: The URLSession to use; by default ``makeSession(timeout:)`` with
+    ///     `configuration.timeout`. A session of your own should refuse redirects (its delegate's
+    ///     `urlSession(_:task:willPerformHTTPRedirection:newRequest:completionHandler:)` passes `nil`)
+    ///     so that RESTRemote decides which to follow; a request your session redirected anyway fails
+    ///     unless it is a GET that stayed on the same origin.
     public init(configuration: Configuration, models: [any SyncModel.Type], session: URLSession? = nil) {
         self.configuration = configuration
         var schemas: [String: ModelSchema] = [:]
         for model in models { schemas[model.schema.tableName] = model.schema }
         self.schemasByTable = schemas
-        if let session {
-            self.session = session
-        } else {
-            let sessionConfiguration = URLSessionConfiguration.ephemeral
-            sessionConfiguration.timeoutIntervalForRequest = configuration.timeout
-            sessionConfiguration.httpMaximumConnectionsPerHost = 16
-            sessionConfiguration.requestCachePolicy = .reloadIgnoringLocalCacheData
-            // No URLCache: on Linux, FoundationNetworking looks the cache up on a background queue
-            // before the request starts, and cancelling a request in that window (a cancelled push)
-            // traps in URLSession's task registry. Sync requests are never served from a cache anyway.
-            sessionConfiguration.urlCache = nil
-            self.session = URLSession(configuration: sessionConfiguration)
-        }
+        self.session = session ?? Self.makeSession(timeout: configuration.timeout)
+    }
+
+    /// The session RESTRemote uses by default: ephemeral, no cache, 16 connections per host, and a
+    /// delegate that refuses every redirect, so that RESTRemote follows only those that keep the
+    /// request intact (see ``RESTRemote`` on redirects). Share one between remotes if you like.
+    /// - Parameter timeout: The idle timeout of each request (``Configuration/timeout``).
+    public static func makeSession(timeout: TimeInterval) -> URLSession {
+        let sessionConfiguration = URLSessionConfiguration.ephemeral
+        sessionConfiguration.timeoutIntervalForRequest = timeout
+        sessionConfiguration.httpMaximumConnectionsPerHost = 16
+        sessionConfiguration.requestCachePolicy = .reloadIgnoringLocalCacheData
+        // No URLCache: on Linux, FoundationNetworking looks the cache up on a background queue
+        // before the request starts, and cancelling a request in that window (a cancelled push)
+        // traps in URLSession's task registry. Sync requests are never served from a cache anyway.
+        sessionConfiguration.urlCache = nil
+        return URLSession(configuration: sessionConfiguration, delegate: RedirectRefusal(), delegateQueue: nil)
     }
 
     // MARK: SyncRemote
@@ -118,15 +152,50 @@ public struct RESTRemote: SyncRemote {
         if model.idGeneration == .server { body.removeValue(forKey: configuration.idField) }
         let response = try await send(
             "POST", path: remote.path, body: .object(body), headers: ["Idempotency-Key": idempotencyKey])
-        guard let object = response?.objectValue else {
+        guard var object = response?.objectValue else {
             throw RemoteError.invalidResponse("the create of a \(model.name) returned no JSON object")
         }
-        let record = try localFields(object, model: model)
-        guard record["id"]?.idString != nil else {
-            throw RemoteError.invalidResponse(
-                "the create of a \(model.name) returned no '\(configuration.idField)' field")
-        }
+        let id = try createdID(object.removeValue(forKey: configuration.idField), sent: fields, model: model)
+        var record = try localFields(object, model: model)
+        record["id"] = .string(id)
         return record
+    }
+
+    /// The ID of a create's answer, checked: for server-generated IDs it must pass ``ServerIDRule``;
+    /// for client-generated IDs it must be the ID that was sent (anything else is another record's
+    /// answer, or another model's).
+    ///
+    /// A bad answer fails the create for good (not for a retry): a server that answers this way
+    /// answers the same to a retry with the same idempotency key. The reason says that the server may
+    /// have stored the record, so that the user checks there before retrying the entry.
+    private func createdID(_ value: JSONValue?, sent fields: RecordFields, model: ModelSchema) throws -> String {
+        let idType = conventions(model).idType
+        let afterward =
+            "The server may have stored the record: check it there (and the spec's remote idType) "
+            + "before retrying this entry, whose retry sends the same idempotency key."
+        if model.idGeneration == .client, let sentID = fields["id"]?.idString {
+            // The sent ID itself, not the rule: a client ID the store accepted is echoed as is.
+            let echoed: Bool
+            switch (idType, value) {
+            case (.string, .string(let text)?): echoed = text == sentID
+            case (.int, let value?): echoed = (try? ServerIDRule.localID(from: value, idType: .int)) == sentID
+            default: echoed = false
+            }
+            guard echoed else {
+                let received = value.map(ServerIDRule.render) ?? "no '\(configuration.idField)' field"
+                throw RemoteError.invalidResponse(
+                    "the create of a \(model.name) was answered with id \(received), not the ID it sent "
+                        + "(\(ServerIDRule.render(.string(sentID)))): the answer is another record's, or another "
+                        + "model's. \(afterward)")
+            }
+            return sentID
+        }
+        do {
+            return try ServerIDRule.localID(from: value, idType: idType)
+        } catch {
+            throw RemoteError.invalidResponse(
+                "the create of a \(model.name) was answered with id \(error). \(afterward)")
+        }
     }
 
     public func update(_ fields: RecordFields, of model: ModelSchema, idempotencyKey: String) async throws
@@ -141,7 +210,8 @@ public struct RESTRemote: SyncRemote {
             headers["If-Match"] = "\"\(version)\""
         }
         do {
-            let response = try await send("PUT", path: itemPath(model, id: id), body: .object(body), headers: headers)
+            let response = try await send(
+                "PUT", path: try itemPath(model, id: id), body: .object(body), headers: headers)
             guard let object = response?.objectValue else { return nil }
             return try localFields(object, model: model)
         } catch let stale as StaleVersion {
@@ -151,7 +221,7 @@ public struct RESTRemote: SyncRemote {
 
     public func fetch(id: String, of model: ModelSchema) async throws -> RecordFields? {
         do {
-            guard let object = try await send("GET", path: itemPath(model, id: id), body: nil)?.objectValue else {
+            guard let object = try await send("GET", path: try itemPath(model, id: id), body: nil)?.objectValue else {
                 throw RemoteError.invalidResponse("GET of a \(model.name) returned no JSON object")
             }
             return try localFields(object, model: model)
@@ -211,12 +281,42 @@ public struct RESTRemote: SyncRemote {
         configuration.overrides[model.tableName] ?? model.remote
     }
 
-    func itemPath(_ model: ModelSchema, id: String) -> String {
+    /// The path of one record: `id` percent-encoded as one path segment (``pathSegment(_:model:)``).
+    func itemPath(_ model: ModelSchema, id: String) throws -> String {
         let collection = conventions(model).path
         let base = collection.hasSuffix("/") ? String(collection.dropLast()) : collection
-        let encodedID = id.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? id
+        let encodedID = try Self.pathSegment(id, model: model.name)
         return configuration.itemPathTemplate.replacingOccurrences(of: "{path}", with: base)
             .replacingOccurrences(of: "{id}", with: encodedID)
+    }
+
+    /// `id` as one URL path segment: every byte of its UTF-8 percent-encoded except the unreserved
+    /// characters of RFC 3986 (`A–Z a–z 0–9 - . _ ~`), and the dot segments `.` and `..` encoded too
+    /// (`%2E`, `%2E%2E`), which clients and proxies would otherwise resolve away. So `a/b`, `..`,
+    /// `?x`, `#y` and `%41` each address the record with that ID and nothing else. Throws
+    /// ``UnsendableRecordID`` for an empty ID, which would address the collection.
+    static func pathSegment(_ id: String, model: String) throws -> String {
+        guard !id.isEmpty else {
+            throw UnsendableRecordID(
+                model: model, id: id,
+                reason: "it is empty, so the request would address the whole collection; "
+                    + "give the record a non-empty ID (or discard the change)")
+        }
+        if id == "." || id == ".." { return String(repeating: "%2E", count: id.count) }
+        let hex = Array("0123456789ABCDEF".utf8)
+        var encoded: [UInt8] = []
+        encoded.reserveCapacity(id.utf8.count)
+        for byte in id.utf8 {
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
+                UInt8(ascii: "~"):
+                encoded.append(byte)
+            default:
+                encoded.append(contentsOf: [UInt8(ascii: "%"), hex[Int(byte >> 4)], hex[Int(byte & 0x0F)]])
+            }
+        }
+        return String(decoding: encoded, as: UTF8.self)
     }
 
     /// Local form to wire form: key naming, IDs and foreign keys in their JSON type, ISO 8601 dates.
@@ -248,7 +348,13 @@ public struct RESTRemote: SyncRemote {
     func localFields(_ object: [String: JSONValue], model: ModelSchema) throws -> RecordFields {
         let remote = conventions(model)
         var fields: RecordFields = [:]
-        if let id = object[configuration.idField]?.idString { fields["id"] = .string(id) }
+        if let value = object[configuration.idField] {
+            do {
+                fields["id"] = .string(try ServerIDRule.localID(from: value, idType: remote.idType))
+            } catch {
+                throw RemoteError.invalidResponse("a \(model.name) from the server has id \(error)")
+            }
+        }
         if let key = configuration.versionKey, let version = object[key]?.idString {
             fields[RecordMetadata.version] = .string(version)
         }
@@ -296,12 +402,15 @@ public struct RESTRemote: SyncRemote {
     }
 
     /// Sends `request`, returning as soon as the calling task is cancelled (with a
-    /// `CancellationError`) without cancelling the URLSession task: on Linux, FoundationNetworking
-    /// can trap or never resume `data(for:)` when its task is cancelled mid-request. The abandoned
-    /// request ends by itself (answer or `timeout`); a create it completes is replayed with the
-    /// same idempotency key.
-    static func data(for request: URLRequest, in session: URLSession) async throws -> (Data, URLResponse) {
+    /// `CancellationError`) or `deadline` passes (with ``RequestDeadlineExceeded``), without
+    /// cancelling the URLSession task: on Linux, FoundationNetworking can trap or never resume
+    /// `data(for:)` when its task is cancelled mid-request. The abandoned request ends by itself
+    /// (answer or `timeout`); a create it completes is replayed with the same idempotency key.
+    static func data(
+        for request: URLRequest, in session: URLSession, deadline: ContinuousClock.Instant? = nil
+    ) async throws -> (Data, URLResponse) {
         try Task.checkCancellation()
+        if let deadline, deadline <= .now { throw RequestDeadlineExceeded() }
         let outcome = OneShot<(Data, URLResponse)>()
         Task.detached {
             do {
@@ -310,12 +419,29 @@ public struct RESTRemote: SyncRemote {
                 outcome.resume(.failure(error))
             }
         }
+        let timer = deadline.map { deadline in
+            Task.detached {
+                do {
+                    try await Task.sleep(until: deadline, clock: .continuous)
+                } catch {
+                    return  // the answer came first
+                }
+                outcome.resume(.failure(RequestDeadlineExceeded()))
+            }
+        }
+        defer { timer?.cancel() }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { outcome.wait(with: $0) }
         } onCancel: {
             outcome.resume(.failure(CancellationError()))
         }
     }
+
+    /// Thrown by ``data(for:in:deadline:)`` when the deadline passes first.
+    struct RequestDeadlineExceeded: Error {}
+
+    /// The most redirects followed for one request.
+    static let maximumRedirects = 5
 
     // MARK: HTTP
 
@@ -336,39 +462,146 @@ public struct RESTRemote: SyncRemote {
         for (name, value) in try await configuration.headers() { request.setValue(value, forHTTPHeaderField: name) }
         for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
 
+        let label = "\(method) \(path)"
+        let limit = configuration.requestDeadline
+        let deadline = limit.isFinite ? ContinuousClock.now + .seconds(min(max(0, limit), 1e9)) : nil
+        var redirects = 0
+        while true {
+            let (data, http) = try await exchange(request, label: label, deadline: deadline)
+            if let next = try redirection(of: request, answer: http, label: label, redirects: redirects) {
+                request.url = next
+                redirects += 1
+                continue
+            }
+            guard (200..<300).contains(http.statusCode) else {
+                if http.statusCode == 409, method == "PUT", let object = (try? JSONValue.parse(data))?.objectValue,
+                    let current = object["current"]?.objectValue
+                {
+                    throw StaleVersion(message: Self.errorMessage(data, status: 409), current: current)
+                }
+                let retryAfter = http.value(forHTTPHeaderField: "Retry-After").flatMap(Self.parseRetryAfter)
+                throw RemoteError.http(
+                    status: http.statusCode, message: Self.errorMessage(data, status: http.statusCode),
+                    retryAfter: retryAfter)
+            }
+            guard !data.isEmpty else { return nil }
+            do {
+                return try JSONValue.parse(data)
+            } catch {
+                throw RemoteError.invalidResponse(
+                    "\(label) answered \(http.statusCode) with a body that is not JSON: "
+                        + Self.excerpt(String(decoding: data, as: UTF8.self)))
+            }
+        }
+    }
+
+    /// One round trip, bounded by the request's deadline.
+    private func exchange(_ request: URLRequest, label: String, deadline: ContinuousClock.Instant?) async throws
+        -> (Data, HTTPURLResponse)
+    {
         let data: Data
         let response: URLResponse
         do {
-            (data, response) = try await Self.data(for: request, in: session)
+            (data, response) = try await Self.data(for: request, in: session, deadline: deadline)
         } catch is CancellationError {
             throw CancellationError()
         } catch let error as URLError where error.code == .cancelled {
             throw CancellationError()
+        } catch is RequestDeadlineExceeded {
+            throw RemoteError.transport(
+                "\(label): no complete answer within the request deadline of "
+                    + "\(Self.seconds(configuration.requestDeadline)) s (RESTRemote.Configuration.requestDeadline); "
+                    + "the server may still be sending it")
         } catch {
-            throw RemoteError.transport("\(method) \(path): \(error.localizedDescription)")
+            throw RemoteError.transport("\(label): \(error.localizedDescription)")
         }
         guard let http = response as? HTTPURLResponse else {
-            throw RemoteError.invalidResponse("\(method) \(path) got no HTTP response")
+            throw RemoteError.invalidResponse("\(label) got no HTTP response")
         }
-        guard (200..<300).contains(http.statusCode) else {
-            if http.statusCode == 409, method == "PUT", let object = (try? JSONValue.parse(data))?.objectValue,
-                let current = object["current"]?.objectValue
-            {
-                throw StaleVersion(message: Self.errorMessage(data, status: 409), current: current)
+        return (data, http)
+    }
+
+    /// Where to send `request` next when `answer` redirects it, `nil` when it does not; throws for
+    /// a redirect that is not followed.
+    ///
+    /// Followed, up to ``maximumRedirects`` times: 307 and 308 (the method, body and headers are
+    /// sent again unchanged), and 301, 302 and 303 of a GET (which stays a GET) — and only to the
+    /// same origin (scheme, host and port), so that headers such as `Authorization` and the
+    /// `Idempotency-Key` never go to another server. Anything else fails with a message naming the
+    /// status and both URLs: a 301, 302 or 303 would turn a POST, PUT or DELETE into a body-less
+    /// GET. A redirect is the server's configuration, not a passing fault: the failure is for
+    /// good (the entry fails; fix the base URL or the server, then retry it).
+    private func redirection(of request: URLRequest, answer: HTTPURLResponse, label: String, redirects: Int)
+        throws -> URL?
+    {
+        let method = request.httpMethod ?? "GET"
+        let sentURL = request.url?.absoluteString ?? "?"
+        // A session of the app's own that followed a redirect by itself (its delegate does not refuse
+        // them): the request may have arrived changed.
+        if let answeredURL = answer.url, let sent = request.url, !Self.sameResource(sent, answeredURL) {
+            guard method == "GET", Self.sameOrigin(sent, answeredURL) else {
+                throw RemoteError.invalidResponse(
+                    "\(label) was redirected by the URLSession from \(sentURL) to \(answeredURL.absoluteString), "
+                        + "which may have changed the request (a POST becomes a GET, a body is lost); "
+                        + "give RESTRemote a session that refuses redirects (RESTRemote.makeSession) "
+                        + "or point the base URL at the new location")
             }
-            let retryAfter = http.value(forHTTPHeaderField: "Retry-After").flatMap(Self.parseRetryAfter)
+            return nil
+        }
+        let status = answer.statusCode
+        guard [301, 302, 303, 307, 308].contains(status) else { return nil }
+        guard let location = answer.value(forHTTPHeaderField: "Location"),
+            let target = URL(string: location, relativeTo: request.url)?.absoluteURL
+        else {
             throw RemoteError.http(
-                status: http.statusCode, message: Self.errorMessage(data, status: http.statusCode),
-                retryAfter: retryAfter)
+                status: status, message: "\(label) was redirected (\(status)) without a usable Location header",
+                retryAfter: nil)
         }
-        guard !data.isEmpty else { return nil }
-        do {
-            return try JSONValue.parse(data)
-        } catch {
-            throw RemoteError.invalidResponse(
-                "\(method) \(path) answered \(http.statusCode) with a body that is not JSON: "
-                    + Self.excerpt(String(decoding: data, as: UTF8.self)))
+        let redirect = "\(label) was redirected (\(status)) from \(sentURL) to \(target.absoluteString)"
+        let fix = "point the base URL at the new location, or fix the server"
+        guard status == 307 || status == 308 || method == "GET" else {
+            throw RemoteError.http(
+                status: status,
+                message: "\(redirect); not followed: a \(status) turns a \(method) into a GET without its body; \(fix)",
+                retryAfter: nil)
         }
+        guard let sent = request.url, Self.sameOrigin(sent, target) else {
+            throw RemoteError.http(
+                status: status,
+                message: "\(redirect); not followed: it leads to another origin, which would receive the "
+                    + "request's headers (authorization, idempotency key); \(fix)",
+                retryAfter: nil)
+        }
+        guard redirects < Self.maximumRedirects else {
+            throw RemoteError.http(
+                status: status,
+                message: "\(redirect); not followed: more than \(Self.maximumRedirects) redirects in a row "
+                    + "(a redirect loop?); \(fix)",
+                retryAfter: nil)
+        }
+        return target
+    }
+
+    /// `true` when both URLs have the same scheme, host and port (default ports made explicit).
+    static func sameOrigin(_ first: URL, _ second: URL) -> Bool {
+        func origin(_ url: URL) -> (String, String, Int)? {
+            guard let scheme = url.scheme?.lowercased(), let host = url.host?.lowercased() else { return nil }
+            let port = url.port ?? (scheme == "https" ? 443 : scheme == "http" ? 80 : -1)
+            return (scheme, host, port)
+        }
+        guard let first = origin(first), let second = origin(second) else { return false }
+        return first == second
+    }
+
+    /// `true` when both URLs name the same resource: same origin, path (percent-decoded, as a
+    /// platform may normalise its encoding in the answer's URL) and query.
+    static func sameResource(_ first: URL, _ second: URL) -> Bool {
+        sameOrigin(first, second) && first.path == second.path && first.query == second.query
+    }
+
+    /// Seconds as the messages show them: `2`, `0.5`.
+    static func seconds(_ value: TimeInterval) -> String {
+        value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value)
     }
 
     /// Seconds from a `Retry-After` header: a number of seconds or an HTTP date.
@@ -409,6 +642,19 @@ public struct RESTRemote: SyncRemote {
         }
         let collapsed = plain.split(whereSeparator: \.isWhitespace).joined(separator: " ")
         return collapsed.count > 200 ? String(collapsed.prefix(200)) + "…" : collapsed
+    }
+}
+
+/// The delegate of ``RESTRemote/makeSession(timeout:)``: refuses every redirect, so that the 3xx
+/// answer reaches RESTRemote, which follows only those that keep the request intact. (On Linux,
+/// FoundationNetworking turns a redirected POST into a GET for 301–303, and re-sends a 307 or 308
+/// POST without its body.)
+final class RedirectRefusal: NSObject, URLSessionTaskDelegate, @unchecked Sendable {
+    func urlSession(
+        _ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
+        newRequest request: URLRequest, completionHandler: @escaping @Sendable (URLRequest?) -> Void
+    ) {
+        completionHandler(nil)
     }
 }
 
