@@ -12,6 +12,9 @@ public enum ModelSyncError: Error, Sendable, Equatable, CustomStringConvertible 
     case idAlreadyInUse(table: String, id: String)
     /// No record has this ID.
     case recordNotFound(table: String, id: String)
+    /// A save was refused: the value of `field` cannot be stored and sent to the server exactly
+    /// (NaN, an infinity, a Decimal that does not read back from its text). Nothing was saved.
+    case invalidValue(model: String, field: String, reason: String)
 
     public var description: String {
         switch self {
@@ -30,6 +33,8 @@ public enum ModelSyncError: Error, Sendable, Equatable, CustomStringConvertible 
             return "ID '\(id)' is already used by another record of '\(table)'"
         case .recordNotFound(let table, let id):
             return "no record of '\(table)' has ID '\(id)'"
+        case .invalidValue(let model, let field, let reason):
+            return "cannot save \(model).\(field): \(reason)"
         }
     }
 }

@@ -15,13 +15,37 @@ public struct RemotePage: Sendable, Hashable {
     public var nextCursor: String?
     /// `true` when another page follows.
     public var hasMore: Bool
+    /// Listed records that cannot be stored (a field of the wrong type, a date that cannot be
+    /// read, a number no local type holds exactly), each with the reason. They are not in
+    /// ``records``; the rest of the page is.
+    public var rejected: [RejectedRecord]
 
-    public init(records: [RecordFields], deletedIDs: [String] = [], nextCursor: String? = nil, hasMore: Bool = false) {
+    public init(
+        records: [RecordFields], deletedIDs: [String] = [], nextCursor: String? = nil, hasMore: Bool = false,
+        rejected: [RejectedRecord] = []
+    ) {
         self.records = records
         self.deletedIDs = deletedIDs
         self.nextCursor = nextCursor
         self.hasMore = hasMore
+        self.rejected = rejected
     }
+}
+
+/// A record a listing returned that cannot be stored locally.
+public struct RejectedRecord: Sendable, Hashable, CustomStringConvertible {
+    /// The record's ID, when the server gave a usable one.
+    public var id: String?
+    /// What is wrong, naming the model, the record and the field: `Sample 'a1': field 'when' is
+    /// not an ISO 8601 date: …`.
+    public var reason: String
+
+    public init(id: String?, reason: String) {
+        self.id = id
+        self.reason = reason
+    }
+
+    public var description: String { reason }
 }
 
 /// The server side of sync: the app's own API. ``RESTRemote`` speaks plain JSON over HTTP; implement
