@@ -18,6 +18,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/swhitty/FlyingFox", from: "0.27.1"),
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
+        // Property-based tests only (ModelSyncValueTests); apps never build it.
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
     targets: [
         // The runtime that generated code imports: SQLite store, repositories, outbox, ID replacement.
@@ -25,7 +27,8 @@ let package = Package(
             name: "ModelSync",
             dependencies: [
                 .product(name: "GRDB", package: "GRDB.swift"),
-                // SQLite's C API, for `sqlite3_file_control` (a database file moved under a live store).
+                // SQLite's C API: `sqlite3_file_control` (a database file moved under a live store), and text
+                // and BLOBs read with their explicit length (StoredValues.swift).
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -142,6 +145,16 @@ package.targets += [
     .testTarget(
         name: "PluginChatModelsTests",
         dependencies: ["PluginChatModels", "ModelSync"]
+    ),
+    // Every field type of the plugin-built `Sample` model through save -> push -> reference server
+    // -> pull: focused edge cases and a seeded property-based round trip (issue 9).
+    .testTarget(
+        name: "ModelSyncValueTests",
+        dependencies: [
+            "PluginChatModels", "ModelSync", "ModelSyncReferenceServer", "ModelSyncTestSupport",
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "PropertyBased", package: "swift-property-based"),
+        ]
     ),
 ]
 for target in package.targets where target.name == "modelsync-benchmarks" {

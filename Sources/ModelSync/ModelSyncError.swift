@@ -24,6 +24,9 @@ public enum ModelSyncError: Error, Sendable, Equatable, CustomStringConvertible 
     /// The store is read-only (opened with `readOnly`, or a file or folder the process may not
     /// write): reads work, this change was refused. `reason` says why the store is read-only.
     case readOnlyStore(path: String, reason: String)
+    /// A save was refused: the value of `field` cannot be stored and sent to the server exactly
+    /// (NaN, an infinity, a Decimal that does not read back from its text). Nothing was saved.
+    case invalidValue(model: String, field: String, reason: String)
 
     public var description: String {
         switch self {
@@ -57,6 +60,8 @@ public enum ModelSyncError: Error, Sendable, Equatable, CustomStringConvertible 
             return "the store '\(path)' is read-only (\(reason)); it can be read, but saving, deleting and "
                 + "syncing need a database this process may write: open it from a writable location, "
                 + "or without `readOnly`"
+        case .invalidValue(let model, let field, let reason):
+            return "cannot save \(model).\(field): \(reason)"
         }
     }
 }

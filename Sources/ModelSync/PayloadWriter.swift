@@ -8,16 +8,13 @@ import GRDB
 /// (dates as seconds since 2001-01-01, data as base64, booleans as `true`/`false`, arrays as JSON),
 /// so a payload always decodes back to the record; it is several times faster than `JSONEncoder`.
 struct PayloadWriter {
-    struct InvalidValue: Error, CustomStringConvertible {
-        var column: String
-        var reason: String
-        var description: String { "cannot write '\(column)' to JSON: \(reason)" }
-    }
-
     private var bytes: [UInt8] = []
+    private let model: String
 
+    /// - Throws: ``ModelSyncError/invalidValue(model:field:reason:)`` for a value JSON cannot carry
+    ///   exactly (a non-finite number, text that is not a number in a Decimal column).
     static func payload(values: [(any DatabaseValueConvertible)?], schema: ModelSchema) throws -> String {
-        var writer = PayloadWriter()
+        var writer = PayloadWriter(model: schema.name)
         writer.bytes.reserveCapacity(64 + 32 * values.count)
         writer.bytes.append(UInt8(ascii: "{"))
         writer.writeKey("id")
@@ -31,9 +28,17 @@ struct PayloadWriter {
         return String(decoding: writer.bytes, as: UTF8.self)
     }
 
+    private init(model: String) {
+        self.model = model
+    }
+
     private mutating func writeKey(_ key: String) {
         writeString(key)
         bytes.append(UInt8(ascii: ":"))
+    }
+
+    private func invalid(_ column: String, _ reason: String) -> ModelSyncError {
+        .invalidValue(model: model, field: column, reason: reason)
     }
 
     private mutating func write(_ value: DatabaseValue, type: ColumnType, column: String) throws {
@@ -47,25 +52,42 @@ struct PayloadWriter {
                 bytes.append(contentsOf: String(integer).utf8)
             }
         case .double(let double):
-            guard double.isFinite else {
-                throw InvalidValue(column: column, reason: "\(double) is not a JSON number")
-            }
-            bytes.append(contentsOf: "\(double)".utf8)
+            try writeDouble(double, column: column)
         case .string(let string):
             switch type {
             case .json:
                 bytes.append(contentsOf: string.utf8)
             case .decimal:
-                guard Double(string)?.isFinite == true else {
-                    throw InvalidValue(column: column, reason: "'\(string)' is not a JSON number")
+                guard JSONNumberText.isNumber(string) else {
+                    throw invalid(column, "'\(string)' is not a number JSON can carry; store a finite Decimal")
                 }
                 bytes.append(contentsOf: string.utf8)
             default:
                 writeString(string)
             }
         case .blob(let data):
-            writeString(data.base64EncodedString())
+            switch type {
+            case .text:
+                // StoredString keeps text holding NUL as a BLOB of its UTF-8 bytes.
+                writeString(String(decoding: data, as: UTF8.self))
+            case .double where data.count == 8:
+                // StoredDouble keeps -0.0 as a BLOB of its bits.
+                try writeDouble(Double(bitPattern: data.reduce(UInt64(0)) { $0 << 8 | UInt64($1) }), column: column)
+            default:
+                writeString(data.base64EncodedString())
+            }
         }
+    }
+
+    /// Writes the shortest text that reads back to the same bits.
+    private mutating func writeDouble(_ double: Double, column: String) throws {
+        guard double.isFinite else {
+            throw invalid(
+                column,
+                "the value is \(double.isNaN ? "NaN (not a number)" : "\(double)"), which JSON cannot carry to the "
+                    + "server; store a finite number")
+        }
+        bytes.append(contentsOf: "\(double)".utf8)
     }
 
     private mutating func writeString(_ string: String) {

@@ -48,6 +48,12 @@ public final class SyncTransaction {
     /// `OutboxStore.enqueueSave`).
     func save<Model: SyncModel>(_ record: Model, idempotencyKey: String?) throws -> Model {
         let statements = try store.statements(for: Model.self)
+        if record.id.rawValue.isEmpty || record.id.rawValue.utf8.contains(0) {
+            throw ModelSyncError.invalidValue(
+                model: Model.schema.name, field: "id",
+                reason: "an ID must be non-empty text without NUL characters (SQLite would cut it at the NUL, "
+                    + "and the server could not address it); use the generated default ID")
+        }
         let record = try resolvingReplacedIDs(record)
         let values = try record.databaseValues()
         let arguments = StatementArguments(values)
@@ -305,7 +311,7 @@ public final class SyncTransaction {
             guard let stored = try Model.fetchOne(database, key: Model.ID(serverID)),
                 let sent = try? JSONDecoder().decode(Model.self, from: Data(sentPayload.utf8))
             else { return false }
-            return try Self.sameStoredValues(stored, sent.withID(stored.id))
+            return try Self.sameStoredValues(stored, sent.withID(stored.id), dateTolerance: 0.001)
         }
         return try compare(model)
     }

@@ -254,6 +254,83 @@ struct RecordIntegrityTests {
         #expect(try await harness.store.users.find("usr_theirs")?.email == "same@example.com")
     }
 
+    @Test("a full pull keeps the local copy of a record the server lists but this device cannot read")
+    func unreadableListedRecordIsNotDeleted() async throws {
+        let harness = try await SyncHarness.start()
+        defer { Task { await harness.server.stop() } }
+        let user = try await harness.store.users.save(User(name: "Ada", email: "ada@example.com"))
+        try await harness.engine.push()
+        var broken = try #require(await harness.serverRecords(User.self)[user.id.rawValue])
+        broken["name"] = .integer(5)
+        try await harness.server.update(broken, in: User.self, id: user.id.rawValue)
+
+        let report = try await harness.engine.pull(User.self)  // the first pull lists everything
+        #expect(report.rejected.map(\.id) == [user.id.rawValue])
+        #expect(try await harness.store.users.find(user.id)?.name == "Ada")
+    }
+
+    @Test("a tombstone whose ID looks temporary deletes no local record")
+    func temporaryLookingTombstoneDeletesNothing() async throws {
+        let harness = try await SyncHarness.start()
+        defer { Task { await harness.server.stop() } }
+        let chat = try await makeChat(in: harness.store, messageCount: 0)
+        try await harness.engine.push()
+        try await harness.engine.pull(Message.self)  // stores the cursor: later pulls list tombstones
+        let unsent = try await harness.store.messages.save(
+            Message(role: .user, body: "not sent yet", threadId: try #require(try await harness.store.threads.find(chat.thread.id)).id))
+        // A buggy server lists a record under this device's temporary ID, then deletes it.
+        try await harness.server.insert(
+            [
+                "id": .string(unsent.id.rawValue), "role": .string("user"), "body": .string("x"),
+                "thread_id": .integer(Int64(try #require(try await harness.store.threads.all().first).id.rawValue)!),
+            ], into: Message.self)
+        try await harness.server.delete(in: Message.self, id: unsent.id.rawValue)
+
+        let report = try await harness.engine.pull(Message.self)
+        #expect(report.deleted == 0)
+        #expect(report.rejected.map(\.id) == [unsent.id.rawValue])
+        #expect(try await harness.store.messages.find(unsent.id)?.body == "not sent yet")
+    }
+
+    @Test("a cursor holding '&', '=', '+' and '#' comes back to the server exactly")
+    func cursorIsEscaped() async throws {
+        let cursor = "a&b=c+d#e f"
+        let server = try LoopbackHTTPServer { request, connection in
+            let body =
+                request.target.contains("cursor=")
+                ? #"{"data": [], "next_cursor": null}"#
+                : #"{"data": [{"id": "usr_1", "name": "A", "email": "a@example.com"}], "next_cursor": "a&b=c+d#e f"}"#
+            connection.respond(status: 200, body: body)
+        }
+        defer { server.stop() }
+        let store = try SyncStore(.inMemory, models: GeneratedModels.all)
+        let engine = SyncHarness.makeEngine(store: store, baseURL: server.baseURL)
+        try await engine.pull(User.self)
+        let second = try #require(server.requests.last?.target)
+        let query = try #require(URLComponents(string: "http://host" + second)?.queryItems)
+        #expect(query == [URLQueryItem(name: "cursor", value: cursor)], "\(second)")
+    }
+
+    @Test("a create whose answer has a field this device cannot read still completes with the server's ID")
+    func createAnswerWithUnreadableField() async throws {
+        let server = try LoopbackHTTPServer { request, connection in
+            connection.respond(status: 201, body: #"{"id": 41, "title": "t", "created_at": "not a date", "_version": 3}"#)
+        }
+        defer { server.stop() }
+        let store = try SyncStore(.inMemory, models: GeneratedModels.all)
+        let user = User(id: "usr_known", name: "Ada", email: "ada@example.com")
+        try await store.write { tx in
+            try tx.database.execute(
+                sql: "INSERT INTO user (id, name, email) VALUES (?, ?, ?)",
+                arguments: [user.id.rawValue, user.name, user.email])
+        }
+        let thread = try await store.threads.save(ChatThread(createdAt: Date(), tags: [], ownerId: user.id))
+        let engine = SyncHarness.makeEngine(store: store, baseURL: server.baseURL)
+        let report = try await engine.push()
+        #expect(report.sent == 1 && report.failed == 0)
+        #expect(try await store.threads.find(thread.id)?.id.rawValue == "41")
+    }
+
     @Test("a listing whose cursor cycles stops with an error naming the cursor instead of looping")
     func cyclingCursorStops() async throws {
         let harness = try await SyncHarness.start()

@@ -1,11 +1,24 @@
 import Foundation
 
 /// A JSON value: what payloads and server responses are made of.
+///
+/// Numbers keep their exact value: ``parse(_:)`` makes an integer that fits `Int64` an
+/// ``integer(_:)``, a number whose nearest `Double` prints as the same decimal number a
+/// ``number(_:)``, and any other number (more digits than a `Double` holds, beyond its range, an
+/// integer beyond `Int64`) a ``decimal(_:)`` holding its text. ``serialized()`` writes each back as
+/// the same decimal number, so a `Decimal` or `Double` decoded from the output equals the one that
+/// was encoded into the input.
 public enum JSONValue: Sendable, Hashable, Codable {
     case null
     case bool(Bool)
+    /// A number a `Double` holds exactly as written; serialized in its shortest form, which reads
+    /// back to the same bits (`-0.0` and subnormals included).
     case number(Double)
     case integer(Int64)
+    /// A number kept as its JSON text (`-? digits (. digits)? ([eE] [+-]? digits)?`) because
+    /// neither `Int64` nor `Double` holds it exactly: `12345678901234567.89`, a 38-digit decimal,
+    /// `1e400`. Serialized verbatim.
+    case decimal(String)
     case string(String)
     case array([JSONValue])
     case object([String: JSONValue])
@@ -36,38 +49,35 @@ public enum JSONValue: Sendable, Hashable, Codable {
         case .bool(let bool): try container.encode(bool)
         case .number(let number): try container.encode(number)
         case .integer(let integer): try container.encode(integer)
+        case .decimal(let text):
+            // An encoder writes a Decimal as its digits; beyond Decimal's range only a Double is left.
+            if let decimal = Decimal(string: text, locale: Locale(identifier: "en_US_POSIX")), !decimal.isNaN {
+                try container.encode(decimal)
+            } else {
+                try container.encode(Double(text) ?? .nan)
+            }
         case .string(let string): try container.encode(string)
         case .array(let array): try container.encode(array)
         case .object(let object): try container.encode(object)
         }
     }
 
-    /// Parses JSON text.
+    /// Parses JSON text (RFC 8259), keeping every number exact (see ``JSONValue``).
+    ///
+    /// - Throws: ``ParseError`` naming the problem and its byte offset: malformed syntax, invalid
+    ///   UTF-8, an unescaped control character, an unpaired surrogate escape, or nesting deeper than
+    ///   ``maximumNestingDepth``.
     public static func parse(_ data: Data) throws -> JSONValue {
-        try JSONValue(foundation: JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]))
+        try JSONParser.parse(data)
     }
 
-    /// Converts what `JSONSerialization` returns.
-    init(foundation value: Any) throws {
-        switch value {
-        case is NSNull:
-            self = .null
-        case let string as String:
-            self = .string(string)
-        case let number as NSNumber:
-            // JSON booleans arrive as NSNumbers of type "c", fractions and exponents as "d".
-            switch String(cString: number.objCType) {
-            case "c", "B": self = .bool(number.boolValue)
-            case "d", "f": self = .number(number.doubleValue)
-            default: self = .integer(number.int64Value)
-            }
-        case let array as [Any]:
-            self = .array(try array.map(JSONValue.init(foundation:)))
-        case let object as [String: Any]:
-            self = .object(try object.mapValues(JSONValue.init(foundation:)))
-        default:
-            throw DecodingError.dataCorrupted(
-                .init(codingPath: [], debugDescription: "unsupported JSON value \(value)"))
+    /// The value of a JSON number's text, classified as ``parse(_:)`` does; `nil` when `text` is
+    /// not exactly one JSON number.
+    public static func number(text: String) -> JSONValue? {
+        var text = text
+        return text.withUTF8 { bytes in
+            guard !bytes.isEmpty, JSONNumberText.scan(bytes, from: 0) == bytes.count else { return nil }
+            return JSONNumberText.value(bytes)
         }
     }
 
@@ -90,6 +100,12 @@ public enum JSONValue: Sendable, Hashable, Codable {
                     number, .init(codingPath: [], debugDescription: "\(number) is not a JSON number"))
             }
             bytes.append(contentsOf: "\(number)".utf8)
+        case .decimal(let text):
+            guard JSONNumberText.isNumber(text) else {
+                throw EncodingError.invalidValue(
+                    text, .init(codingPath: [], debugDescription: "'\(text)' is not a JSON number"))
+            }
+            bytes.append(contentsOf: text.utf8)
         case .string(let string): JSONText.appendString(string, to: &bytes)
         case .array(let array):
             bytes.append(UInt8(ascii: "["))
@@ -131,6 +147,30 @@ public enum JSONValue: Sendable, Hashable, Codable {
         case .string(let string): return string
         case .integer(let integer): return String(integer)
         case .number(let number) where number.rounded() == number && abs(number) < 1e15: return String(Int64(number))
+        case .decimal(let text) where text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }):
+            return text  // an integer beyond Int64, digit for digit
+        default: return nil
+        }
+    }
+
+    /// The number as the nearest `Double` (`nil` for anything but a number; infinite for a
+    /// ``decimal(_:)`` beyond the range of `Double`).
+    public var doubleValue: Double? {
+        switch self {
+        case .number(let number): return number
+        case .integer(let integer): return Double(integer)
+        case .decimal(let text): return Double(text)
+        default: return nil
+        }
+    }
+
+    /// The number's exact decimal text, as ``serialized()`` writes it (`nil` for anything but a
+    /// finite number).
+    public var numberText: String? {
+        switch self {
+        case .number(let number) where number.isFinite: return "\(number)"
+        case .integer(let integer): return String(integer)
+        case .decimal(let text): return text
         default: return nil
         }
     }

@@ -156,7 +156,9 @@ public struct RESTRemote: SyncRemote {
             throw RemoteError.invalidResponse("the create of a \(model.name) returned no JSON object")
         }
         let id = try createdID(object.removeValue(forKey: configuration.idField), sent: fields, model: model)
-        var record = try localFields(object, model: model)
+        // The create is done once its ID is known: a field of the answer that cannot be read (a date
+        // in a form of the server's own) must not fail a create the server stored.
+        var record = (try? localFields(object, model: model)) ?? metadata(of: object)
         record["id"] = .string(id)
         return record
     }
@@ -238,10 +240,16 @@ public struct RESTRemote: SyncRemote {
         }
     }
 
+    /// RFC 3986's unreserved characters: the only ones a query value keeps unencoded.
+    static let unreservedCharacters = CharacterSet(
+        charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
     public func list(_ model: ModelSchema, after cursor: String?) async throws -> RemotePage {
         var path = conventions(model).path
         if let cursor {
-            let encoded = cursor.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? cursor
+            // Only unreserved characters stay as they are: `&`, `=`, `+` and `#` in a cursor would
+            // otherwise change the query.
+            let encoded = cursor.addingPercentEncoding(withAllowedCharacters: Self.unreservedCharacters) ?? cursor
             path += (path.contains("?") ? "&" : "?") + "\(configuration.cursorParameter)=\(encoded)"
         }
         let response = try await send("GET", path: path, body: nil)
@@ -262,16 +270,42 @@ public struct RESTRemote: SyncRemote {
         }
         var records: [RecordFields] = []
         var deleted: [String] = []
-        for item in items {
-            guard let object = item.objectValue else { continue }
+        var rejected: [RejectedRecord] = []
+        for (position, item) in items.enumerated() {
+            guard let object = item.objectValue else {
+                rejected.append(
+                    RejectedRecord(
+                        model: model.name, id: nil,
+                        reason: "item \(position) of the \(model.name) listing is not a JSON object"))
+                continue
+            }
+            let id = object[configuration.idField]?.idString
             if object[configuration.deletedFlagKey] == .bool(true) {
-                if let id = object[configuration.idField]?.idString { deleted.append(id) }
-            } else {
-                records.append(try localFields(object, model: model))
+                // A tombstone deletes a local record: its ID must be a valid server ID (a temporary-
+                // looking one would delete a record this device has not sent yet).
+                do {
+                    deleted.append(
+                        try ServerIDRule.localID(from: object[configuration.idField], idType: conventions(model).idType))
+                } catch {
+                    rejected.append(
+                        RejectedRecord(
+                            model: model.name, id: id,
+                            reason: "item \(position) of the \(model.name) listing is marked deleted but has id \(error)"
+                        ))
+                }
+                continue
+            }
+            // One record that cannot be read is reported; the rest of the page is applied.
+            do {
+                records.append(try listedFields(object, model: model))
+            } catch {
+                let record = id.map { "\(model.name) '\($0)'" } ?? "item \(position) of the \(model.name) listing"
+                rejected.append(RejectedRecord(model: model.name, id: id, reason: "\(record): \(error.reason)"))
             }
         }
         let hasMore = nextCursor != nil && nextCursor != cursor && !items.isEmpty
-        return RemotePage(records: records, deletedIDs: deleted, nextCursor: nextCursor, hasMore: hasMore)
+        return RemotePage(
+            records: records, deletedIDs: deleted, nextCursor: nextCursor, hasMore: hasMore, rejected: rejected)
     }
 
     // MARK: Conventions
@@ -319,7 +353,8 @@ public struct RESTRemote: SyncRemote {
         return String(decoding: encoded, as: UTF8.self)
     }
 
-    /// Local form to wire form: key naming, IDs and foreign keys in their JSON type, ISO 8601 dates.
+    /// Local form to wire form: key naming, IDs and foreign keys in their JSON type, ISO 8601 dates
+    /// (exact, see ``iso8601(_:)``); numbers go as they are, exact.
     func wireObject(_ fields: RecordFields, model: ModelSchema, includeID: Bool) throws -> [String: JSONValue] {
         let remote = conventions(model)
         var object: [String: JSONValue] = [:]
@@ -333,10 +368,12 @@ public struct RESTRemote: SyncRemote {
             if let foreignKey = foreignKeys[field.name], let id = value.idString {
                 let target = schemasByTable[foreignKey.table].map(conventions)
                 object[key] = try wireID(id, type: target?.idType ?? .string, model: model.name)
-            } else if field.type == .date, case .number(let seconds) = value {
-                object[key] = .string(Self.iso8601(Date(timeIntervalSinceReferenceDate: seconds)))
-            } else if field.type == .date, case .integer(let seconds) = value {
-                object[key] = .string(Self.iso8601(Date(timeIntervalSinceReferenceDate: Double(seconds))))
+            } else if field.type == .date, let seconds = value.doubleValue {
+                guard let text = WireDate.format(seconds) else {
+                    throw RemoteError.invalidResponse(
+                        "'\(field.name)' of a \(model.name) is \(seconds) seconds, which is not a date")
+                }
+                object[key] = .string(text)
             } else {
                 object[key] = value
             }
@@ -344,39 +381,151 @@ public struct RESTRemote: SyncRemote {
         return object
     }
 
-    /// Wire form to local form.
-    func localFields(_ object: [String: JSONValue], model: ModelSchema) throws -> RecordFields {
-        let remote = conventions(model)
+    /// The sync metadata of a record the server sent (``RecordMetadata``), in local form.
+    func metadata(of object: [String: JSONValue]) -> RecordFields {
         var fields: RecordFields = [:]
-        if let value = object[configuration.idField] {
-            do {
-                fields["id"] = .string(try ServerIDRule.localID(from: value, idType: remote.idType))
-            } catch {
-                throw RemoteError.invalidResponse("a \(model.name) from the server has id \(error)")
-            }
-        }
         if let key = configuration.versionKey, let version = object[key]?.idString {
             fields[RecordMetadata.version] = .string(version)
         }
         if let key = configuration.creationKeyKey, let creationKey = object[key]?.stringValue {
             fields[RecordMetadata.creationKey] = .string(creationKey)
         }
-        let foreignKeys = Set(model.foreignKeys.map(\.column))
+        return fields
+    }
+
+    /// A problem with one field of a record the server sent.
+    struct FieldProblem: Error {
+        var reason: String
+    }
+
+    /// Wire form to local form: property names, string IDs, dates as seconds since 2001.
+    ///
+    /// - Throws: ``RemoteError/invalidResponse(_:)`` when a date cannot be read.
+    func localFields(_ object: [String: JSONValue], model: ModelSchema) throws -> RecordFields {
+        do {
+            return try convert(object, model: model, checkingTypes: false)
+        } catch {
+            throw RemoteError.invalidResponse("a \(model.name) from the server: \(error.reason)")
+        }
+    }
+
+    /// A listed record in local form, each field checked against its column type so that one
+    /// record that cannot be stored is rejected on its own.
+    func listedFields(_ object: [String: JSONValue], model: ModelSchema) throws(FieldProblem) -> RecordFields {
+        try convert(object, model: model, checkingTypes: true)
+    }
+
+    private func convert(_ object: [String: JSONValue], model: ModelSchema, checkingTypes: Bool)
+        throws(FieldProblem) -> RecordFields
+    {
+        let remote = conventions(model)
+        var fields: RecordFields = [:]
+        if let value = object[configuration.idField] {
+            do {
+                fields["id"] = .string(try ServerIDRule.localID(from: value, idType: remote.idType))
+            } catch {
+                throw FieldProblem(reason: "it has id \(error)")
+            }
+        } else if checkingTypes {
+            throw FieldProblem(reason: "it has no '\(configuration.idField)'")
+        }
+        fields.merge(metadata(of: object)) { _, new in new }
+        let foreignKeys = Dictionary(uniqueKeysWithValues: model.foreignKeys.map { ($0.column, $0.table) })
         for field in model.fields {
             let key = remote.fieldNaming.wireKey(for: field.name)
-            guard let value = object[key] else { continue }
-            if foreignKeys.contains(field.name), let id = value.idString {
-                fields[field.name] = .string(id)
-            } else if field.type == .date, case .string(let text) = value {
-                guard let date = Self.parseISO8601(text) else {
-                    throw RemoteError.invalidResponse("'\(key)' of a \(model.name) is not an ISO 8601 date: \(text)")
+            let name = key == field.name ? "field '\(key)'" : "field '\(key)' (\(field.name))"
+            guard let value = object[key] else {
+                if checkingTypes, !field.isOptional {
+                    throw FieldProblem(reason: "\(name) is missing and the field is not optional")
                 }
-                fields[field.name] = .number(date.timeIntervalSinceReferenceDate)
+                continue
+            }
+            if value == .null {
+                if checkingTypes, !field.isOptional {
+                    throw FieldProblem(reason: "\(name) is null and the field is not optional")
+                }
+                fields[field.name] = .null
+            } else if let target = foreignKeys[field.name] {
+                // A reference is an ID of the referenced model, held to the same rule as its own IDs
+                // (a temporary-looking or malformed reference would point at the wrong record).
+                let idType = schemasByTable[target].map { conventions($0).idType } ?? .string
+                do {
+                    fields[field.name] = .string(try ServerIDRule.localID(from: value, idType: idType))
+                } catch {
+                    guard checkingTypes else {
+                        fields[field.name] = value.idString.map(JSONValue.string) ?? value
+                        continue
+                    }
+                    throw FieldProblem(reason: "\(name) references \(error)")
+                }
+            } else if field.type == .date, case .string(let text) = value {
+                switch WireDate.parse(text) {
+                case .success(let seconds): fields[field.name] = .number(seconds)
+                case .failure(let error):
+                    throw FieldProblem(reason: "\(name) is not an ISO 8601 date: \(error.reason): \(Self.quote(text))")
+                }
             } else {
+                if checkingTypes, let problem = Self.typeProblem(value, type: field.type) {
+                    throw FieldProblem(reason: "\(name) \(problem)")
+                }
                 fields[field.name] = value
             }
         }
         return fields
+    }
+
+    /// Why `value` cannot be stored in a column of `type` (a non-null value that is not a foreign
+    /// key nor a date string), or `nil` when it can.
+    private static func typeProblem(_ value: JSONValue, type: ColumnType) -> String? {
+        switch type {
+        case .text:
+            if case .string = value { return nil }
+            return "is \(describe(value)), not a string"
+        case .boolean:
+            if case .bool = value { return nil }
+            return "is \(describe(value)), not true or false"
+        case .integer:
+            switch value {
+            case .integer: return nil
+            case .number(let number) where Int64(exactly: number) != nil: return nil
+            case .number, .decimal: return "is \(describe(value)), which is not an integer from Int64.min to Int64.max"
+            default: return "is \(describe(value)), not an integer"
+            }
+        case .double, .date:
+            guard let double = value.doubleValue else {
+                return type == .date
+                    ? "is \(describe(value)), not an ISO 8601 date" : "is \(describe(value)), not a number"
+            }
+            return double.isFinite ? nil : "is \(describe(value)), beyond the range of a Double"
+        case .decimal:
+            guard let text = value.numberText else { return "is \(describe(value)), not a number" }
+            guard let decimal = Decimal(string: text, locale: posixLocale), !decimal.isNaN,
+                StoredDecimal.isExact(decimal, text: text)
+            else { return "is \(describe(value)), which a Decimal cannot hold exactly" }
+            return nil
+        case .blob:
+            guard case .string(let text) = value else { return "is \(describe(value)), not a base64 string" }
+            return Data(base64Encoded: text) == nil ? "is not valid base64: \(quote(text))" : nil
+        case .json:
+            if case .array = value { return nil }
+            return "is \(describe(value)), not an array"
+        }
+    }
+
+    private static func describe(_ value: JSONValue) -> String {
+        switch value {
+        case .null: return "null"
+        case .bool(let bool): return "\(bool)"
+        case .number, .integer, .decimal: return "the number \(quote(value.numberText ?? "\(value)"))"
+        case .string(let text): return "the string \(quote(text))"
+        case .array: return "an array"
+        case .object: return "an object"
+        }
+    }
+
+    /// `text` quoted, cut after 80 characters.
+    private static func quote(_ text: String) -> String {
+        text.count > 80 ? "'\(text.prefix(80))…'" : "'\(text)'"
     }
 
     private func wireID(_ id: String, type: RemoteIDType, model: String) throws -> JSONValue {
@@ -390,15 +539,20 @@ public struct RESTRemote: SyncRemote {
         }
     }
 
-    /// A date as the wire shows it: ISO 8601 with milliseconds, in UTC.
+    /// A date as the wire shows it: ISO 8601 in UTC, with as many fractional digits as the date
+    /// needs to read back exactly (none for a whole second), at any year: years 0 to 9999 have
+    /// four digits, others a sign and at least six (`-010000-01-01T00:00:00Z`). A date whose time
+    /// interval is not finite has no ISO 8601 form; it is described as `Date` describes it.
     public static func iso8601(_ date: Date) -> String {
-        date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+        WireDate.format(date.timeIntervalSinceReferenceDate) ?? "\(date.timeIntervalSinceReferenceDate)"
     }
 
-    /// Reads an ISO 8601 date, with or without fractional seconds.
+    /// Reads an ISO 8601 date-time exactly: `2024-05-01T12:34:08Z`, fractions of any length
+    /// (`.508518`), offsets (`+02:00`, `-0530`), expanded years (`-010000-01-01T00:00:00Z`).
+    /// Returns `nil` for anything else.
     public static func parseISO8601(_ text: String) -> Date? {
-        if let date = try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text) { return date }
-        return try? Date.ISO8601FormatStyle().parse(text)
+        guard case .success(let seconds) = WireDate.parse(text) else { return nil }
+        return Date(timeIntervalSinceReferenceDate: seconds)
     }
 
     /// Sends `request`, returning as soon as the calling task is cancelled (with a

@@ -127,16 +127,19 @@ extension SyncTransaction {
         try deleteRecord(schema: model.schema, id: id, queueForServer: false)
     }
 
-    /// `true` when two versions of a record store the same values; dates count as equal to the
-    /// millisecond, the precision they have on the wire.
-    static func sameStoredValues<Model: SyncModel>(_ first: Model, _ second: Model) throws -> Bool {
+    /// `true` when two versions of a record store the same values. With a `dateTolerance`, dates
+    /// that differ by less count as equal (what a server that keeps milliseconds sends back).
+    static func sameStoredValues<Model: SyncModel>(
+        _ first: Model, _ second: Model, dateTolerance: TimeInterval = 0
+    ) throws -> Bool {
         if first == second { return true }
+        guard dateTolerance > 0 else { return false }
         let firstValues = try first.databaseValues().map { $0?.databaseValue ?? .null }
         let secondValues = try second.databaseValues().map { $0?.databaseValue ?? .null }
         let types = [ColumnType.text] + Model.schema.fields.map(\.type)
         for (index, type) in types.enumerated() where firstValues[index] != secondValues[index] {
             guard type == .date, let a = Double.fromDatabaseValue(firstValues[index]),
-                let b = Double.fromDatabaseValue(secondValues[index]), abs(a - b) < 0.001
+                let b = Double.fromDatabaseValue(secondValues[index]), abs(a - b) < dateTolerance
             else { return false }
         }
         return true

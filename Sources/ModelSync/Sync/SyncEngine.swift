@@ -79,22 +79,6 @@ public struct PullReport: Sendable, Hashable {
     public init() {}
 }
 
-/// A listed record that a pull could not apply, and why.
-public struct RejectedRecord: Sendable, Hashable {
-    /// The model's name (`Thread`).
-    public var model: String
-    /// The record's ID, when it could be read.
-    public var id: String?
-    /// What is wrong, naming the field or the missing record.
-    public var reason: String
-
-    public init(model: String, id: String?, reason: String) {
-        self.model = model
-        self.id = id
-        self.reason = reason
-    }
-}
-
 /// Drains the outbox to a server and pulls server state back.
 ///
 /// ```swift
@@ -486,7 +470,10 @@ public actor SyncEngine {
         while true {
             let page = try await remote.list(schema, after: cursor)
             changes.pages.append(page)
+            // Records the page could not read still exist on the server: a full listing must not
+            // delete their local copies.
             changes.fullListing?.formUnion(page.records.compactMap { $0["id"]?.idString })
+            changes.fullListing?.formUnion(page.rejected.compactMap(\.id))
             guard page.hasMore, let next = page.nextCursor else { break }
             guard seenCursors.insert(next).inserted else {
                 throw RemoteError.invalidResponse(

@@ -26,8 +26,9 @@ public struct RemotePage: Sendable, Hashable {
     public var nextCursor: String?
     /// `true` when another page follows.
     public var hasMore: Bool
-    /// Listed records that could not be read (a value of the wrong type, an invalid ID…), each with
-    /// the reason. The pull reports them and applies the rest.
+    /// Listed records that cannot be stored (a field of the wrong type, a date that cannot be
+    /// read, a number no local type holds exactly), each with the reason. They are not in
+    /// ``records``; the rest of the page is.
     public var rejected: [RejectedRecord]
 
     public init(
@@ -40,6 +41,25 @@ public struct RemotePage: Sendable, Hashable {
         self.hasMore = hasMore
         self.rejected = rejected
     }
+}
+
+/// A record a listing returned that cannot be stored locally.
+public struct RejectedRecord: Sendable, Hashable, CustomStringConvertible {
+    /// The model's name (`Thread`).
+    public var model: String
+    /// The record's ID, when the server gave a usable one.
+    public var id: String?
+    /// What is wrong, naming the model, the record and the field: `Sample 'a1': field 'when' is
+    /// not an ISO 8601 date: …`.
+    public var reason: String
+
+    public init(model: String, id: String?, reason: String) {
+        self.model = model
+        self.id = id
+        self.reason = reason
+    }
+
+    public var description: String { reason }
 }
 
 /// The server side of sync: the app's own API. ``RESTRemote`` speaks plain JSON over HTTP; implement

@@ -58,7 +58,7 @@ enum RenderContext {
         var rowDecoders: [[String: Any]] = [["name": "id", "expression": #"try row.decode(forColumn: "id")"#]]
         var storedValues: [[String: Any]] = [["expression": "id"]]
         for field in model.fields {
-            let coding = storedCoding(field)
+            let coding = storedCoding(field, model: name)
             rowDecoders.append(["name": Naming.escaped(field.name), "expression": coding.decode])
             storedValues.append(["expression": coding.value])
         }
@@ -134,36 +134,59 @@ enum RenderContext {
         ]
     }
 
-    /// How a field is read from a row and written as a stored value: dates, UUIDs and arrays go
-    /// through the runtime's `StoredDate`, `StoredUUID` and `StoredJSON`; other types as GRDB stores them.
-    static func storedCoding(_ field: GraphField) -> (decode: String, value: String) {
+    /// How a field is read from a row and written as a stored value. Strings, Doubles, dates,
+    /// UUIDs, Decimals and arrays go through the runtime's `StoredString`, `StoredDouble`,
+    /// `StoredDate`, `StoredUUID`, `StoredDecimal` and `StoredJSON`; other types as GRDB stores them.
+    /// The encodings that refuse values at save time (NaN, infinities, a Decimal that does not read
+    /// back) are given the model and field names for their error.
+    static func storedCoding(_ field: GraphField, model: String) -> (decode: String, value: String) {
         let name = Naming.escaped(field.name)
         let column = Naming.stringLiteral(field.name)
-        let wrapper: (type: String, property: String, throwing: Bool)?
-        if field.columnType == "date" {
-            wrapper = ("StoredDate", "date", false)
+        let context = "model: \(Naming.stringLiteral(model)), field: \(column)"
+        // `read`: the wrapper read from the row and its property (`nil`: read natively);
+        // `checked`: the wrapper's initializer takes the model and field names and throws.
+        let encoding: (type: String, read: (type: String, property: String)?, checked: Bool)?
+        if field.enumeration != nil {
+            encoding = nil
+        } else if field.columnType == "date" {
+            encoding = ("StoredDate", ("StoredDate", "date"), true)
         } else if field.columnType == "json" {
-            wrapper = ("StoredJSON<\(field.swiftType)>", "value", true)
+            encoding = ("StoredJSON", ("StoredJSON<\(field.swiftType)>", "value"), true)
         } else if field.swiftType == "UUID" {
-            wrapper = ("StoredUUID", "uuid", false)
+            encoding = ("StoredUUID", ("StoredUUID", "uuid"), false)
+        } else if field.swiftType == "String" {
+            encoding = ("StoredString", ("StoredString", "string"), false)
+        } else if field.columnType == "double" {
+            encoding = ("StoredDouble", ("StoredDouble", "value"), true)
+        } else if field.columnType == "decimal" {
+            encoding = ("StoredDecimal", nil, true)
         } else {
-            wrapper = nil
+            encoding = nil
         }
-        guard let wrapper else {
+        guard let encoding else {
             return ("try row.decode(forColumn: \(column))", name)
         }
-        let constructor = wrapper.type.hasPrefix("StoredJSON") ? "StoredJSON" : wrapper.type
-        let tryPrefix = wrapper.throwing ? "try " : ""
-        if field.isOptional {
-            return (
-                "try row.decode(\(wrapper.type)?.self, forColumn: \(column))?.\(wrapper.property)",
-                "\(tryPrefix)\(name).map(\(constructor).init)"
-            )
+        let decode: String
+        switch (encoding.read, field.isOptional) {
+        case (nil, _):
+            decode = "try row.decode(forColumn: \(column))"
+        case (let read?, true):
+            decode = "try row.decode(\(read.type)?.self, forColumn: \(column))?.\(read.property)"
+        case (let read?, false):
+            decode = "try row.decode(\(read.type).self, forColumn: \(column)).\(read.property)"
         }
-        return (
-            "try row.decode(\(wrapper.type).self, forColumn: \(column)).\(wrapper.property)",
-            "\(tryPrefix)\(constructor)(\(name))"
-        )
+        let value: String
+        switch (encoding.checked, field.isOptional) {
+        case (true, true):
+            value = "try \(name).map { try \(encoding.type)($0, \(context)) }"
+        case (true, false):
+            value = "try \(encoding.type)(\(name), \(context))"
+        case (false, true):
+            value = "\(name).map(\(encoding.type).init)"
+        case (false, false):
+            value = "\(encoding.type)(\(name))"
+        }
+        return (decode, value)
     }
 
     private static func targetValues(_ target: GraphModel) -> [String: Any] {

@@ -10,7 +10,7 @@ struct GraphBuilder {
         "SyncModel", "SyncStore", "Repository", "GeneratedModels", "ModelID", "ModelSchema", "FieldSchema",
         "ForeignKeySchema", "ForeignKeyReference", "RemoteSchema", "Column", "Columns", "ID", "Codable", "Row",
         "StatementColumnConvertible", "PersistenceContainer",
-        "StoredDate", "StoredUUID", "StoredJSON",
+        "StoredDate", "StoredUUID", "StoredJSON", "StoredString", "StoredDouble", "StoredDecimal",
         "Sendable", "Hashable", "Identifiable", "CaseIterable", "DatabaseValueConvertible", "Optional", "Array",
     ]
 

@@ -59,17 +59,17 @@ extension User {
 
     public init(row: Row) throws {
         id = try row.decode(forColumn: "id")
-        name = try row.decode(forColumn: "name")
-        email = try row.decode(forColumn: "email")
-        bio = try row.decode(forColumn: "bio")
+        name = try row.decode(StoredString.self, forColumn: "name").string
+        email = try row.decode(StoredString.self, forColumn: "email").string
+        bio = try row.decode(StoredString?.self, forColumn: "bio")?.string
     }
 
     public func databaseValues() throws -> [(any DatabaseValueConvertible)?] {
         [
             id,
-            name,
-            email,
-            bio,
+            StoredString(name),
+            StoredString(email),
+            bio.map(StoredString.init),
         ]
     }
 
@@ -153,7 +153,7 @@ extension Thread {
 
     public init(row: Row) throws {
         id = try row.decode(forColumn: "id")
-        title = try row.decode(forColumn: "title")
+        title = try row.decode(StoredString.self, forColumn: "title").string
         createdAt = try row.decode(StoredDate.self, forColumn: "createdAt").date
         tags = try row.decode(StoredJSON<[String]>.self, forColumn: "tags").value
         ownerId = try row.decode(forColumn: "ownerId")
@@ -162,9 +162,9 @@ extension Thread {
     public func databaseValues() throws -> [(any DatabaseValueConvertible)?] {
         [
             id,
-            title,
-            StoredDate(createdAt),
-            try StoredJSON(tags),
+            StoredString(title),
+            try StoredDate(createdAt, model: "Thread", field: "createdAt"),
+            try StoredJSON(tags, model: "Thread", field: "tags"),
             ownerId,
         ]
     }
@@ -283,7 +283,7 @@ extension Message {
     public init(row: Row) throws {
         id = try row.decode(forColumn: "id")
         role = try row.decode(forColumn: "role")
-        body = try row.decode(forColumn: "body")
+        body = try row.decode(StoredString.self, forColumn: "body").string
         threadId = try row.decode(forColumn: "threadId")
         replyToId = try row.decode(forColumn: "replyToId")
     }
@@ -292,7 +292,7 @@ extension Message {
         [
             id,
             role,
-            body,
+            StoredString(body),
             threadId,
             replyToId,
         ]
@@ -384,15 +384,15 @@ extension Artifact {
 
     public init(row: Row) throws {
         id = try row.decode(forColumn: "id")
-        title = try row.decode(forColumn: "title")
-        kind = try row.decode(forColumn: "kind")
+        title = try row.decode(StoredString.self, forColumn: "title").string
+        kind = try row.decode(StoredString.self, forColumn: "kind").string
     }
 
     public func databaseValues() throws -> [(any DatabaseValueConvertible)?] {
         [
             id,
-            title,
-            kind,
+            StoredString(title),
+            StoredString(kind),
         ]
     }
 
@@ -588,7 +588,7 @@ extension Draft {
 
     public init(row: Row) throws {
         id = try row.decode(forColumn: "id")
-        body = try row.decode(forColumn: "body")
+        body = try row.decode(StoredString.self, forColumn: "body").string
         updatedAt = try row.decode(StoredDate?.self, forColumn: "updatedAt")?.date
         threadId = try row.decode(forColumn: "threadId")
     }
@@ -596,8 +596,8 @@ extension Draft {
     public func databaseValues() throws -> [(any DatabaseValueConvertible)?] {
         [
             id,
-            body,
-            updatedAt.map(StoredDate.init),
+            StoredString(body),
+            try updatedAt.map { try StoredDate($0, model: "Draft", field: "updatedAt") },
             threadId,
         ]
     }
