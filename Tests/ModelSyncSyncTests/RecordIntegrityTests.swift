@@ -277,7 +277,9 @@ struct RecordIntegrityTests {
         try await harness.engine.push()
         try await harness.engine.pull(Message.self)  // stores the cursor: later pulls list tombstones
         let unsent = try await harness.store.messages.save(
-            Message(role: .user, body: "not sent yet", threadId: try #require(try await harness.store.threads.find(chat.thread.id)).id))
+            Message(
+                role: .user, body: "not sent yet",
+                threadId: try #require(try await harness.store.threads.find(chat.thread.id)).id))
         // A buggy server lists a record under this device's temporary ID, then deletes it.
         try await harness.server.insert(
             [
@@ -314,7 +316,8 @@ struct RecordIntegrityTests {
     @Test("a create whose answer has a field this device cannot read still completes with the server's ID")
     func createAnswerWithUnreadableField() async throws {
         let server = try LoopbackHTTPServer { request, connection in
-            connection.respond(status: 201, body: #"{"id": 41, "title": "t", "created_at": "not a date", "_version": 3}"#)
+            connection.respond(
+                status: 201, body: #"{"id": 41, "title": "t", "created_at": "not a date", "_version": 3}"#)
         }
         defer { server.stop() }
         let store = try SyncStore(.inMemory, models: GeneratedModels.all)

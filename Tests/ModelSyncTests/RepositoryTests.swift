@@ -6,6 +6,23 @@ import Testing
 
 @Suite("Repositories: save, find, query, delete, observe, relationships")
 struct RepositoryTests {
+    @Test("an ID that is empty or holds a NUL is refused at save time, naming the model and the field")
+    func invalidIDsAreRefused() async throws {
+        let store = try makeStore()
+        for id in ["", "usr_a\u{0}b"] {
+            await #expect(throws: ModelSyncError.self) {
+                try await store.users.save(User(id: User.ID(id), name: "Ada", email: "ada\(id.count)@example.com"))
+            }
+            do {
+                try await store.users.save(User(id: User.ID(id), name: "Ada", email: "ada\(id.count)@example.com"))
+            } catch let error as ModelSyncError {
+                #expect(error.description.contains("User.id"), "\(error)")
+            }
+        }
+        #expect(try await store.users.count() == 0)
+        #expect(try await store.outbox.entries().isEmpty)
+    }
+
     @Test("a saved record reads back equal, and an update replaces it")
     func saveAndFind() async throws {
         let store = try makeStore()

@@ -285,12 +285,14 @@ public struct RESTRemote: SyncRemote {
                 // looking one would delete a record this device has not sent yet).
                 do {
                     deleted.append(
-                        try ServerIDRule.localID(from: object[configuration.idField], idType: conventions(model).idType))
+                        try ServerIDRule.localID(from: object[configuration.idField], idType: conventions(model).idType)
+                    )
                 } catch {
                     rejected.append(
                         RejectedRecord(
                             model: model.name, id: id,
-                            reason: "item \(position) of the \(model.name) listing is marked deleted but has id \(error)"
+                            reason:
+                                "item \(position) of the \(model.name) listing is marked deleted but has id \(error)"
                         ))
                 }
                 continue
