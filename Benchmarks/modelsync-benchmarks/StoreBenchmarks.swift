@@ -37,7 +37,7 @@ private let payloadEncoder: JSONEncoder = {
 /// same outbox rows an offline-first app must write, in one transaction.
 func handWrittenInsert(_ fixture: ChatDatabase, withOutbox: Bool) async throws {
     let messages = fixture.messages
-    try await fixture.store.database.write { db in
+    try await fixture.store.writeBypassingSync { db in
         let insert = try db.cachedStatement(
             sql: "INSERT INTO message (id, role, body, threadId, replyToId) VALUES (?, ?, ?, ?, ?)")
         let queue = try db.cachedStatement(
@@ -80,7 +80,7 @@ func runStoreBenchmarks() async throws {
             precondition(messages.count == recordCount)
         },
         baseline: { fixture in
-            let messages = try await fixture.store.database.read { db in
+            let messages = try await fixture.store.reader.read { db in
                 try Row.fetchAll(db, sql: "SELECT id, role, body, threadId, replyToId FROM message").map { row in
                     Message(
                         id: Message.ID(row[0] as String), role: Message.Role(rawValue: row[1])!, body: row[2],
@@ -97,7 +97,7 @@ func runStoreBenchmarks() async throws {
         ours: { fixture in try await fixture.store.threads.replaceTemporaryID(fixture.thread.id, with: "1") },
         baseline: { fixture in
             let old = fixture.thread.id.rawValue
-            try await fixture.store.database.write { db in
+            try await fixture.store.writeBypassingSync { db in
                 try db.execute(sql: "PRAGMA defer_foreign_keys = ON")
                 try db.execute(sql: "UPDATE thread SET id = '1' WHERE id = ?", arguments: [old])
                 try db.execute(sql: "UPDATE message SET threadId = '1' WHERE threadId = ?", arguments: [old])

@@ -153,6 +153,7 @@ public struct Outbox: Sendable {
     /// ``releaseClaims(_:retryAt:)``.
     ///
     /// - Parameter now: The time backoffs are compared with (leases always use the clock).
+    @_spi(OutboxInternals)
     public func claimReadyEntries(limit: Int, now: Date = Date()) async throws -> [OutboxEntry] {
         let store = self.store
         try store.checkWritable()
@@ -216,6 +217,7 @@ public struct Outbox: Sendable {
     ///
     /// - Returns: How many entries went back to the queue.
     @discardableResult
+    @_spi(OutboxInternals)
     public func releaseClaims(_ entries: [OutboxEntry], retryAt: Date? = nil) async throws -> Int {
         guard !entries.isEmpty else { return 0 }
         let store = self.store
@@ -261,6 +263,7 @@ public struct Outbox: Sendable {
     ///   - serverID: The ID the server answered with (required for server-ID creates).
     /// - Throws: ``ModelSyncError/serverIDHeldByAnotherRecord(table:temporaryID:serverID:)`` when a
     ///   different local record already has `serverID`; nothing is changed then.
+    @_spi(OutboxInternals)
     public func markSucceeded(_ entry: OutboxEntry, serverID: String? = nil) async throws {
         let answer: RecordFields? = serverID.map { ["id": .string($0)] }
         let retry = RetryPolicy()
@@ -271,6 +274,7 @@ public struct Outbox: Sendable {
     }
 
     /// Records that sending failed for a transient reason: the entry waits until `retryAt`.
+    @_spi(OutboxInternals)
     public func scheduleRetry(_ entry: OutboxEntry, at retryAt: Date, reason: String) async throws {
         let owner = store.claimOwner.token
         try await store.database.write { db in
@@ -288,6 +292,7 @@ public struct Outbox: Sendable {
     }
 
     /// Records that the server refused the entry for good; the record's status becomes `failed`.
+    @_spi(OutboxInternals)
     public func markFailed(_ entry: OutboxEntry, reason: String) async throws {
         let owner = store.claimOwner.token
         try await store.database.write { db in

@@ -12,7 +12,7 @@ import GRDBSQLite
 let posixLocale = Locale(identifier: "en_US_POSIX")
 
 /// A `Date` stored as seconds since 2001-01-01 (a REAL), so it reads back exactly as saved.
-public struct StoredDate: DatabaseValueConvertible, StatementColumnConvertible, Sendable {
+@_spi(Generated) public struct StoredDate: DatabaseValueConvertible, StatementColumnConvertible, Sendable {
     public var date: Date
 
     /// Wraps `date` without checking it.
@@ -52,7 +52,7 @@ public struct StoredDate: DatabaseValueConvertible, StatementColumnConvertible, 
 /// SQLite stores a REAL without fraction as an integer, which turns `-0.0` into `0.0`: `-0.0` is
 /// therefore stored as an 8-byte BLOB holding its bits (a query comparing the column with numbers
 /// does not match that row). Every other value is a REAL.
-public struct StoredDouble: DatabaseValueConvertible, StatementColumnConvertible, Sendable {
+@_spi(Generated) public struct StoredDouble: DatabaseValueConvertible, StatementColumnConvertible, Sendable {
     public var value: Double
 
     /// Wraps `value` for a save: NaN and infinities are refused, since JSON has no such numbers
@@ -109,7 +109,7 @@ public struct StoredDouble: DatabaseValueConvertible, StatementColumnConvertible
 }
 
 /// A `Decimal` stored as its exact decimal text, checked at save time to read back equal.
-public struct StoredDecimal: DatabaseValueConvertible, Sendable {
+@_spi(Generated) public struct StoredDecimal: DatabaseValueConvertible, Sendable {
     public var decimal: Decimal
     private let text: String
 
@@ -166,7 +166,7 @@ public struct StoredDecimal: DatabaseValueConvertible, Sendable {
 /// constraints work as usual); text holding a NUL is stored as a BLOB of its UTF-8 bytes (unique
 /// constraints still compare it exactly; a query comparing the column with a string does not match
 /// it, and it sorts after all text). Both are read with their explicit length.
-public struct StoredString: DatabaseValueConvertible, StatementColumnConvertible, Sendable {
+@_spi(Generated) public struct StoredString: DatabaseValueConvertible, StatementColumnConvertible, Sendable {
     public var string: String
 
     public init(_ string: String) {
@@ -202,7 +202,7 @@ public struct StoredString: DatabaseValueConvertible, StatementColumnConvertible
 }
 
 /// A `UUID` stored as lowercase text, readable in any SQLite browser.
-public struct StoredUUID: DatabaseValueConvertible, Sendable {
+@_spi(Generated) public struct StoredUUID: DatabaseValueConvertible, Sendable {
     public var uuid: UUID
 
     public init(_ uuid: UUID) {
@@ -217,7 +217,7 @@ public struct StoredUUID: DatabaseValueConvertible, Sendable {
 }
 
 /// An array stored as JSON text.
-public struct StoredJSON<Value: Codable & Sendable>: DatabaseValueConvertible, Sendable {
+@_spi(Generated) public struct StoredJSON<Value: Codable & Sendable>: DatabaseValueConvertible, Sendable {
     public var value: Value
     private let json: String
 

@@ -4,9 +4,13 @@ import GRDB
 /// A model whose records ModelSync stores, queues for the server and keeps consistent when IDs
 /// change. Conformances are generated from `*.modelsync.yaml` specs.
 ///
-/// Generated conformances also implement GRDB's `init(row:)` and `encode(to:)` field by field, so
-/// records are read and written without going through `Codable` (which is kept for payloads).
-public protocol SyncModel: Codable, Sendable, Hashable, Identifiable, FetchableRecord, PersistableRecord
+/// Records are fetched and queried with GRDB (`FetchableRecord`, `TableRecord`: `Message.filter(…)`),
+/// and written only through ModelSync (repositories, ``SyncStore/write(_:)``), which queues every
+/// change for the server: a model is deliberately not a GRDB `PersistableRecord`, so app code cannot
+/// `insert` or `update` one behind the outbox's back. Generated conformances implement `init(row:)`
+/// and the hooks below field by field, without going through `Codable` (which is kept for payloads).
+/// The hooks are SPI (`@_spi(Generated)`): generated code implements them, apps do not see them.
+public protocol SyncModel: Codable, Sendable, Hashable, Identifiable, FetchableRecord, TableRecord
 where ID == ModelID<Self> {
     var id: ID { get }
 
@@ -14,15 +18,15 @@ where ID == ModelID<Self> {
     static var schema: ModelSchema { get }
 
     /// The values stored for this record in column order: `id`, then each of ``ModelSchema/fields``.
-    func databaseValues() throws -> [(any DatabaseValueConvertible)?]
+    @_spi(Generated) func databaseValues() throws -> [(any DatabaseValueConvertible)?]
 
     /// A copy of this record with another ID.
-    func withID(_ newID: ID) -> Self
+    @_spi(Generated) func withID(_ newID: ID) -> Self
 
     /// A copy of this record whose foreign keys are replaced where `replacement` returns a new ID.
     ///
     /// `replacement` is called with each foreign-key column name and its current (non-nil) value.
-    func replacingReferences(_ replacement: (_ foreignKey: String, _ id: String) -> String?) -> Self
+    @_spi(Generated) func replacingReferences(_ replacement: (_ foreignKey: String, _ id: String) -> String?) -> Self
 }
 
 extension SyncModel {
@@ -32,15 +36,6 @@ extension SyncModel {
         switch schema.idGeneration {
         case .client: return ID(schema.idPrefix + schema.idFormat.generate())
         case .server: return ID(TemporaryID.make())
-        }
-    }
-
-    /// Writes ``databaseValues()`` under their column names, for GRDB's persistence methods.
-    public func encode(to container: inout PersistenceContainer) throws {
-        let values = try databaseValues()
-        container["id"] = values[0]
-        for (index, field) in Self.schema.fields.enumerated() {
-            container[field.name] = values[index + 1]
         }
     }
 }

@@ -57,9 +57,13 @@ public final class SyncStore: Sendable {
         }
     }
 
-    /// The GRDB connection, for reads and queries that ModelSync does not wrap. Write through the
-    /// store's own APIs so that changes reach the outbox.
-    public let database: any DatabaseWriter
+    /// The GRDB connection. Internal: app code reads through ``reader`` or ``read(_:)`` and writes
+    /// through repositories and ``write(_:)``, which queue every change for the server.
+    let database: any DatabaseWriter
+
+    /// The database, read-only, for queries and observations ModelSync does not wrap:
+    /// `try await ValueObservation.tracking { db in try Message.fetchCount(db) }.values(in: store.reader)`.
+    public var reader: any DatabaseReader { database }
     /// The configuration the store was opened with.
     public let configuration: Configuration
     /// `true` when the store was opened read-only (``Configuration/readOnly``, or a file the process
@@ -172,6 +176,15 @@ public final class SyncStore: Sendable {
         return try await database.write { db in
             try self.runTransaction(db, body)
         }
+    }
+
+    /// Runs `body` with write access to the database, bypassing sync: nothing it changes is queued
+    /// for the server, no change event is delivered, and the outbox, the ID map and the claims are
+    /// not kept consistent with it. For tables of the app's own that are not synced, and repairs;
+    /// synced records are saved and deleted through repositories and ``write(_:)``.
+    public func writeBypassingSync<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        try checkWritable()
+        return try await database.write(body)
     }
 
     /// Reads in a consistent snapshot.

@@ -11,8 +11,13 @@ import GRDB
 /// }
 /// ```
 public final class SyncTransaction {
-    /// The GRDB connection of this transaction. Changes made with it directly bypass the outbox.
-    public let database: Database
+    /// The GRDB connection of this transaction (internal: changes made with it bypass the outbox).
+    let database: Database
+
+    /// The GRDB connection of this transaction, for reads the transaction's API does not offer and
+    /// for tables of the app's own. Changes to synced tables made with it bypass sync: they are not
+    /// queued for the server and no change event is delivered.
+    public var databaseBypassingSync: Database { database }
     let store: SyncStore
     var events: [StoreEvent] = []
     private let recordEvents: Bool

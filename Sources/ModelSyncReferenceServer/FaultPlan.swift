@@ -7,6 +7,10 @@ public enum InjectedFault: Sendable, Hashable {
     /// Store the change, then answer only after `delay` (longer than the client's timeout), as if the
     /// response was lost on the way back.
     case dropResponseAfterCommit
+    /// Store the change, then answer this status (503, 504…) instead of the stored record, as a
+    /// gateway that lost the server's answer would: the client sees a failure for a change the server
+    /// made. Unlike ``dropResponseAfterCommit`` it does not depend on the client's timeout.
+    case failAfterCommit(status: Int)
     /// Answer 429 with this `Retry-After` (seconds), storing nothing.
     case rateLimit(retryAfter: Int)
     /// Answer this status (500, 503…) without storing anything.

@@ -170,6 +170,9 @@ public final class ReferenceServer: Sendable {
         } catch {
             return Self.error(400, "\(error)")
         }
+        if case .failAfterCommit(let status)? = fault.fault {
+            return Self.error(status, "injected failure after commit (\(status))")
+        }
         if case .dropResponseAfterCommit? = fault.fault {
             try? await Task.sleep(for: state.droppedResponseDelay)
         }

@@ -1,6 +1,6 @@
 import ChatModels
 import Foundation
-import ModelSync
+@_spi(OutboxInternals) import ModelSync
 
 /// Claims every ready outbox entry, as an engine starting a push does, prints `claimed <n>`, then
 /// waits for its standard input to close and exits without recording any outcome: a process that

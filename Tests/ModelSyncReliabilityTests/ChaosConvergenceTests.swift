@@ -1,7 +1,7 @@
 import ChatModels
 import Foundation
 import GRDB
-import ModelSync
+@_spi(OutboxInternals) import ModelSync
 import ModelSyncReferenceServer
 import Testing
 

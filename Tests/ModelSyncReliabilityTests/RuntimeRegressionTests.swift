@@ -1,7 +1,7 @@
 import ChatModels
 import Foundation
 import GRDB
-import ModelSync
+@_spi(OutboxInternals) import ModelSync
 import ModelSyncReferenceServer
 import Testing
 
@@ -25,7 +25,7 @@ struct RuntimeRegressionTests {
         #expect(threadEntry.tableName == "thread")
         try await store.outbox.markFailed(threadEntry, reason: "HTTP 422: refused")
         try await store.write { tx in
-            try tx.database.execute(
+            try tx.databaseBypassingSync.execute(
                 sql: "UPDATE modelsync_outbox SET attempts = 1, nextAttemptAt = ? WHERE tableName = 'message'",
                 arguments: [Date().addingTimeInterval(-10).timeIntervalSinceReferenceDate])
         }

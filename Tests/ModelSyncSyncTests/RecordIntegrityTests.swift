@@ -63,13 +63,13 @@ struct RecordIntegrityTests {
 
     @Test("a lost create answer followed by a pull converges on one record: the listing echoes the create's key")
     func lostAnswerThenPullWithKeyEcho() async throws {
-        let harness = try await SyncHarness.start(timeout: 1)
+        let harness = try await SyncHarness.start()
         defer { Task { await harness.server.stop() } }
         let user = try await harness.store.users.save(User(name: "Ada", email: "ada@example.com"))
         try await harness.engine.push()
         let thread = try await harness.store.threads.save(
             ChatThread(title: "Mine", createdAt: Date(), tags: [], ownerId: user.id))
-        harness.server.setFaults(FaultPlan(script: [.dropResponseAfterCommit], droppedResponseDelay: .seconds(3)))
+        harness.server.setFaults(FaultPlan(script: [.failAfterCommit(status: 503)]))
         let first = try await harness.engine.push(waitForRetries: false)
         #expect(first.retried == 1)
 
@@ -92,7 +92,7 @@ struct RecordIntegrityTests {
         let engine = SyncEngine(
             store: store,
             remote: RESTRemote(
-                configuration: .init(baseURL: baseURL, timeout: 1, creationKeyKey: nil), models: GeneratedModels.all),
+                configuration: .init(baseURL: baseURL, creationKeyKey: nil), models: GeneratedModels.all),
             configuration: .init(retry: RetryPolicy(initialDelay: 0.05, maximumDelay: 0.2, jitter: 0)))
         let user = try await store.users.save(User(name: "Ada", email: "ada@example.com"))
         try await engine.push()
@@ -100,7 +100,7 @@ struct RecordIntegrityTests {
             ChatThread(
                 title: "Mine", createdAt: Date(timeIntervalSinceReferenceDate: 800_000_000.25), tags: ["a"],
                 ownerId: user.id))
-        server.setFaults(FaultPlan(script: [.dropResponseAfterCommit], droppedResponseDelay: .seconds(3)))
+        server.setFaults(FaultPlan(script: [.failAfterCommit(status: 503)]))
         try await engine.push(waitForRetries: false)
         try await engine.pull(ChatThread.self)
         #expect(try await store.threads.count() == 2)  // not yet known to be the same record
@@ -122,7 +122,7 @@ struct RecordIntegrityTests {
         let engine = SyncEngine(
             store: store,
             remote: RESTRemote(
-                configuration: .init(baseURL: baseURL, timeout: 1, creationKeyKey: nil), models: GeneratedModels.all),
+                configuration: .init(baseURL: baseURL, creationKeyKey: nil), models: GeneratedModels.all),
             configuration: .init(retry: RetryPolicy(initialDelay: 0.05, maximumDelay: 0.2, jitter: 0)))
         let user = try await store.users.save(User(name: "Ada", email: "ada@example.com"))
         try await engine.push()
@@ -130,7 +130,7 @@ struct RecordIntegrityTests {
             ChatThread(
                 title: "Mine", createdAt: Date(timeIntervalSinceReferenceDate: 800_000_000), tags: [], ownerId: user.id)
         )
-        server.setFaults(FaultPlan(script: [.dropResponseAfterCommit], droppedResponseDelay: .seconds(3)))
+        server.setFaults(FaultPlan(script: [.failAfterCommit(status: 503)]))
         try await engine.push(waitForRetries: false)
         // Another client renames the server's copy before this device pulls it.
         let serverCopy = try #require(await server.records(of: ChatThread.self).first)
@@ -149,20 +149,21 @@ struct RecordIntegrityTests {
 
     @Test("an update held by the network past the client timeout does not overwrite a newer one")
     func lateUpdateDoesNotWin() async throws {
-        let harness = try await SyncHarness.start(timeout: 1)
+        let harness = try await SyncHarness.start(timeout: 2)
         defer { Task { await harness.server.stop() } }
         var user = try await harness.store.users.save(User(name: "Ada", email: "ada@example.com"))
         try await harness.engine.push()
-        // The first update is held 2.5 s before the server handles it; the client gives up at 1 s
+        // The first update is held 6 s before the server handles it; the client gives up at 2 s
         // and retries; then a second update follows.
-        harness.server.setFaults(FaultPlan(script: [.delay(milliseconds: 2500)]))
+        harness.server.setFaults(FaultPlan(script: [.delay(milliseconds: 6000)]))
         user.name = "first"
         try await harness.store.users.save(user)
         try await harness.engine.push()
         user.name = "second"
         try await harness.store.users.save(user)
         try await harness.engine.push()
-        try await Task.sleep(for: .seconds(2))  // the held request reaches the server now
+        // The held request reaches the server now: it is answered from the idempotency store.
+        #expect(try await eventually(timeout: .seconds(20)) { await harness.server.replayedUpdates >= 1 })
 
         #expect(await harness.serverRecords(User.self)[user.id.rawValue]?["name"] == .string("second"))
         try await harness.engine.pull(User.self)
@@ -323,7 +324,7 @@ struct RecordIntegrityTests {
         let store = try SyncStore(.inMemory, models: GeneratedModels.all)
         let user = User(id: "usr_known", name: "Ada", email: "ada@example.com")
         try await store.write { tx in
-            try tx.database.execute(
+            try tx.databaseBypassingSync.execute(
                 sql: "INSERT INTO user (id, name, email) VALUES (?, ?, ?)",
                 arguments: [user.id.rawValue, user.name, user.email])
         }

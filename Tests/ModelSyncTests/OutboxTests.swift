@@ -3,7 +3,7 @@ import Foundation
 import GRDB
 import Testing
 
-@testable import ModelSync
+@_spi(OutboxInternals) @testable import ModelSync
 
 @Suite("Outbox: queuing, coalescing, claiming and outcomes")
 struct OutboxTests {

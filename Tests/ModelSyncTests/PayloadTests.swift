@@ -37,22 +37,4 @@ struct PayloadTests {
         let payload = try #require(try await store.outbox.entries().first?.payload)
         #expect(payload == #"{"id":"\#(user.id)","name":"Ada","email":"ada@example.com","bio":null}"#)
     }
-
-    @Test("GRDB's own persistence methods use the generated column encoding")
-    func grdbPersistenceUsesGeneratedEncoding() async throws {
-        let store = try makeStore()
-        let user = User(name: "Ada", email: "ada@example.com")
-        let thread = ChatThread(createdAt: fixedDate, tags: ["x"], ownerId: user.id)
-        try await store.database.write { db in
-            try user.insert(db)
-            try thread.insert(db)
-        }
-        let row = try await store.read { db in
-            try Row.fetchOne(db, sql: "SELECT typeof(createdAt) AS dateType, tags FROM thread").map {
-                [$0["dateType"] as String, $0["tags"] as String]
-            }
-        }
-        #expect(row == ["real", #"["x"]"#])
-        #expect(try await store.threads.find(thread.id) == thread)
-    }
 }

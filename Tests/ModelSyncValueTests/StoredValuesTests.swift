@@ -1,6 +1,6 @@
 import Foundation
 import GRDB
-import ModelSync
+@_spi(Generated) import ModelSync
 import Testing
 
 @Suite("Column encodings refuse at save time what cannot travel")

@@ -109,6 +109,9 @@ enum RenderContext {
         return [
             "name": name,
             "access": access.prefix,
+            // The hooks only the runtime calls (databaseValues, withID, replacingReferences) are
+            // SPI of ModelSync: a public witness must be SPI too, so apps do not see it.
+            "hookAccess": access == .public ? "@_spi(Generated) public " : access.prefix,
             "phrase": phrase,
             "tableName": model.tableName,
             "accessor": Naming.escaped(model.accessor),

@@ -2,7 +2,7 @@
 
 import Foundation
 import GRDB
-import ModelSync
+@_spi(Generated) import ModelSync
 
 // MARK: - User
 
@@ -64,7 +64,7 @@ extension User {
         bio = try row.decode(StoredString?.self, forColumn: "bio")?.string
     }
 
-    public func databaseValues() throws -> [(any DatabaseValueConvertible)?] {
+    @_spi(Generated) public func databaseValues() throws -> [(any DatabaseValueConvertible)?] {
         [
             id,
             StoredString(name),
@@ -73,13 +73,13 @@ extension User {
         ]
     }
 
-    public func withID(_ newID: ID) -> User {
+    @_spi(Generated) public func withID(_ newID: ID) -> User {
         var copy = self
         copy.id = newID
         return copy
     }
 
-    public func replacingReferences(_ replacement: (_ foreignKey: String, _ id: String) -> String?) -> User {
+    @_spi(Generated) public func replacingReferences(_ replacement: (_ foreignKey: String, _ id: String) -> String?) -> User {
         let copy = self
         return copy
     }
@@ -159,7 +159,7 @@ extension Thread {
         ownerId = try row.decode(forColumn: "ownerId")
     }
 
-    public func databaseValues() throws -> [(any DatabaseValueConvertible)?] {
+    @_spi(Generated) public func databaseValues() throws -> [(any DatabaseValueConvertible)?] {
         [
             id,
             StoredString(title),
@@ -169,13 +169,13 @@ extension Thread {
         ]
     }
 
-    public func withID(_ newID: ID) -> Thread {
+    @_spi(Generated) public func withID(_ newID: ID) -> Thread {
         var copy = self
         copy.id = newID
         return copy
     }
 
-    public func replacingReferences(_ replacement: (_ foreignKey: String, _ id: String) -> String?) -> Thread {
+    @_spi(Generated) public func replacingReferences(_ replacement: (_ foreignKey: String, _ id: String) -> String?) -> Thread {
         var copy = self
         if let newID = replacement("ownerId", ownerId.rawValue) {
             copy.ownerId = User.ID(newID)
@@ -288,7 +288,7 @@ extension Message {
         replyToId = try row.decode(forColumn: "replyToId")
     }
 
-    public func databaseValues() throws -> [(any DatabaseValueConvertible)?] {
+    @_spi(Generated) public func databaseValues() throws -> [(any DatabaseValueConvertible)?] {
         [
             id,
             role,
@@ -298,13 +298,13 @@ extension Message {
         ]
     }
 
-    public func withID(_ newID: ID) -> Message {
+    @_spi(Generated) public func withID(_ newID: ID) -> Message {
         var copy = self
         copy.id = newID
         return copy
     }
 
-    public func replacingReferences(_ replacement: (_ foreignKey: String, _ id: String) -> String?) -> Message {
+    @_spi(Generated) public func replacingReferences(_ replacement: (_ foreignKey: String, _ id: String) -> String?) -> Message {
         var copy = self
         if let newID = replacement("threadId", threadId.rawValue) {
             copy.threadId = Thread.ID(newID)
@@ -388,7 +388,7 @@ extension Artifact {
         kind = try row.decode(StoredString.self, forColumn: "kind").string
     }
 
-    public func databaseValues() throws -> [(any DatabaseValueConvertible)?] {
+    @_spi(Generated) public func databaseValues() throws -> [(any DatabaseValueConvertible)?] {
         [
             id,
             StoredString(title),
@@ -396,13 +396,13 @@ extension Artifact {
         ]
     }
 
-    public func withID(_ newID: ID) -> Artifact {
+    @_spi(Generated) public func withID(_ newID: ID) -> Artifact {
         var copy = self
         copy.id = newID
         return copy
     }
 
-    public func replacingReferences(_ replacement: (_ foreignKey: String, _ id: String) -> String?) -> Artifact {
+    @_spi(Generated) public func replacingReferences(_ replacement: (_ foreignKey: String, _ id: String) -> String?) -> Artifact {
         let copy = self
         return copy
     }
@@ -489,7 +489,7 @@ extension ThreadArtifact {
         artifactId = try row.decode(forColumn: "artifactId")
     }
 
-    public func databaseValues() throws -> [(any DatabaseValueConvertible)?] {
+    @_spi(Generated) public func databaseValues() throws -> [(any DatabaseValueConvertible)?] {
         [
             id,
             relation,
@@ -498,13 +498,13 @@ extension ThreadArtifact {
         ]
     }
 
-    public func withID(_ newID: ID) -> ThreadArtifact {
+    @_spi(Generated) public func withID(_ newID: ID) -> ThreadArtifact {
         var copy = self
         copy.id = newID
         return copy
     }
 
-    public func replacingReferences(_ replacement: (_ foreignKey: String, _ id: String) -> String?) -> ThreadArtifact {
+    @_spi(Generated) public func replacingReferences(_ replacement: (_ foreignKey: String, _ id: String) -> String?) -> ThreadArtifact {
         var copy = self
         if let newID = replacement("threadId", threadId.rawValue) {
             copy.threadId = Thread.ID(newID)
@@ -593,7 +593,7 @@ extension Draft {
         threadId = try row.decode(forColumn: "threadId")
     }
 
-    public func databaseValues() throws -> [(any DatabaseValueConvertible)?] {
+    @_spi(Generated) public func databaseValues() throws -> [(any DatabaseValueConvertible)?] {
         [
             id,
             StoredString(body),
@@ -602,13 +602,13 @@ extension Draft {
         ]
     }
 
-    public func withID(_ newID: ID) -> Draft {
+    @_spi(Generated) public func withID(_ newID: ID) -> Draft {
         var copy = self
         copy.id = newID
         return copy
     }
 
-    public func replacingReferences(_ replacement: (_ foreignKey: String, _ id: String) -> String?) -> Draft {
+    @_spi(Generated) public func replacingReferences(_ replacement: (_ foreignKey: String, _ id: String) -> String?) -> Draft {
         var copy = self
         if let newID = replacement("threadId", threadId.rawValue) {
             copy.threadId = Thread.ID(newID)
