@@ -8,7 +8,7 @@ import GRDB
 ///
 /// Records of models with `idGeneration: server` start with a *temporary* ID
 /// (``isTemporary`` is `true`) until the server assigns the permanent one; the store then replaces
-/// the temporary ID everywhere (see ``SyncTransaction/replaceTemporaryID(inTable:from:to:)``).
+/// the temporary ID everywhere (see ``SyncTransaction/replaceTemporaryID(_:with:of:)``).
 public struct ModelID<Model>: Hashable, Sendable, Comparable, CustomStringConvertible {
     /// The ID as stored in the database and sent to the server.
     public let rawValue: String
@@ -23,7 +23,16 @@ public struct ModelID<Model>: Hashable, Sendable, Comparable, CustomStringConver
 
     public var description: String { rawValue }
 
-    public static func < (lhs: ModelID, rhs: ModelID) -> Bool { lhs.rawValue < rhs.rawValue }
+    /// Integer IDs (a server's `bigserial`) come first, in numeric order (`"9"` before `"10"`), then
+    /// every other ID in the order of its text.
+    public static func < (lhs: ModelID, rhs: ModelID) -> Bool {
+        switch (IntegerText(lhs.rawValue), IntegerText(rhs.rawValue)) {
+        case (let left?, let right?): return left < right
+        case (.some, nil): return true
+        case (nil, .some): return false
+        case (nil, nil): return lhs.rawValue < rhs.rawValue
+        }
+    }
 }
 
 extension ModelID: ExpressibleByStringLiteral {
@@ -76,5 +85,30 @@ public enum TemporaryID {
     @inline(__always)
     public static func isTemporary(_ id: String) -> Bool {
         id.utf8.starts(with: prefix.utf8)
+    }
+}
+
+/// The text of a decimal integer (an optional `-`, then digits, no leading zero), compared by value
+/// at any length.
+private struct IntegerText: Comparable {
+    let isNegative: Bool
+    let digits: Substring
+
+    init?(_ text: String) {
+        let negative = text.hasPrefix("-")
+        let digits = negative ? text.dropFirst() : Substring(text)
+        guard !digits.isEmpty, digits.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+            digits == "0" || digits.first != "0", !(negative && digits == "0")
+        else { return nil }
+        isNegative = negative
+        self.digits = digits
+    }
+
+    static func < (lhs: IntegerText, rhs: IntegerText) -> Bool {
+        if lhs.isNegative != rhs.isNegative { return lhs.isNegative }
+        let magnitudeLess =
+            lhs.digits.count != rhs.digits.count ? lhs.digits.count < rhs.digits.count : lhs.digits < rhs.digits
+        let equal = lhs.digits == rhs.digits
+        return lhs.isNegative ? !magnitudeLess && !equal : magnitudeLess
     }
 }

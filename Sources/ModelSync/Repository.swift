@@ -37,13 +37,10 @@ public struct Repository<Model: SyncModel>: Sendable {
     }
 
     /// Replaces the temporary ID of a record by the server's ID everywhere, in one transaction; see
-    /// ``SyncTransaction/replaceTemporaryID(inTable:from:to:)``.
+    /// ``SyncTransaction/replaceTemporaryID(_:with:of:)``.
     @discardableResult
     public func replaceTemporaryID(_ temporaryID: Model.ID, with serverID: Model.ID) async throws -> Bool {
-        let table = self.table
-        return try await store.write { tx in
-            try tx.replaceTemporaryID(inTable: table, from: temporaryID.rawValue, to: serverID.rawValue)
-        }
+        try await store.write { tx in try tx.replaceTemporaryID(temporaryID, with: serverID, of: Model.self) }
     }
 
     // MARK: Reading
@@ -69,6 +66,7 @@ public struct Repository<Model: SyncModel>: Sendable {
     }
 
     /// The records whose foreign key `column` references `parentID` (resolving a replaced ID).
+    @_spi(Generated)
     public func fetchAll<Parent: SyncModel>(whereForeignKey column: String, references parentID: ModelID<Parent>)
         async throws -> [Model]
     {
@@ -79,6 +77,7 @@ public struct Repository<Model: SyncModel>: Sendable {
     }
 
     /// The first record whose foreign key `column` references `parentID` (a `hasOne` relationship).
+    @_spi(Generated)
     public func fetchOne<Parent: SyncModel>(whereForeignKey column: String, references parentID: ModelID<Parent>)
         async throws -> Model?
     {
@@ -90,6 +89,7 @@ public struct Repository<Model: SyncModel>: Sendable {
 
     /// The records linked to `ownerID` through the join model `Join` (a `manyToMany` relationship):
     /// join rows whose `from` column references the owner, followed through their `to` column.
+    @_spi(Generated)
     public func fetchAll<Join: SyncModel, Owner: SyncModel>(
         through join: Join.Type, from: String, to: String, references ownerID: ModelID<Owner>
     ) async throws -> [Model] {

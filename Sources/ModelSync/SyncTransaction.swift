@@ -203,9 +203,12 @@ public final class SyncTransaction {
     /// - Throws: ``ModelSyncError/idAlreadyInUse(table:id:)`` when another local record already has
     ///   `serverID`: two different records are never merged.
     @discardableResult
-    public func replaceTemporaryID(inTable table: String, from temporaryID: String, to serverID: String) throws -> Bool
-    {
-        try replaceTemporaryID(inTable: table, from: temporaryID, to: serverID, evidence: nil)
+    public func replaceTemporaryID<Model: SyncModel>(
+        _ temporaryID: Model.ID, with serverID: Model.ID, of model: Model.Type = Model.self
+    ) throws -> Bool {
+        try store.checkRegistered(Model.self)
+        return try replaceTemporaryID(
+            inTable: Model.schema.tableName, from: temporaryID.rawValue, to: serverID.rawValue, evidence: nil)
     }
 
     /// Why a local row that already holds a server ID is the server's copy of a create of ours.
@@ -216,7 +219,7 @@ public final class SyncTransaction {
         case sentPayload(String)
     }
 
-    /// Replaces a temporary ID with the server's ID (see ``replaceTemporaryID(inTable:from:to:)``).
+    /// Replaces a temporary ID with the server's ID (see ``replaceTemporaryID(_:with:of:)``).
     ///
     /// When a local row already holds `serverID`, it is merged into the record only on evidence that
     /// it is the server's copy of this very create (a pull stored it before the create's answer

@@ -71,8 +71,14 @@ public struct RESTRemote: SyncRemote {
         /// `nil` when it does not: a lost create answer is then recognised only when the server's
         /// copy equals what the create sent.
         public var creationKeyKey: String?
-        /// Per-table changes to the spec's conventions (path, ID type, key naming).
+        /// Per-table changes to the spec's conventions (path, ID type, key naming); set them with
+        /// ``override(_:with:)``.
         public var overrides: [String: RemoteSchema]
+
+        /// Replaces the spec's REST conventions of `model` (path, ID type, key naming).
+        public mutating func override<Model: SyncModel>(_ model: Model.Type, with conventions: RemoteSchema) {
+            overrides[Model.schema.tableName] = conventions
+        }
 
         public init(
             baseURL: URL,

@@ -36,6 +36,58 @@ public enum ConflictPolicy: Sendable {
     }
 }
 
+/// What a typed conflict resolver (``ConflictPolicy/resolving(_:with:)``) keeps.
+public enum ConflictChoice<Model: SyncModel>: Sendable {
+    /// Keep the local record and its queued changes; they overwrite the server's on the next push.
+    case keepLocal
+    /// Take the server's record and drop the local queued changes.
+    case acceptRemote
+    /// Store this record and send it to the server.
+    case merged(Model)
+}
+
+extension ConflictPolicy {
+    /// This policy, except for conflicts of `Model`, which `resolve` decides with typed records: the
+    /// local record (as stored, with its unsent changes) and the server's.
+    ///
+    /// ```swift
+    /// let policy = ConflictPolicy.keepLocalChanges.resolving(Thread.self) { local, remote in
+    ///     var merged = remote
+    ///     merged.tags = Array(Set(local.tags).union(remote.tags)).sorted()
+    ///     return .merged(merged)
+    /// }
+    /// ```
+    ///
+    /// A server record that cannot be read as a `Model` falls back to this policy.
+    public func resolving<Model: SyncModel>(
+        _ model: Model.Type,
+        with resolve: @escaping @Sendable (_ local: Model, _ remote: Model) -> ConflictChoice<Model>
+    ) -> ConflictPolicy {
+        let otherwise = self
+        return .custom { conflict in
+            guard conflict.model.tableName == Model.schema.tableName,
+                let local = try? Self.decode(Model.self, conflict.local),
+                let remote = try? Self.decode(Model.self, conflict.remote)
+            else { return otherwise.resolve(conflict) }
+            switch resolve(local, remote) {
+            case .keepLocal: return .keepLocal
+            case .acceptRemote: return .acceptRemote
+            case .merged(let merged):
+                guard
+                    let fields = try? JSONValue.parse(
+                        Data(PayloadWriter.payload(values: merged.databaseValues(), schema: Model.schema).utf8)
+                    ).objectValue
+                else { return otherwise.resolve(conflict) }
+                return .merged(fields)
+            }
+        }
+    }
+
+    private static func decode<Model: SyncModel>(_: Model.Type, _ fields: RecordFields) throws -> Model {
+        try JSONDecoder().decode(Model.self, from: try JSONValue.object(fields).serialized())
+    }
+}
+
 /// A server record that cannot be decoded into its model (a value of the wrong type…).
 struct UnreadableRecord: Error {
     var reason: String

@@ -64,6 +64,17 @@ public struct PushReport: Sendable, Hashable {
     public init() {}
 }
 
+/// What one ``SyncEngine/sync()`` did: its push, then its pull.
+public struct SyncReport: Sendable, Hashable {
+    public var push: PushReport
+    public var pull: PullReport
+
+    public init(push: PushReport = PushReport(), pull: PullReport = PullReport()) {
+        self.push = push
+        self.pull = pull
+    }
+}
+
 /// What one pull did.
 public struct PullReport: Sendable, Hashable {
     public var inserted = 0
@@ -131,10 +142,10 @@ public actor SyncEngine {
     /// Pushes every queued change, then pulls every model and stores what it fetched in one
     /// transaction (a record may reference one listed later, in any model).
     @discardableResult
-    public func sync() async throws -> (push: PushReport, pull: PullReport) {
+    public func sync() async throws -> SyncReport {
         let push = try await push()
         let pull = try await pullModels(store.models)
-        return (push, pull)
+        return SyncReport(push: push, pull: pull)
     }
 
     // MARK: Push
