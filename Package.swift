@@ -125,7 +125,9 @@ package.targets += [
         capability: .command(
             intent: .custom(
                 verb: "generate-model-sync-code",
-                description: "Generates Swift sources from the *.modelsync.yaml specs of a target into its folder"),
+                description:
+                    "Generates Swift sources from the *.modelsync.yaml specs of a target into its folder; "
+                    + "`init [--target T]` scaffolds a models target"),
             permissions: [.writeToPackageDirectory(reason: "Writes the generated Swift sources next to the specs")]
         ),
         dependencies: [.target(name: "ModelSyncCLI")]

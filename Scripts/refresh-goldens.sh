@@ -7,14 +7,14 @@ cd "$(dirname "$0")/.."
 swift build --scratch-path .build-gen --product modelsync
 tool=.build-gen/debug/modelsync
 
-"$tool" generate Tests/Reference/Chat.modelsync.yaml --output Tests/Reference/Chat
+"$tool" generate Tests/Reference/Chat.modelsync.yaml --output Tests/Reference/Chat --module-name ChatModels
 "$tool" json-schema > Schemas/modelsync.schema.json
 
 # Each corpus fixture ends with its expected diagnostics as `# expect:` comments: rewrite them.
 cd Tests/ModelSyncGeneratorTests/Fixtures/Diagnostics
 for spec in *.modelsync.yaml; do
     expected="${spec%.modelsync.yaml}.expected"
-    output=$("../../../../$tool" validate "$spec" 2>&1 | sed "s|^$spec:||" || true)
+    output=$("../../../../$tool" validate "$spec" 2>&1 >/dev/null | sed "s|^$spec:||" || true)
     if [ -f "$expected" ]; then
         printf '%s\n' "$output" > "$expected"
         continue

@@ -23,7 +23,7 @@ struct ModelSyncPlugin: BuildToolPlugin {
             .buildCommand(
                 displayName: "Generating ModelSync sources for \(target.name)",
                 executable: try context.tool(named: "ModelSyncCLI").url,
-                arguments: ["generate"] + specs.map(\.path) + ["--output", output.path],
+                arguments: ["generate"] + specs.map(\.path) + ["--output", output.path, "--module-name", target.name],
                 inputFiles: specs + userTemplates + Self.builtinTemplates(),
                 outputFiles: outputs
             )

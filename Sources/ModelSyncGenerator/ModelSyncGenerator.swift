@@ -28,6 +28,34 @@ public struct GenerationResult: Sendable {
     public var warnings: [Diagnostic]
 }
 
+/// What a check of a target's specs found: its diagnostics, and what was checked.
+public struct ValidationReport: Sendable {
+    /// Every diagnostic, errors and warnings, causes before their consequences, then in file and line order.
+    public var diagnostics: [Diagnostic]
+    /// The number of spec files read.
+    public var fileCount: Int
+    /// The number of models declared.
+    public var modelCount: Int
+    /// The number of relationships declared (belongsTo, hasMany, hasOne, manyToMany).
+    public var relationshipCount: Int
+
+    /// Whether any diagnostic is an error.
+    public var hasErrors: Bool { diagnostics.contains { $0.severity == .error } }
+
+    /// What was checked, for a successful run: `ok: 2 files, 6 models, 7 relationships` (and the
+    /// number of warnings, when there are some).
+    public var summary: String {
+        func counted(_ count: Int, _ noun: String) -> String { "\(count) \(noun)\(count == 1 ? "" : "s")" }
+        var parts = [
+            counted(fileCount, "file"), counted(modelCount, "model"),
+            counted(relationshipCount, "relationship"),
+        ]
+        let warnings = diagnostics.filter { $0.severity == .warning }.count
+        if warnings > 0 { parts.append(counted(warnings, "warning")) }
+        return "ok: " + parts.joined(separator: ", ")
+    }
+}
+
 /// Generates the Swift sources of a target from its `*.modelsync.yaml` specs:
 /// parse (Yams, with source locations) -> translate (validated model graph) -> render (Mustache).
 public enum ModelSyncGenerator {
@@ -40,18 +68,36 @@ public enum ModelSyncGenerator {
     }
 
     /// Checks the specs of one target; returns every diagnostic, errors and warnings, in order.
-    public static func validate(_ sources: [SpecSource]) -> [Diagnostic] {
+    ///
+    /// - Parameter moduleName: the module the models are generated into, when known; messages use it
+    ///   to spell qualified names (`Models.Thread`).
+    public static func validate(_ sources: [SpecSource], moduleName: String? = nil) -> [Diagnostic] {
+        check(sources, moduleName: moduleName).diagnostics
+    }
+
+    /// Checks the specs of one target; returns every diagnostic and counts what was checked.
+    public static func check(_ sources: [SpecSource], moduleName: String? = nil) -> ValidationReport {
         var collector = DiagnosticCollector()
-        _ = translate(sources, diagnostics: &collector)
-        return collector.sorted
+        var specFiles: [SpecFile] = []
+        _ = translate(sources, moduleName: moduleName, diagnostics: &collector, specFiles: &specFiles)
+        return ValidationReport(
+            diagnostics: collector.sorted, fileCount: sources.count,
+            modelCount: specFiles.reduce(0) { $0 + $1.models.count },
+            relationshipCount: specFiles.reduce(0) { total, file in
+                total + file.models.reduce(0) { $0 + $1.relationships.count + $1.unreadableRelationships.count }
+            })
     }
 
     /// Generates the files of one target: one per spec file, plus ``registryFileName``.
     ///
     /// - Throws: ``GenerationFailed`` with every diagnostic when any spec has an error.
-    public static func generate(_ sources: [SpecSource]) throws -> GenerationResult {
+    /// - Parameter moduleName: the module the models are generated into, when known; messages use it
+    ///   to spell qualified names (`Models.Thread`).
+    public static func generate(_ sources: [SpecSource], moduleName: String? = nil) throws -> GenerationResult {
         var collector = DiagnosticCollector()
-        guard let graph = translate(sources, diagnostics: &collector) else {
+        var specFiles: [SpecFile] = []
+        guard let graph = translate(sources, moduleName: moduleName, diagnostics: &collector, specFiles: &specFiles)
+        else {
             throw GenerationFailed(diagnostics: collector.sorted)
         }
         // Each model is rendered on its own (in parallel: rendering dominates generation time), then
@@ -127,18 +173,21 @@ public enum ModelSyncGenerator {
         return code.values
     }
 
-    static func translate(_ sources: [SpecSource], diagnostics: inout DiagnosticCollector) -> ModelGraph? {
-        var files: [SpecFile] = []
+    /// Parses and translates the specs; `files` receives the parsed files (readable ones only).
+    static func translate(
+        _ sources: [SpecSource], moduleName: String?, diagnostics: inout DiagnosticCollector,
+        specFiles files: inout [SpecFile]
+    ) -> ModelGraph? {
         for source in sources {
             var parser = SpecParser(path: source.path, text: source.text)
             let file = parser.parse()
-            for diagnostic in parser.diagnostics.diagnostics { diagnostics.append(diagnostic) }
+            diagnostics.append(contentsOf: parser.diagnostics)
             if let file { files.append(file) }
         }
         // Semantic checks run even when a file has shape errors, so one run reports all it can.
-        var builder = GraphBuilder()
+        var builder = GraphBuilder(moduleName: moduleName)
         let graph = builder.build(files)
-        for diagnostic in builder.diagnostics.diagnostics { diagnostics.append(diagnostic) }
+        diagnostics.append(contentsOf: builder.diagnostics)
         return diagnostics.hasErrors ? nil : graph
     }
 }

@@ -176,3 +176,18 @@ func file(_ name: String, in result: GenerationResult) -> String {
         #expect(closest(to: "Colour", among: SpecKeys.scalarTypes) == nil)
     }
 }
+
+@Suite struct ShadowedTypeNameTests {
+    /// Every listed name reaches its warning: none is also a keyword, a scalar field type or a
+    /// reserved type (those are errors, so a listed entry would be dead), and the model still generates.
+    @Test(arguments: ShadowedTypeNames.moduleByName.keys.sorted())
+    func aModelNamedLikeAStandardTypeWarnsWithTheQualifiedSpelling(name: String) throws {
+        let spec = "version: 1\nmodels:\n  \(name):\n    fields:\n      title: String\n"
+        let result = try ModelSyncGenerator.generate([SpecSource(path: "x", text: spec)], moduleName: "Notes")
+        let module = try #require(ShadowedTypeNames.moduleByName[name])
+        let qualified = module == "Foundation" ? "write Notes.\(name)" : "write Swift.\(name) for the standard type"
+        #expect(result.warnings.map(\.message).count == 1)
+        #expect(result.warnings.first?.message.hasPrefix("model '\(name)' shadows \(module).\(name); ") == true)
+        #expect(result.warnings.first?.message.contains(qualified) == true)
+    }
+}

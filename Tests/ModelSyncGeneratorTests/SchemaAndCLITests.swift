@@ -125,9 +125,13 @@ struct CLI {
         let output = FileManager.default.temporaryDirectory.appending(path: "modelsync-cli-\(UUID())")
         defer { try? FileManager.default.removeItem(at: output) }
         let spec = packageRoot.appending(path: "Tests/Reference/Chat.modelsync.yaml").path
-        let result = try CLI.run(["generate", spec, "--output", output.path])
+        let result = try CLI.run(["generate", spec, "--output", output.path, "--module-name", "ChatModels"])
         #expect(result.status == 0)
-        #expect(result.stderr.isEmpty)
+        // The chat spec's `Thread` model shadows Foundation.Thread: a warning, which does not stop generation.
+        #expect(
+            result.stderr
+                == "\(spec):19:3: warning: model 'Thread' shadows Foundation.Thread; in code that imports Foundation, "
+                + "write ChatModels.Thread (or rename the model)\n")
         for name in ["Chat.modelsync.swift", "ModelSyncRegistry.swift"] {
             let generated = try String(contentsOf: output.appending(path: name), encoding: .utf8)
             let reference = try String(
@@ -151,11 +155,64 @@ struct CLI {
         let result = try CLI.run(["validate", fixtures.appending(path: "MultiFile").path])
         #expect(result.status == 0)
         #expect(result.stderr.isEmpty)
+        #expect(result.stdout == "ok: 2 files, 4 models, 6 relationships\n")
         let bad = try CLI.run([
             "validate", fixtures.appending(path: "Diagnostics/51-several-errors-in-one-file.modelsync.yaml").path,
         ])
         #expect(bad.status != 0)
         #expect(bad.stderr.split(separator: "\n").count == 4)
+        #expect(bad.stdout.isEmpty)
+    }
+
+    @Test func validateSummaryCountsWarnings() throws {
+        let spec = packageRoot.appending(path: "Tests/Reference/Chat.modelsync.yaml").path
+        let result = try CLI.run(["validate", spec])
+        #expect(result.status == 0)
+        #expect(result.stdout == "ok: 1 file, 6 models, 9 relationships, 1 warning\n")
+        #expect(result.stderr.contains(":19:3: warning: model 'Thread' shadows Foundation.Thread"))
+    }
+
+    @Test func initScaffoldsAModelsTargetWhoseSpecValidates() throws {
+        let package = FileManager.default.temporaryDirectory.appending(path: "modelsync-init-\(UUID())")
+        try FileManager.default.createDirectory(at: package, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: package) }
+        let result = try CLI.run(["init", "--package-path", package.path, "--target", "NotesModels"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.isEmpty)
+        let folder = package.appending(path: "Sources/NotesModels")
+        let names = try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted()
+        #expect(names == ["NotesModels.modelsync.yaml", "NotesModels.swift"])
+        // The placeholder is one line: the Swift source SwiftPM needs before it builds the target.
+        let placeholder = try String(contentsOf: folder.appending(path: "NotesModels.swift"), encoding: .utf8)
+        #expect(placeholder.split(separator: "\n").count == 1)
+        #expect(placeholder.hasPrefix("//"))
+        // The Package.swift lines: the dependency, the target applying the plugin, the product.
+        for line in [
+            #".package(url: "https://github.com/your-org/ModelSync", from: "0.1.0"),"#,
+            #"dependencies: [.product(name: "ModelSync", package: "ModelSync")]"#,
+            #"plugins: [.plugin(name: "ModelSyncPlugin", package: "ModelSync")]"#,
+            #".library(name: "NotesModels", targets: ["NotesModels"]),"#,
+        ] {
+            #expect(result.stdout.contains(line), "missing: \(line)")
+        }
+        let validated = try CLI.run(["validate", folder.path])
+        #expect(validated.status == 0)
+        #expect(validated.stderr.isEmpty, "the starter spec has no warning")
+        #expect(validated.stdout == "ok: 1 file, 2 models, 2 relationships\n")
+    }
+
+    @Test func initRefusesToOverwriteAnExistingFileAndWritesNothing() throws {
+        let package = FileManager.default.temporaryDirectory.appending(path: "modelsync-init-\(UUID())")
+        let folder = package.appending(path: "Sources/Models")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: package) }
+        let existing = folder.appending(path: "Models.swift")
+        try Data("// mine\n".utf8).write(to: existing)
+        let result = try CLI.run(["init", "--package-path", package.path])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("\(existing.path) already exists"))
+        #expect(try String(contentsOf: existing, encoding: .utf8) == "// mine\n")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path) == ["Models.swift"])
     }
 
     @Test func aFolderWithoutSpecsIsAnError() throws {
@@ -173,7 +230,9 @@ struct CLI {
         #expect(result.stdout == SpecJSONSchema.text)
     }
 
-    @Test(arguments: [["--help"], ["generate", "--help"], ["validate", "--help"], ["json-schema", "--help"]])
+    @Test(arguments: [
+        ["--help"], ["generate", "--help"], ["validate", "--help"], ["json-schema", "--help"], ["init", "--help"],
+    ])
     func helpIsAvailable(arguments: [String]) throws {
         let result = try CLI.run(arguments)
         #expect(result.status == 0)

@@ -47,25 +47,50 @@ public struct Diagnostic: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// Collects the diagnostics of one generation run.
+///
+/// A diagnostic may name its cause: the location of another diagnostic that explains it (an unknown
+/// model, then the inverse that cannot match it). Causes come first: ``sorted`` places each
+/// consequence right after its cause instead of at its own location.
 struct DiagnosticCollector {
-    private(set) var diagnostics: [Diagnostic] = []
+    private struct Entry {
+        var diagnostic: Diagnostic
+        /// The location of the diagnostic this one follows from, if any.
+        var cause: SourceLocation?
+    }
 
-    var hasErrors: Bool { diagnostics.contains { $0.severity == .error } }
+    private var entries: [Entry] = []
 
-    mutating func error(_ message: String, at location: SourceLocation) {
-        diagnostics.append(Diagnostic(.error, message, at: location))
+    /// The diagnostics in the order they were reported.
+    var diagnostics: [Diagnostic] { entries.map(\.diagnostic) }
+
+    var hasErrors: Bool { entries.contains { $0.diagnostic.severity == .error } }
+
+    mutating func error(_ message: String, at location: SourceLocation, causedBy cause: SourceLocation? = nil) {
+        entries.append(Entry(diagnostic: Diagnostic(.error, message, at: location), cause: cause))
     }
 
     mutating func warning(_ message: String, at location: SourceLocation) {
-        diagnostics.append(Diagnostic(.warning, message, at: location))
+        entries.append(Entry(diagnostic: Diagnostic(.warning, message, at: location)))
     }
 
-    /// The diagnostics ordered by file, line and column (stable for equal positions).
+    /// Adds every diagnostic of `other`, keeping their causes.
+    mutating func append(contentsOf other: DiagnosticCollector) {
+        entries += other.entries
+    }
+
+    /// The diagnostics ordered by cause, then file, line and column (stable for equal positions): a
+    /// diagnostic with a cause sorts right after the diagnostics at its cause's location.
     var sorted: [Diagnostic] {
-        diagnostics.enumerated().sorted { lhs, rhs in
-            if lhs.element.location != rhs.element.location { return lhs.element.location < rhs.element.location }
+        func key(_ entry: Entry) -> (SourceLocation, Int, SourceLocation) {
+            (entry.cause ?? entry.diagnostic.location, entry.cause == nil ? 0 : 1, entry.diagnostic.location)
+        }
+        return entries.enumerated().sorted { lhs, rhs in
+            let (left, right) = (key(lhs.element), key(rhs.element))
+            if left.0 != right.0 { return left.0 < right.0 }
+            if left.1 != right.1 { return left.1 < right.1 }
+            if left.2 != right.2 { return left.2 < right.2 }
             return lhs.offset < rhs.offset
-        }.map(\.element)
+        }.map(\.element.diagnostic)
     }
 }
 
@@ -139,10 +164,4 @@ func editDistance(_ lhs: String, _ rhs: String) -> Int {
         swap(&previous, &current)
     }
     return previous[right.count]
-}
-
-extension DiagnosticCollector {
-    mutating func append(_ diagnostic: Diagnostic) {
-        diagnostics.append(diagnostic)
-    }
 }

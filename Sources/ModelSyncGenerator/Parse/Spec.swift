@@ -74,6 +74,9 @@ struct ModelSpec {
     var remoteIDType: RemoteIDTypeValue?
     var fields: [FieldSpec] = []
     var relationships: [RelationshipSpec] = []
+    /// Relationships declared but not readable (an error was reported): name -> where that error is.
+    /// Later errors that only follow from them (an inverse naming one) are ordered after the cause.
+    var unreadableRelationships: [String: SourceLocation] = [:]
 }
 
 /// A field type as written: `String`, `Date?`, `[String]`, `[Int]?`.

@@ -149,8 +149,11 @@ struct SpecParser {
             case "relationships":
                 for (relName, relKeyNode, relNode) in mapping(value, what: "'relationships'") ?? [] {
                     checkMemberName(relName, at: relKeyNode, model: name, names: &names)
+                    let reported = diagnostics.diagnostics.count
                     if let relationship = parseRelationship(relName, keyNode: relKeyNode, node: relNode) {
                         model.relationships.append(relationship)
+                    } else if diagnostics.diagnostics.count > reported {
+                        model.unreadableRelationships[relName] = diagnostics.diagnostics[reported].location
                     }
                 }
             default:
@@ -202,6 +205,13 @@ struct SpecParser {
                 name: nameLocated, kind: .type(type), isUnique: false, defaultValue: nil, defaultIsNull: false)
         }
         guard let entries = mapping(node, what: "field '\(name)'") else { return nil }
+        // `owner: { belongsTo: User }` under `fields:` is a relationship in the wrong block.
+        if let kind = entries.first(where: { SpecKeys.relationshipKinds.contains($0.key) }) {
+            diagnostics.error(
+                "'\(kind.key)' is a relationship: move '\(name)' under 'relationships:'", at: location(of: kind.keyNode)
+            )
+            return nil
+        }
         var type: TypeSpec?
         var cases: [Located<String>]?
         var isUnique = false
@@ -478,9 +488,9 @@ struct SpecParser {
         case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
             .composer(let context, let problem, let mark, _):
             let detail = context.map { "\($0.text) " } ?? ""
-            diagnostics.error(
-                "invalid YAML: \(detail)\(problem)".trimmingCharacters(in: .whitespaces),
-                at: location(line: mark.line, column: mark.column))
+            let message = "invalid YAML: \(detail)\(problem)".trimmingCharacters(in: .whitespaces)
+            let hint = yamlHint(for: problem, line: mark.line).map { "; \($0)" } ?? ""
+            diagnostics.error(message + hint, at: location(line: mark.line, column: mark.column))
         case .duplicatedKeysInMapping(let duplicates, let context):
             let key = duplicates.first ?? ""
             let first = context.mark
@@ -491,6 +501,51 @@ struct SpecParser {
         default:
             diagnostics.error("invalid YAML: \(error)", at: location(line: 1, column: 1))
         }
+    }
+
+    /// What to do about a libyaml error at `line` (1-based), whose messages name the grammar rule
+    /// that failed rather than the mistake: tabs, keys at the wrong depth, a key without ':', an
+    /// unclosed list.
+    private func yamlHint(for problem: String, line: Int) -> String? {
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        guard line >= 1, line <= lines.count else { return nil }
+        let current = lines[line - 1]
+        func indentation(_ text: String) -> Int { text.prefix { $0 == " " }.count }
+        if current.prefix(while: { $0 == " " || $0 == "\t" }).contains("\t") {
+            return "YAML does not allow tabs for indentation; use spaces"
+        }
+        // The closest line above that holds something other than a comment.
+        let above = lines[..<(line - 1)].indices.last {
+            let trimmed = lines[$0].trimmingCharacters(in: .whitespaces)
+            return !trimmed.isEmpty && !trimmed.hasPrefix("#")
+        }
+        if problem.contains("mapping values are not allowed") {
+            guard let above else { return "a value that contains ': ' needs quotes" }
+            let previous = lines[above]
+            let content = previous.split(separator: "#", maxSplits: 1).first.map(String.init) ?? previous
+            if !content.contains(":"), !content.trimmingCharacters(in: .whitespaces).hasPrefix("-") {
+                return "check line \(above + 1): a key needs ':' after it"
+            }
+            if indentation(current) > indentation(previous) {
+                return "check the indentation: line \(line) is deeper than line \(above + 1), a key at the wrong depth"
+            }
+            return "check the indentation of the line above: a key at the wrong depth (or quote a value that "
+                + "contains ': ')"
+        }
+        if problem.contains("did not find expected key") || problem.contains("did not find expected '-' indicator") {
+            return "check the indentation of line \(line): the keys of one mapping start in the same column"
+        }
+        if problem.contains("could not find expected ':'") {
+            return "a key needs ':' after it (check this line and the one above)"
+        }
+        if problem.contains("did not find expected ',' or ']'") {
+            return "a list opened with '[' is not closed: close it on the same line, or quote an array type: "
+                + "\"[String]\""
+        }
+        if problem.contains("did not find expected ',' or '}'") {
+            return "a mapping opened with '{' is not closed: close it with '}' on the same line"
+        }
+        return nil
     }
 
     /// Where a duplicated key appears again at the same indentation (Yams reports the first one).

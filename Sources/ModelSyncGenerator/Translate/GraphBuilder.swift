@@ -4,6 +4,13 @@ import Foundation
 /// semantic mistake (unknown types and models, inverses, join models, cycles, option conflicts).
 struct GraphBuilder {
     private(set) var diagnostics = DiagnosticCollector()
+    /// The name of the module the models are generated into, when known (messages spell
+    /// `Module.Thread` with it).
+    var moduleName: String?
+
+    init(moduleName: String? = nil) {
+        self.moduleName = moduleName
+    }
 
     /// Type names the generated code relies on; a model may not take them.
     static let reservedTypeNames: Set<String> = [
@@ -215,7 +222,9 @@ struct GraphBuilder {
                             name: relationship.name.value, target: targetIndex, column: relationship.name.value + "Id",
                             isOptional: relationship.isOptional))
                 case .hasMany, .hasOne:
-                    guard let inverse = checkInverse(relationship, owner: spec, target: entries[targetIndex].spec)
+                    guard
+                        let inverse = checkInverse(
+                            relationship, owner: spec, target: entries[targetIndex].spec, modelNames: modelNames)
                     else {
                         continue
                     }
@@ -238,7 +247,7 @@ struct GraphBuilder {
                     guard
                         let (from, to) = joinColumns(
                             join: entries[joinIndex].spec, owner: spec.name.value, target: modelNames[targetIndex],
-                            at: through.location)
+                            at: through.location, modelNames: modelNames)
                     else { continue }
                     models[modelIndex].resolvers.append(
                         .manyToMany(
@@ -292,6 +301,8 @@ struct GraphBuilder {
             diagnostics.error(
                 "model name '\(value)' clashes with a Swift or ModelSync type used by the generated code; rename the model",
                 at: name.location)
+        } else if let shadowing = ShadowedTypeNames.warning(forModel: value, moduleName: moduleName) {
+            diagnostics.warning(shadowing, at: name.location)
         } else if let first = value.first, !first.isUppercase {
             diagnostics.warning(
                 "model name '\(value)' should start with an uppercase letter; did you mean '\(Naming.upperFirst(value))'?",
@@ -421,8 +432,12 @@ struct GraphBuilder {
     }
 
     /// Checks a hasMany/hasOne `inverse:` and returns the inverse belongsTo's name.
-    private mutating func checkInverse(_ relationship: RelationshipSpec, owner: ModelSpec, target: ModelSpec) -> String?
-    {
+    ///
+    /// An inverse that fails only because of another error (its belongsTo names an unknown model, or
+    /// its declaration could not be read) is reported as that error's consequence, after it.
+    private mutating func checkInverse(
+        _ relationship: RelationshipSpec, owner: ModelSpec, target: ModelSpec, modelNames: [String]
+    ) -> String? {
         let candidates = target.relationships.filter { $0.kind == .belongsTo && $0.target.value == owner.name.value }
         guard let inverse = relationship.inverse else {
             var hint = ""
@@ -434,6 +449,12 @@ struct GraphBuilder {
             return nil
         }
         guard let match = target.relationships.first(where: { $0.name.value == inverse.value }) else {
+            if let broken = target.unreadableRelationships[inverse.value] {
+                diagnostics.error(
+                    "inverse '\(inverse.value)' is not a usable relationship of '\(target.name.value)' (follows from the "
+                        + "error in its declaration at line \(broken.line))", at: inverse.location, causedBy: broken)
+                return nil
+            }
             let hint = suggestion(for: inverse.value, among: candidates.map(\.name.value))
             diagnostics.error(
                 "inverse '\(inverse.value)' is not a relationship of '\(target.name.value)'\(hint)",
@@ -447,27 +468,42 @@ struct GraphBuilder {
             return nil
         }
         guard match.target.value == owner.name.value else {
-            diagnostics.error(
-                "inverse '\(inverse.value)' belongs to '\(match.target.value)', not to '\(owner.name.value)'",
-                at: inverse.location)
+            let message = "inverse '\(inverse.value)' belongs to '\(match.target.value)', not to '\(owner.name.value)'"
+            if modelNames.contains(match.target.value) {
+                diagnostics.error(message, at: inverse.location)
+            } else {
+                diagnostics.error(
+                    message
+                        + " (follows from the unknown model '\(match.target.value)' at line \(match.target.location.line))",
+                    at: inverse.location, causedBy: match.target.location)
+            }
             return nil
         }
         return inverse.value
     }
 
     /// The join model's foreign keys (owner side, target side) of a manyToMany.
+    ///
+    /// When the join model has a belongsTo to an unknown model, a missing link is reported as that
+    /// error's consequence, after it.
     private mutating func joinColumns(
-        join: ModelSpec, owner: String, target: String, at location: SourceLocation
+        join: ModelSpec, owner: String, target: String, at location: SourceLocation, modelNames: [String]
     ) -> (String, String)? {
         let belongsTo = join.relationships.filter { $0.kind == .belongsTo }
         let toOwner = belongsTo.first { $0.target.value == owner }
         let toTarget = belongsTo.first { $0.target.value == target && $0.name.value != toOwner?.name.value }
         guard let toOwner, let toTarget else {
             let missing = [toOwner == nil ? owner : nil, toTarget == nil ? target : nil].compactMap { $0 }
-            diagnostics.error(
+            let message =
                 "join model '\(join.name.value)' needs a belongsTo to "
-                    + missing.map { "'\($0)'" }.joined(separator: " and ")
-                    + " to link '\(owner)' and '\(target)'", at: location)
+                + missing.map { "'\($0)'" }.joined(separator: " and ") + " to link '\(owner)' and '\(target)'"
+            if let unknown = belongsTo.first(where: { !modelNames.contains($0.target.value) })?.target {
+                diagnostics.error(
+                    message + " (follows from the unknown model '\(unknown.value)' at line \(unknown.location.line))",
+                    at: location, causedBy: unknown.location)
+            } else {
+                diagnostics.error(message, at: location)
+            }
             return nil
         }
         return (toOwner.name.value + "Id", toTarget.name.value + "Id")
