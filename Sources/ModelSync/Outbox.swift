@@ -124,7 +124,8 @@ public struct Outbox: Sendable {
         try await store.read { db in try Self.counts(db) }
     }
 
-    /// The entry counts per state, now and after every change.
+    /// The entry counts per state, now and after every change. A slow consumer skips intermediate
+    /// counts and gets the latest.
     public func observeCounts() -> AsyncThrowingStream<[OutboxEntryState: Int], any Error> {
         observationStream(ValueObservation.tracking { db in try Self.counts(db) }.removeDuplicates(), in: store)
     }
@@ -360,10 +361,14 @@ public struct Outbox: Sendable {
 }
 
 /// Runs a GRDB value observation as an `AsyncThrowingStream`, stopped when the stream ends.
+///
+/// The stream buffers one value, the newest (`.bufferingNewest(1)`): a consumer slower than the
+/// store's writes skips intermediate states and gets the latest, as a UI wants, and memory stays
+/// bounded however fast the store changes.
 func observationStream<Reducer: ValueReducer>(
     _ observation: ValueObservation<Reducer>, in store: SyncStore
 ) -> AsyncThrowingStream<Reducer.Value, any Error> where Reducer.Value: Sendable {
-    AsyncThrowingStream { continuation in
+    AsyncThrowingStream(bufferingPolicy: .bufferingNewest(1)) { continuation in
         let cancellable = observation.start(
             in: store.database, scheduling: .async(onQueue: DispatchQueue(label: "ModelSync.observation")),
             onError: { continuation.finish(throwing: $0) },

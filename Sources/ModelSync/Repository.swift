@@ -118,18 +118,21 @@ public struct Repository<Model: SyncModel>: Sendable {
 
     // MARK: Observing
 
-    /// Every record, now and after every committed change to the table.
+    /// Every record, now and after every committed change to the table. A slow consumer skips
+    /// intermediate states and gets the latest (for a UI, see ``live()``).
     public func observeAll() -> AsyncThrowingStream<[Model], any Error> {
         observationStream(ValueObservation.tracking { db in try Model.fetchAll(db) }.removeDuplicates(), in: store)
     }
 
-    /// The records a request selects, now and after every committed change that affects them.
+    /// The records a request selects, now and after every committed change that affects them. A
+    /// slow consumer skips intermediate states and gets the latest.
     public func observe(_ request: QueryInterfaceRequest<Model>) -> AsyncThrowingStream<[Model], any Error> {
         observationStream(ValueObservation.tracking { db in try request.fetchAll(db) }.removeDuplicates(), in: store)
     }
 
     /// One record, now and after every change; it follows the record when its temporary ID is
-    /// replaced, and yields `nil` once it is deleted.
+    /// replaced, and yields `nil` once it is deleted. A slow consumer skips intermediate states and
+    /// gets the latest.
     public func observe(_ id: Model.ID) -> AsyncThrowingStream<Model?, any Error> {
         observationStream(ValueObservation.tracking { db in try Self.find(db, id: id) }.removeDuplicates(), in: store)
     }
@@ -182,7 +185,8 @@ public struct Repository<Model: SyncModel>: Sendable {
         }
     }
 
-    /// The record's sync status, now and after every change to the outbox.
+    /// The record's sync status, now and after every change to the outbox. A slow consumer skips
+    /// intermediate states and gets the latest (for a UI, see ``liveSyncStatus(of:)``).
     public func observeSyncStatus(of id: Model.ID) -> AsyncThrowingStream<SyncStatus, any Error> {
         let table = self.table
         return observationStream(
