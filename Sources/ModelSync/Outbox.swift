@@ -153,7 +153,9 @@ public struct Outbox: Sendable {
     /// idempotency key and attempt count. A claim ends when its outcome is recorded, or with
     /// ``releaseClaims(_:retryAt:)``.
     ///
-    /// - Parameter now: The time backoffs are compared with (leases always use the clock).
+    /// - Parameters:
+    ///   - limit: The most entries to claim.
+    ///   - now: The time backoffs are compared with (leases always use the clock).
     @_spi(OutboxInternals)
     public func claimReadyEntries(limit: Int, now: Date = Date()) async throws -> [OutboxEntry] {
         let store = self.store

@@ -78,6 +78,7 @@ public protocol SyncRemote: Sendable {
     ///   - fields: The record, in local form. ``RecordMetadata/version``, when present, is the server
     ///     version the change is based on: a server that keeps versions refuses the update when its
     ///     copy is newer, by throwing ``RemoteError/conflict(message:serverCopy:)``.
+    ///   - model: The record's model.
     ///   - idempotencyKey: Stable across retries of the same update: a server that honours it answers
     ///     a repeated (or late) copy of the update with the first answer and changes nothing.
     /// - Returns: The server's copy after the update (with its new version), when it answers one.
