@@ -8,8 +8,6 @@ public enum ModelSyncError: Error, Sendable, Equatable, CustomStringConvertible 
     case incompatibleSchema(table: String, reason: String)
     /// A temporary ID was already replaced by a different server ID.
     case conflictingIDReplacement(table: String, temporaryID: String, existingID: String, newID: String)
-    /// A server ID is already used by another record of the same table.
-    case idAlreadyInUse(table: String, id: String)
     /// The server answered a create with an ID that a different local record already holds (a record
     /// pulled earlier, or a server whose IDs were reset). The two records are never merged.
     case serverIDHeldByAnotherRecord(table: String, temporaryID: String, serverID: String)
@@ -41,8 +39,6 @@ public enum ModelSyncError: Error, Sendable, Equatable, CustomStringConvertible 
         case .conflictingIDReplacement(let table, let temporaryID, let existingID, let newID):
             return "temporary ID '\(temporaryID)' of '\(table)' was already replaced by '\(existingID)'; "
                 + "refusing to replace it again by '\(newID)'"
-        case .idAlreadyInUse(let table, let id):
-            return "ID '\(id)' is already used by another record of '\(table)'"
         case .serverIDHeldByAnotherRecord(let table, let temporaryID, let serverID):
             return "the server answered the create of '\(table)' record '\(temporaryID)' with ID '\(serverID)', "
                 + "which the local record '\(serverID)' already has, with other values: the two are kept apart; "

@@ -200,7 +200,7 @@ public final class SyncTransaction {
     /// Replacing again with the same server ID does nothing (so a retry after a restart is safe).
     ///
     /// - Returns: `true` when the ID was replaced now, `false` when it had been already.
-    /// - Throws: ``ModelSyncError/idAlreadyInUse(table:id:)`` when another local record already has
+    /// - Throws: ``ModelSyncError/serverIDHeldByAnotherRecord(table:temporaryID:serverID:)`` when another local record already has
     ///   `serverID`: two different records are never merged.
     @discardableResult
     public func replaceTemporaryID<Model: SyncModel>(
@@ -242,7 +242,9 @@ public final class SyncTransaction {
         let mergingServerCopy = try recordExists(table: table, id: serverID)
         if mergingServerCopy {
             if try isReplacementTarget(table: table, id: serverID) {
-                throw ModelSyncError.idAlreadyInUse(table: table, id: serverID)
+                // It replaced the temporary ID of another record of this store: never the same record.
+                throw ModelSyncError.serverIDHeldByAnotherRecord(
+                    table: table, temporaryID: temporaryID, serverID: serverID)
             }
             let isServerCopy: Bool
             switch evidence {

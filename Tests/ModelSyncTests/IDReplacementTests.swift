@@ -112,7 +112,9 @@ struct IDReplacementTests {
         let error = await #expect(throws: ModelSyncError.self) {
             try await store.threads.replaceTemporaryID(second.thread.id, with: "5")
         }
-        #expect(error == .idAlreadyInUse(table: "thread", id: "5"))
+        #expect(
+            error
+                == .serverIDHeldByAnotherRecord(table: "thread", temporaryID: second.thread.id.rawValue, serverID: "5"))
         #expect(try await store.threads.find(second.thread.id)?.id == second.thread.id)
         #expect(try await store.messages.find(second.messages[0].id)?.threadId == second.thread.id)
     }
