@@ -85,7 +85,8 @@ struct StoreFileTests {
         let store = try SyncStore(
             .file(url), models: GeneratedModels.all, configuration: .init(busyTimeout: 0.1))
         #expect(store.configuration.busyTimeout == 0.1)
-        let lock = try await WriteLockHolder.hold(url, for: 2)
+        // Held until released below: however slow the machine, the save meets the lock.
+        let lock = try await WriteLockHolder.hold(url, for: 60)
         let started = ContinuousClock.now
         await #expect {
             try await store.users.save(User(name: "Ada", email: "ada@example.com"))
@@ -93,6 +94,7 @@ struct StoreFileTests {
             "\(error)".contains("database is locked")
         }
         let gaveUp = ContinuousClock.now
+        lock.release()
         try await lock.finish()
         // It waited its busy timeout, and gave up while the other connection still held the lock.
         #expect(gaveUp - started >= .milliseconds(80), "waited \(gaveUp - started)")
@@ -388,12 +390,14 @@ extension StoreFileTests {
 final class WriteLockHolder: Sendable {
     private let done = Mutex<Result<Void, any Error>?>(nil)
     private let released = Mutex<ContinuousClock.Instant?>(nil)
+    private let releaseNow = DispatchSemaphore(value: 0)
 
     /// When the other connection started to give the lock back (just before its `COMMIT`).
     var releasedAt: ContinuousClock.Instant? { released.withLock { $0 } }
 
     /// Takes the write lock (`BEGIN IMMEDIATE`) of the database at `url` on a new connection and
-    /// holds it for `duration` seconds on a thread of its own; returns once the lock is held.
+    /// holds it for `duration` seconds, or until ``release()``, on a thread of its own; returns once
+    /// the lock is held.
     static func hold(_ url: URL, for duration: TimeInterval) async throws -> WriteLockHolder {
         let holder = WriteLockHolder()
         let held = Mutex(false)
@@ -403,7 +407,7 @@ final class WriteLockHolder: Sendable {
                 try connection.writeWithoutTransaction { db in
                     try db.execute(sql: "BEGIN IMMEDIATE")
                     held.withLock { $0 = true }
-                    Thread.sleep(forTimeInterval: duration)
+                    _ = holder.releaseNow.wait(timeout: .now() + duration)
                     holder.released.withLock { $0 = ContinuousClock.now }
                     try db.execute(sql: "COMMIT")
                 }
@@ -415,6 +419,11 @@ final class WriteLockHolder: Sendable {
         try #require(try await eventually { held.withLock { $0 } }, "the other connection never took the lock")
         if let result = holder.done.withLock({ $0 }) { try result.get() }
         return holder
+    }
+
+    /// Gives the lock back now.
+    func release() {
+        releaseNow.signal()
     }
 
     /// Waits for the other connection to commit and close, and rethrows what it threw.

@@ -93,7 +93,8 @@ struct RecordIntegrityTests {
             store: store,
             remote: RESTRemote(
                 configuration: .init(baseURL: baseURL, creationKeyKey: nil), models: GeneratedModels.all),
-            configuration: .init(retry: RetryPolicy(initialDelay: 0.05, maximumDelay: 0.2, jitter: 0)))
+            // The failed create is retried 2 s later: not within the first push, even on a loaded machine.
+            configuration: .init(retry: RetryPolicy(initialDelay: 2, maximumDelay: 2, jitter: 0)))
         let user = try await store.users.save(User(name: "Ada", email: "ada@example.com"))
         try await engine.push()
         let thread = try await store.threads.save(
@@ -123,7 +124,8 @@ struct RecordIntegrityTests {
             store: store,
             remote: RESTRemote(
                 configuration: .init(baseURL: baseURL, creationKeyKey: nil), models: GeneratedModels.all),
-            configuration: .init(retry: RetryPolicy(initialDelay: 0.05, maximumDelay: 0.2, jitter: 0)))
+            // The failed create is retried 2 s later: not within the first push, even on a loaded machine.
+            configuration: .init(retry: RetryPolicy(initialDelay: 2, maximumDelay: 2, jitter: 0)))
         let user = try await store.users.save(User(name: "Ada", email: "ada@example.com"))
         try await engine.push()
         let thread = try await store.threads.save(
@@ -382,7 +384,8 @@ struct RecordIntegrityTests {
 
     @Test("an update answered 404 for a record deleted here since is dropped, and the delete goes through")
     func updateOfRecordDeletedOnBothSides() async throws {
-        let harness = try await SyncHarness.start(retry: RetryPolicy(initialDelay: 0.3, maximumDelay: 0.3, jitter: 0))
+        // The failed update is retried 2 s later: not within the first push, even on a loaded machine.
+        let harness = try await SyncHarness.start(retry: RetryPolicy(initialDelay: 2, maximumDelay: 2, jitter: 0))
         defer { Task { await harness.server.stop() } }
         let chat = try await makeChat(in: harness.store, messageCount: 0)
         try await harness.engine.push()
