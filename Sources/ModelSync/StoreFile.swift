@@ -45,7 +45,24 @@ enum StoreFile {
     /// A read-only WAL database needs its `-wal` and `-shm` files, or the right to create them; in a
     /// read-only folder without them (SQLite removes both when the last connection closes), the file
     /// is opened as immutable: read as it is, with no locking (nothing this process can do changes it).
-    static func open(path: String, configuration: GRDB.Configuration) throws -> any DatabaseWriter {
+    ///
+    /// Switching a new file to WAL can meet another process (or store) doing the same: SQLite then
+    /// answers "database is locked" at once, without its busy handler, to avoid a deadlock. Opening
+    /// tries again, with a short random pause, until `busyTimeout` has passed.
+    static func open(path: String, configuration: GRDB.Configuration, busyTimeout: TimeInterval) throws
+        -> any DatabaseWriter
+    {
+        let deadline = Date().addingTimeInterval(busyTimeout)
+        while true {
+            do {
+                return try openOnce(path: path, configuration: configuration)
+            } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY && Date() < deadline {
+                Thread.sleep(forTimeInterval: Double.random(in: 0.005...0.05))
+            }
+        }
+    }
+
+    private static func openOnce(path: String, configuration: GRDB.Configuration) throws -> any DatabaseWriter {
         do {
             let pool = try DatabasePool(path: path, configuration: configuration)
             if configuration.readonly {

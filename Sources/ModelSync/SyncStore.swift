@@ -120,7 +120,7 @@ public final class SyncStore: Sendable {
                     db.add(transactionObserver: StoreFile.MovedFileGuard(db, path: path), extent: .databaseLifetime)
                 }
             }
-            database = try StoreFile.open(path: path, configuration: grdb)
+            database = try StoreFile.open(path: path, configuration: grdb, busyTimeout: configuration.busyTimeout)
         case .inMemory:
             if configuration.readOnly {
                 throw ModelSyncError.readOnlyStore(
