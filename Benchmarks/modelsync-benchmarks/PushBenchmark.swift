@@ -79,24 +79,45 @@ func runPushBenchmark() async throws {
         })
 }
 
-/// The cost of observers during a push: the same push with an `observeAll()` of the pushed table
-/// running (it re-reads all 5,000 rows after every committed change) against the push alone. Push
-/// answers are recorded in batches, so observers see one change per batch, not one per record.
+/// The cost of observers during a push: 5,000 queued messages of one thread (server IDs: every
+/// answer replaces a temporary ID, so every recorded answer changes the observed table) pushed while
+/// an `observeAll()` of the messages runs (it re-reads every message after each committed change),
+/// against the same push with no observer.
 func runObservedPushBenchmark() async throws {
-    func push(_ fixture: PushFixture) async throws {
+    struct Fixture {
+        var server: ReferenceServer
+        var baseURL: URL
+        var store: SyncStore
+    }
+    func makeFixture() async throws -> Fixture {
+        let server = ReferenceServer(models: GeneratedModels.all)
+        let baseURL = try await server.start()
+        let store = try SyncStore(.inMemory, models: GeneratedModels.all)
+        let user = try await store.users.save(User(name: "Ada", email: "ada@example.com"))
+        try await store.threads.save(ChatModels.Thread(createdAt: Date(), tags: [], ownerId: user.id))
+        try await makeEngine(store, baseURL).push()
+        guard let threadID = try await store.threads.all().first?.id, !threadID.isTemporary else {
+            preconditionFailure("the thread did not reach the server")
+        }
+        try await store.messages.save((0..<pushCount).map { Message(role: .user, body: "m\($0)", threadId: threadID) })
+        return Fixture(server: server, baseURL: baseURL, store: store)
+    }
+    func makeEngine(_ store: SyncStore, _ baseURL: URL) -> SyncEngine {
         let remote = RESTRemote(
-            configuration: .init(baseURL: fixture.baseURL), models: GeneratedModels.all, session: makeSession())
-        let engine = SyncEngine(
-            store: fixture.store, remote: remote, configuration: .init(maximumConcurrentRequests: pushConcurrency))
-        let report = try await engine.push()
+            configuration: .init(baseURL: baseURL), models: GeneratedModels.all, session: makeSession())
+        return SyncEngine(
+            store: store, remote: remote, configuration: .init(maximumConcurrentRequests: pushConcurrency))
+    }
+    func push(_ fixture: Fixture) async throws {
+        let report = try await makeEngine(fixture.store, fixture.baseURL).push()
         precondition(report.sent == pushCount, "pushed \(report.sent) of \(pushCount)")
         await fixture.server.stop()
     }
     try await compare(
-        "push5000-observed-vs-unobserved", setUp: { try await PushFixture.make() },
+        "push5000-observed-vs-unobserved", setUp: makeFixture,
         ours: { fixture in
             let observation = Task {
-                for try await _ in fixture.store.artifacts.observeAll() {}
+                for try await _ in fixture.store.messages.observeAll() {}
             }
             defer { observation.cancel() }
             try await push(fixture)
