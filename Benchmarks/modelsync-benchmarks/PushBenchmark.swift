@@ -96,7 +96,8 @@ func runObservedPushBenchmark() async throws {
         let user = try await store.users.save(User(name: "Ada", email: "ada@example.com"))
         try await store.threads.save(ChatModels.Thread(createdAt: Date(), tags: [], ownerId: user.id))
         try await makeEngine(store, baseURL).push()
-        guard let threadID = try await store.threads.all().first?.id, !threadID.isTemporary else {
+        let threads = try await store.threads.all()
+        guard let threadID = threads.first?.id, !threadID.isTemporary else {
             preconditionFailure("the thread did not reach the server")
         }
         try await store.messages.save((0..<pushCount).map { Message(role: .user, body: "m\($0)", threadId: threadID) })
