@@ -83,20 +83,28 @@ struct RecordIntegrityTests {
         #expect(try await harness.store.outbox.entries().isEmpty)
     }
 
-    @Test("without a key echo, a pulled copy equal to what the create sent is merged into the record")
-    func lostAnswerThenPullWithoutKeyEcho() async throws {
+    /// A client that does not read the server's key echo (as with a server that sends none), whose
+    /// failed creates are retried 2 s later (not within the first push, even on a loaded machine),
+    /// and a synced user.
+    private static func harnessWithoutKeyEcho() async throws -> (SyncHarness, User) {
         let server = ReferenceServer(models: GeneratedModels.all)
         let baseURL = try await server.start()
-        defer { Task { await server.stop() } }
         let store = try SyncStore(.inMemory, models: GeneratedModels.all)
         let engine = SyncEngine(
             store: store,
             remote: RESTRemote(
                 configuration: .init(baseURL: baseURL, creationKeyKey: nil), models: GeneratedModels.all),
-            // The failed create is retried 2 s later: not within the first push, even on a loaded machine.
             configuration: .init(retry: RetryPolicy(initialDelay: 2, maximumDelay: 2, jitter: 0)))
         let user = try await store.users.save(User(name: "Ada", email: "ada@example.com"))
         try await engine.push()
+        return (SyncHarness(server: server, baseURL: baseURL, store: store, engine: engine), user)
+    }
+
+    @Test("without a key echo, a pulled copy equal to what the create sent is merged into the record")
+    func lostAnswerThenPullWithoutKeyEcho() async throws {
+        let (harness, user) = try await Self.harnessWithoutKeyEcho()
+        let (server, store, engine) = (harness.server, harness.store, harness.engine)
+        defer { Task { await server.stop() } }
         let thread = try await store.threads.save(
             ChatThread(
                 title: "Mine", createdAt: Date(timeIntervalSinceReferenceDate: 800_000_000.25), tags: ["a"],
@@ -116,18 +124,9 @@ struct RecordIntegrityTests {
 
     @Test("without a key echo, a pulled copy that differs from what was sent stays apart and the create fails")
     func differentPulledCopyIsNotMerged() async throws {
-        let server = ReferenceServer(models: GeneratedModels.all)
-        let baseURL = try await server.start()
+        let (harness, user) = try await Self.harnessWithoutKeyEcho()
+        let (server, store, engine) = (harness.server, harness.store, harness.engine)
         defer { Task { await server.stop() } }
-        let store = try SyncStore(.inMemory, models: GeneratedModels.all)
-        let engine = SyncEngine(
-            store: store,
-            remote: RESTRemote(
-                configuration: .init(baseURL: baseURL, creationKeyKey: nil), models: GeneratedModels.all),
-            // The failed create is retried 2 s later: not within the first push, even on a loaded machine.
-            configuration: .init(retry: RetryPolicy(initialDelay: 2, maximumDelay: 2, jitter: 0)))
-        let user = try await store.users.save(User(name: "Ada", email: "ada@example.com"))
-        try await engine.push()
         let thread = try await store.threads.save(
             ChatThread(
                 title: "Mine", createdAt: Date(timeIntervalSinceReferenceDate: 800_000_000), tags: [], ownerId: user.id)
