@@ -23,7 +23,7 @@ import Testing
 @Suite("Documentation")
 struct DocumentationSnippetsTests {
     @Test("every Swift block of the README and the DocC articles compiles, and the package they describe syncs")
-    func documentationCompilesAndThePackageItDescribesSyncs() throws {
+    func documentationCompilesAndThePackageItDescribesSyncs() async throws {
         let snippets = try DocumentationPackage.documents().flatMap { try Snippet.extract(from: $0) }
         let folder = packageRoot.appendingPathComponent(".build-docs")
         let package = try DocumentationPackage(snippets: snippets)
@@ -32,7 +32,7 @@ struct DocumentationSnippetsTests {
         print("documentation: \(snippets.count) blocks (\(package.summary)) into \(folder.path)/package")
 
         let started = ContinuousClock.now
-        let (status, output) = try GeneratedCodeCompilesTests.run([
+        let (status, output) = try await GeneratedCodeCompilesTests.run([
             "swift", "test", "--package-path", folder.appendingPathComponent("package").path,
             "--scratch-path", folder.appendingPathComponent("scratch").path,
         ])

@@ -57,7 +57,7 @@ struct GeneratedCodeCompilesTests {
         """
 
     @Test("accepted random specs and keyword specs compile; keyword models round-trip through SyncStore")
-    func acceptedSpecsCompile() throws {
+    func acceptedSpecsCompile() async throws {
         let wanted = integer(fromEnvironment: "MODELSYNC_COMPILE_SPECS", default: 20)
         let seed = seed(fromEnvironment: "MODELSYNC_COMPILE_SEED")
         print("compile: seed \(seed), \(wanted) accepted random specs (replay with MODELSYNC_COMPILE_SEED=\(seed))")
@@ -115,7 +115,7 @@ struct GeneratedCodeCompilesTests {
             """
         try manifest.write(to: package.appendingPathComponent("Package.swift"), atomically: true, encoding: .utf8)
 
-        let (status, output) = try Self.run(
+        let (status, output) = try await Self.run(
             [
                 "swift", "run", "--package-path", package.path, "--scratch-path",
                 packageRoot.appendingPathComponent(".build-fuzz/scratch").path, "RoundTrip",
@@ -126,16 +126,8 @@ struct GeneratedCodeCompilesTests {
         print("compile: \(modules.count - 1) accepted random specs (of \(attempts) tried) and the keyword spec built")
     }
 
-    static func run(_ arguments: [String]) throws -> (Int32, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    /// Runs a command without blocking a thread of the test pool (see `runProcess`).
+    static func run(_ arguments: [String]) async throws -> (Int32, String) {
+        try await runProcess(arguments)
     }
 }

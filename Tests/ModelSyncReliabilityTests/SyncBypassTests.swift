@@ -40,9 +40,9 @@ struct SyncBypassTests {
     ]
 
     @Test("app code compiles with the public API, and every way around the outbox does not")
-    func bypassingSyncDoesNotCompile() throws {
+    func bypassingSyncDoesNotCompile() async throws {
         let build = try BuildProducts.locate()
-        let allowed = try build.typecheck(Self.allowed)
+        let allowed = try await build.typecheck(Self.allowed)
         #expect(allowed.status == 0, "allowed code failed to compile:\n\(allowed.output)")
         for forbidden in Self.forbidden {
             let source = """
@@ -54,7 +54,7 @@ struct SyncBypassTests {
                     \(forbidden.code)
                 }
                 """
-            let result = try build.typecheck(source)
+            let result = try await build.typecheck(source)
             #expect(result.status != 0, "\(forbidden.name) compiled: \(forbidden.code)")
             #expect(result.output.contains(forbidden.error), "\(forbidden.name):\n\(result.output)")
         }
@@ -89,23 +89,14 @@ struct BuildProducts {
     }
 
     /// Typechecks `source` as a file of its own against the built modules.
-    func typecheck(_ source: String) throws -> (status: Int32, output: String) {
+    func typecheck(_ source: String) async throws -> (status: Int32, output: String) {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent(
             "modelsync-bypass-\(UUID().uuidString).swift")
         try source.write(to: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: file) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [
+        return try await runProcess([
             "swiftc", "-typecheck", "-swift-version", "6", file.path, "-I", modules.path,
             "-Xcc", "-fmodule-map-file=\(grdbModuleMap.path)",
-        ]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, output)
+        ])
     }
 }

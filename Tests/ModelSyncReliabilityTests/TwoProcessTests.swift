@@ -157,7 +157,7 @@ struct TwoProcessTests {
 
         // The holder exits without recording anything: its claims are orphaned and taken back.
         try input.fileHandleForWriting.close()
-        holder.waitUntilExit()
+        await waitForExit(holder)
         #expect(holder.terminationStatus == 0)
         let reclaimed = try await store.outbox.claimReadyEntries(limit: 10)
         #expect(reclaimed.map(\.idempotencyKey).sorted() == keys.sorted())
@@ -196,7 +196,7 @@ struct TwoProcessTests {
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("probe-\(UUID().uuidString).out")
         defer { try? FileManager.default.removeItem(at: output) }
         let probe = try launch(child, ["read-only-probe", database.path], output: output)
-        probe.waitUntilExit()
+        await waitForExit(probe)
         let text = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
         #expect(probe.terminationStatus == 0, "\(text)")
         let report = try #require(

@@ -53,3 +53,47 @@ public func eventually(timeout: Duration = .seconds(5), _ condition: () async th
     }
     return try await condition()
 }
+
+/// Runs `/usr/bin/env arguments…` to its end and returns its status and its output (standard output
+/// and error together), waiting on a thread of its own: tests run on Swift's cooperative thread
+/// pool (one thread per core), and a test that blocked one of them for a build would stall every
+/// other test, deadline timers included.
+public func runProcess(_ arguments: [String], in directory: URL? = nil) async throws -> (status: Int32, output: String)
+{
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread {
+            do {
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+                process.arguments = arguments
+                if let directory { process.currentDirectoryURL = directory }
+                let pipe = Pipe()
+                process.standardOutput = pipe
+                process.standardError = pipe
+                try process.run()
+                let data = pipe.fileHandleForReading.readDataToEndOfFile()
+                process.waitUntilExit()
+                continuation.resume(returning: (process.terminationStatus, String(decoding: data, as: UTF8.self)))
+            } catch {
+                continuation.resume(throwing: error)
+            }
+        }
+    }
+}
+
+/// Waits for `process` to end on a thread of its own (see ``runProcess(_:in:)``).
+public func waitForExit(_ process: Process) async {
+    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+        let box = UncheckedSendableBox(process)
+        Thread.detachNewThread {
+            box.value.waitUntilExit()
+            continuation.resume()
+        }
+    }
+}
+
+/// Carries a value that is used from one thread at a time across a `@Sendable` boundary.
+public final class UncheckedSendableBox<Value>: @unchecked Sendable {
+    public let value: Value
+    public init(_ value: Value) { self.value = value }
+}
