@@ -151,7 +151,7 @@ public struct Outbox: Sendable {
     /// another, never claim an entry in flight. Entries whose claim is stale (its store was
     /// released, its process ended, or its lease expired) are taken back first, with their
     /// idempotency key and attempt count. A claim ends when its outcome is recorded, or with
-    /// ``releaseClaims(_:retryAt:)``.
+    /// `releaseClaims(_:retryAt:)`.
     ///
     /// - Parameters:
     ///   - limit: The most entries to claim.

@@ -24,7 +24,7 @@ public enum StoreLocation: Sendable, Hashable {
 /// Several stores may share one database file, in one process or in several (an app and its
 /// extension): writers wait for each other up to ``Configuration/busyTimeout``, and an outbox entry
 /// claimed by one store's engine is never sent by another while its claim holds (see
-/// ``Outbox/claimReadyEntries(limit:now:)``). A write into a file that was deleted or moved while
+/// `Outbox.claimReadyEntries(limit:now:)`). A write into a file that was deleted or moved while
 /// the store was open throws ``ModelSyncError/databaseFileMoved(path:)`` instead of committing into
 /// the void; a file the process may not write opens read-only (``isReadOnly``).
 public final class SyncStore: Sendable {
