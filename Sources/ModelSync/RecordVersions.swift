@@ -12,6 +12,18 @@ enum RecordVersions {
             arguments: [recordTable, recordID])
     }
 
+    /// `fields` with the record's known server version (``RecordMetadata/version``) added, so that an
+    /// update is sent based on it (`If-Match`); unchanged when no version is known.
+    static func basing(_ fields: RecordFields, table recordTable: String, recordID: String, in store: SyncStore)
+        async throws -> RecordFields
+    {
+        guard let version = try await store.read({ db in try Self.version(db, table: recordTable, recordID: recordID) })
+        else { return fields }
+        var based = fields
+        based[RecordMetadata.version] = .string(version)
+        return based
+    }
+
     /// Remembers the version of `fields` (``RecordMetadata/version``), if the server sent one.
     static func record(_ db: Database, table recordTable: String, fields: RecordFields) throws {
         guard let version = fields[RecordMetadata.version]?.idString, let id = fields["id"]?.idString else { return }

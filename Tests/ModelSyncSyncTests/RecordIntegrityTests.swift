@@ -199,13 +199,7 @@ struct RecordIntegrityTests {
     func danglingReferenceIsKeptAside() async throws {
         let harness = try await SyncHarness.start()
         defer { Task { await harness.server.stop() } }
-        let user = try await harness.server.insert(
-            ["id": .string("usr_1"), "name": .string("Ada"), "email": .string("a@example.com")], into: User.self)
-        let thread = try await harness.server.insert(
-            [
-                "title": .string("t"), "created_at": .string(RESTRemote.iso8601(Date())), "tags": .array([]),
-                "owner_id": user["id"]!,
-            ], into: ChatThread.self)
+        let (user, thread) = try await harness.seedServerThread()
         try await harness.server.insert(
             ["role": .string("user"), "body": .string("fine"), "thread_id": thread["id"]!], into: Message.self)
         let orphan = try await harness.server.insert(

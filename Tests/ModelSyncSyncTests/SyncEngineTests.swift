@@ -271,13 +271,7 @@ struct SyncEngineTests {
     func pullAcrossPages() async throws {
         let harness = try await SyncHarness.start()
         defer { Task { await harness.server.stop() } }
-        let user = try await harness.server.insert(
-            ["id": .string("usr_1"), "name": .string("Ada"), "email": .string("a@example.com")], into: User.self)
-        let thread = try await harness.server.insert(
-            [
-                "title": .string("t"), "created_at": .string(RESTRemote.iso8601(Date())), "tags": .array([]),
-                "owner_id": user["id"]!,
-            ], into: ChatThread.self)
+        let (_, thread) = try await harness.seedServerThread()
         var messages: [[String: JSONValue]] = []
         for index in 0..<150 {  // the server lists 100 per page, oldest change first
             var fields: [String: JSONValue] = [

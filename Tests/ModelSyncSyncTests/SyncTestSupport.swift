@@ -42,6 +42,19 @@ struct SyncHarness {
                 maximumRetryWait: 30))
     }
 
+    /// Stores a user and a thread of hers on the server, as another client would have; returns them
+    /// in wire form.
+    func seedServerThread() async throws -> (user: [String: JSONValue], thread: [String: JSONValue]) {
+        let user = try await server.insert(
+            ["id": .string("usr_1"), "name": .string("Ada"), "email": .string("a@example.com")], into: User.self)
+        let thread = try await server.insert(
+            [
+                "title": .string("t"), "created_at": .string(RESTRemote.iso8601(Date())), "tags": .array([]),
+                "owner_id": user["id"]!,
+            ], into: ChatThread.self)
+        return (user, thread)
+    }
+
     /// Server records of a model keyed by their ID (as a string).
     func serverRecords(_ model: any SyncModel.Type) async -> [String: [String: JSONValue]] {
         var byID: [String: [String: JSONValue]] = [:]

@@ -283,11 +283,8 @@ public actor SyncEngine {
                 let created = try await remote.create(fields, of: schema, idempotencyKey: entry.idempotencyKey)
                 return .succeeded(entry, serverCopy: created)
             case .update:
-                var fields = try payloadFields(entry)
-                let version = try await store.read { db in
-                    try RecordVersions.version(db, table: entry.tableName, recordID: entry.recordID)
-                }
-                if let version { fields[RecordMetadata.version] = .string(version) }
+                let fields = try await RecordVersions.basing(
+                    try payloadFields(entry), table: entry.tableName, recordID: entry.recordID, in: store)
                 let updated = try await remote.update(fields, of: schema, idempotencyKey: entry.idempotencyKey)
                 return .succeeded(entry, serverCopy: updated)
             case .delete:
@@ -416,11 +413,8 @@ public actor SyncEngine {
         do {
             var stored = fields
             if exists {
-                var based = fields
-                let version = try await store.read { db in
-                    try RecordVersions.version(db, table: table, recordID: record.id.rawValue)
-                }
-                if let version { based[RecordMetadata.version] = .string(version) }
+                let based = try await RecordVersions.basing(
+                    fields, table: table, recordID: record.id.rawValue, in: store)
                 let answer = try await remote.update(based, of: schema, idempotencyKey: idempotencyKey)
                 if let version = answer?[RecordMetadata.version] { stored[RecordMetadata.version] = version }
             } else {
