@@ -98,7 +98,9 @@ package.targets += [
     .target(
         name: "ModelSyncTemplates",
         path: "Templates",
-        resources: [.copy("file.mustache"), .copy("model.mustache"), .copy("registry.mustache")]
+        resources: [
+            .copy("file.mustache"), .copy("model.mustache"), .copy("registry.mustache"), .copy("sync-members.mustache"),
+        ]
     ),
     .target(
         name: "ModelSyncGenerator",

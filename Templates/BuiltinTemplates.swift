@@ -7,7 +7,7 @@ import Foundation
 /// may override any of them by name.
 public enum BuiltinTemplates {
     /// The names of the built-in templates, without the `.mustache` extension.
-    public static let names = ["file", "model", "registry"]
+    public static let names = ["file", "model", "registry", "sync-members"]
 
     /// The text of each built-in template, keyed by name.
     public static func load() throws -> [String: String] {

@@ -105,17 +105,18 @@ public enum ModelSyncGenerator {
         let renderers = try graph.files.map {
             try TemplateRenderer(overrides: $0.templatesDirectory, diagnostics: &collector)
         }
-        let modelCode = renderModels(graph, renderers: renderers)
+        let modelCode = try renderModels(graph, renderers: renderers)
         var files: [GeneratedFile] = []
         for (index, file) in graph.files.enumerated() {
             let context = RenderContext.file(file, code: file.modelIndexes.map { modelCode[$0] })
-            files.append(GeneratedFile(name: file.outputName, contents: renderers[index].render("file", context)))
+            files.append(GeneratedFile(name: file.outputName, contents: try renderers[index].render("file", context)))
         }
         let registryTemplates = graph.files.lazy.compactMap(\.templatesDirectory).first
         let registryRenderer = try TemplateRenderer(overrides: registryTemplates, diagnostics: &collector)
         files.append(
             GeneratedFile(
-                name: registryFileName, contents: registryRenderer.render("registry", RenderContext.registry(graph))))
+                name: registryFileName, contents: try registryRenderer.render("registry", RenderContext.registry(graph))
+            ))
         if collector.hasErrors { throw GenerationFailed(diagnostics: collector.sorted) }
         return GenerationResult(files: files, warnings: collector.sorted)
     }
@@ -159,18 +160,24 @@ public enum ModelSyncGenerator {
         return result.sorted()
     }
 
-    /// The `model` template's output for every model, without its final newline.
-    private static func renderModels(_ graph: ModelGraph, renderers: [TemplateRenderer]) -> [String] {
+    /// The code of every model, without its final newline: the `model` template's output (the struct,
+    /// its relationships, its store accessor), then the `sync-members` template's (the members the
+    /// runtime relies on, which user templates cannot replace).
+    private static func renderModels(_ graph: ModelGraph, renderers: [TemplateRenderer]) throws -> [String] {
         let code = RenderedModels(count: graph.models.count)
         DispatchQueue.concurrentPerform(iterations: graph.models.count) { index in
             let model = graph.models[index]
             let file = graph.files[model.fileIndex]
-            var text = renderers[model.fileIndex].render(
-                "model", RenderContext.model(model, access: file.access, graph: graph))
-            if text.hasSuffix("\n") { text.removeLast() }
-            code.set(index, text)
+            let context = RenderContext.model(model, access: file.access, graph: graph)
+            code.set(
+                index,
+                Result {
+                    let renderer = renderers[model.fileIndex]
+                    let parts = [try renderer.render("model", context), try renderer.render("sync-members", context)]
+                    return parts.map { $0.trimmingCharacters(in: .newlines) }.joined(separator: "\n\n")
+                })
         }
-        return code.values
+        return try code.values.map { try $0.get() }
     }
 
     /// Parses and translates the specs; `files` receives the parsed files (readable ones only).
@@ -194,16 +201,16 @@ public enum ModelSyncGenerator {
 
 /// The rendered code of each model, filled in from several threads.
 private final class RenderedModels: @unchecked Sendable {
-    private var storage: [String]
+    private var storage: [Result<String, any Error>]
     private let lock = NSLock()
 
     init(count: Int) {
-        storage = Array(repeating: "", count: count)
+        storage = Array(repeating: .success(""), count: count)
     }
 
-    func set(_ index: Int, _ text: String) {
+    func set(_ index: Int, _ text: Result<String, any Error>) {
         lock.withLock { storage[index] = text }
     }
 
-    var values: [String] { lock.withLock { storage } }
+    var values: [Result<String, any Error>] { lock.withLock { storage } }
 }

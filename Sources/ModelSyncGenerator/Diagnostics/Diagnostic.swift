@@ -147,12 +147,14 @@ private func sharedCharacters(_ lhs: String, _ rhs: String) -> Int {
     return shared
 }
 
-/// The Levenshtein distance between two strings.
+/// The edit distance between two strings: insertions, deletions, substitutions and swaps of two
+/// neighbouring characters count one each (`nmae` is one edit from `name`, as typed).
 func editDistance(_ lhs: String, _ rhs: String) -> Int {
     let left = Array(lhs.unicodeScalars)
     let right = Array(rhs.unicodeScalars)
     if left.isEmpty { return right.count }
     if right.isEmpty { return left.count }
+    var beforePrevious = [Int](repeating: 0, count: right.count + 1)
     var previous = Array(0...right.count)
     var current = [Int](repeating: 0, count: right.count + 1)
     for i in 1...left.count {
@@ -160,8 +162,11 @@ func editDistance(_ lhs: String, _ rhs: String) -> Int {
         for j in 1...right.count {
             let cost = left[i - 1] == right[j - 1] ? 0 : 1
             current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if i > 1, j > 1, left[i - 1] == right[j - 2], left[i - 2] == right[j - 1] {
+                current[j] = min(current[j], beforePrevious[j - 2] + 1)
+            }
         }
-        swap(&previous, &current)
+        (beforePrevious, previous, current) = (previous, current, beforePrevious)
     }
     return previous[right.count]
 }

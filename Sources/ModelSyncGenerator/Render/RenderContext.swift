@@ -1,5 +1,3 @@
-import Mustache
-
 /// Stage 3a: turns the model graph into the values templates lay out. Every decision (escaping,
 /// type spelling, punctuation, flags) is made here; templates only place these strings.
 enum RenderContext {
@@ -9,132 +7,118 @@ enum RenderContext {
     }
 
     /// The context of one generated `<Name>.modelsync.swift` file: its header, and the code of each
-    /// of its models (the `model` template's output).
-    static func file(_ file: GraphFile, code: [String]) -> [String: Any] {
-        [
-            "header": header(for: [file.fileName]),
-            "models": code.map { Values(["code": $0]) },
-        ]
+    /// of its models.
+    static func file(_ file: GraphFile, code: [String]) -> FileContext {
+        FileContext(header: header(for: [file.fileName]), models: code.map { FileContext.RenderedModel(code: $0) })
     }
 
     /// The context of `ModelSyncRegistry.swift`.
-    static func registry(_ graph: ModelGraph) -> [String: Any] {
+    static func registry(_ graph: ModelGraph) -> RegistryContext {
         let access = graph.files.map(\.access).max() ?? .internal
-        return [
-            "header": header(for: graph.files.map(\.fileName).sorted()),
-            "access": access.prefix,
-            "models": graph.dependencyOrder.map { Values(["name": graph.models[$0].name]) },
-        ]
+        return RegistryContext(
+            header: header(for: graph.files.map(\.fileName).sorted()), access: access.prefix,
+            models: graph.dependencyOrder.map { RegistryContext.Model(name: graph.models[$0].name) })
     }
 
-    static func model(_ model: GraphModel, access: AccessModifier, graph: ModelGraph) -> [String: Any] {
+    static func model(_ model: GraphModel, access: AccessModifier, graph: ModelGraph) -> ModelContext {
+        typealias Context = ModelContext
         let name = model.name
-        let enums: [[String: Any]] = model.fields.compactMap { field in
+        let prefix = access.prefix
+        let enums = model.fields.compactMap { field -> Context.EnumType? in
             guard let enumeration = field.enumeration else { return nil }
-            return [
-                "access": access.prefix,
-                "typeName": enumeration.typeName,
-                "cases": enumeration.cases.map { Values(["name": Naming.escaped($0)]) },
-            ]
+            return Context.EnumType(
+                access: prefix, typeName: enumeration.typeName,
+                cases: enumeration.cases.map { Context.EnumType.Case(name: Naming.escaped($0)) })
         }
-        var parameters: [[String: Any]] = [["name": "id", "type": "ID", "defaultClause": " = \(name).newID()"]]
-        var properties: [[String: Any]] = [["name": "id", "type": "ID"]]
-        var columns: [[String: Any]] = [["name": "id", "column": "id"]]
+        var parameters = [
+            Context.InitParameter(name: "id", type: "ID", defaultClause: " = \(name).newID()", comma: ",")
+        ]
+        var properties = [Context.Property(access: prefix, name: "id", type: "ID")]
+        var columns = [Context.Column(access: prefix, name: "id", column: "id")]
+        // Reading a row and writing stored values, column by column (no Codable on the hot path).
+        var rowDecoders = [Context.RowDecoder(name: "id", expression: #"try row.decode(forColumn: "id")"#)]
+        var storedValues = [Context.StoredValue(expression: "id")]
         for field in model.fields {
             let type = field.swiftType + (field.isOptional ? "?" : "")
             let escapedName = Naming.escaped(field.name)
-            properties.append(["name": escapedName, "type": type])
-            parameters.append([
-                "name": escapedName, "type": type,
-                "defaultClause": field.defaultLiteral.map { " = \($0)" } ?? "",
-            ])
-            columns.append(["name": escapedName, "column": field.name])
-        }
-        for index in parameters.indices { parameters[index]["comma"] = index == parameters.count - 1 ? "" : "," }
-        // Values every item needs are set on the item, so that lookups do not walk up the stack.
-        for index in properties.indices { properties[index]["access"] = access.prefix }
-        for index in columns.indices { columns[index]["access"] = access.prefix }
-        // Reading a row and writing stored values, column by column (no Codable on the hot path).
-        var rowDecoders: [[String: Any]] = [["name": "id", "expression": #"try row.decode(forColumn: "id")"#]]
-        var storedValues: [[String: Any]] = [["expression": "id"]]
-        for field in model.fields {
+            properties.append(Context.Property(access: prefix, name: escapedName, type: type))
+            parameters.append(
+                Context.InitParameter(
+                    name: escapedName, type: type, defaultClause: field.defaultLiteral.map { " = \($0)" } ?? "",
+                    comma: ","))
+            columns.append(Context.Column(access: prefix, name: escapedName, column: field.name))
             let coding = storedCoding(field, model: name)
-            rowDecoders.append(["name": Naming.escaped(field.name), "expression": coding.decode])
-            storedValues.append(["expression": coding.value])
+            rowDecoders.append(Context.RowDecoder(name: escapedName, expression: coding.decode))
+            storedValues.append(Context.StoredValue(expression: coding.value))
         }
-        let fieldSchemas: [[String: Any]] = model.fields.map { field in
-            [
-                "name": field.name, "columnType": field.columnType, "isOptional": "\(field.isOptional)",
-                "isUnique": "\(field.isUnique)",
-            ]
+        parameters[parameters.count - 1].comma = ""
+        let fieldSchemas = model.fields.map { field in
+            Context.FieldSchema(
+                name: field.name, columnType: field.columnType, isOptional: "\(field.isOptional)",
+                isUnique: "\(field.isUnique)")
         }
-        let foreignKeys: [[String: Any]] = model.foreignKeys.map { foreignKey in
-            [
-                "column": foreignKey.column, "table": foreignKey.targetTable,
-                "isOptional": "\(foreignKey.isOptional)", "onDelete": foreignKey.onDelete.rawValue,
-                "optional": foreignKey.isOptional, "targetName": foreignKey.targetModel,
-            ]
+        let foreignKeys = model.foreignKeys.map { foreignKey in
+            Context.ForeignKey(
+                column: foreignKey.column, table: foreignKey.targetTable, isOptional: "\(foreignKey.isOptional)",
+                onDelete: foreignKey.onDelete.rawValue, optional: foreignKey.isOptional,
+                targetName: foreignKey.targetModel)
         }
-        let referencedBy: [[String: Any]] = model.referencedBy.map { reference in
-            ["table": reference.table, "column": reference.column, "onDelete": reference.onDelete.rawValue]
+        let referencedBy = model.referencedBy.map { reference in
+            Context.Reference(table: reference.table, column: reference.column, onDelete: reference.onDelete.rawValue)
         }
-        let phrase = Naming.phrase(name)
-        var resolvers: [[String: Any]] = []
-        for (index, resolver) in model.resolvers.enumerated() {
-            var values: [String: Any] = ["isFirst": index == 0, "funcName": Naming.escaped(resolver.name)]
+        let resolvers = model.resolvers.enumerated().map { index, resolver in
+            let target = graph.models[resolver.target]
             // A resolver is no more visible than the model it returns (files may differ in access).
-            let targetAccess = graph.files[graph.models[resolver.target].fileIndex].access
-            values["access"] = min(access, targetAccess).prefix
+            let targetAccess = graph.files[target.fileIndex].access
+            var values = Context.Resolver(
+                isFirst: index == 0, funcName: Naming.escaped(resolver.name), access: min(access, targetAccess).prefix,
+                targetName: target.name, targetAccessor: Naming.escaped(target.accessor))
             switch resolver {
-            case .belongsTo(let relationship, let target, let column, let isOptional):
-                values["isBelongsTo"] = true
-                values["relationship"] = relationship
-                values["column"] = column
-                values["isOptional"] = isOptional
-                values.merge(targetValues(graph.models[target])) { $1 }
-            case .hasMany(_, let target, let inverse, let column), .hasOne(_, let target, let inverse, let column):
-                if case .hasMany = resolver { values["isHasMany"] = true } else { values["isHasOne"] = true }
-                values["inverse"] = inverse
-                values["column"] = column
-                values.merge(targetValues(graph.models[target])) { $1 }
-            case .manyToMany(_, let target, let through, let from, let to):
-                values["isManyToMany"] = true
-                values["through"] = through
-                values["from"] = from
-                values["to"] = to
-                values.merge(targetValues(graph.models[target])) { $1 }
+            case .belongsTo(let relationship, _, let column, let isOptional):
+                values.isBelongsTo = true
+                values.relationship = relationship
+                values.column = column
+                values.isOptional = isOptional
+            case .hasMany(_, _, let inverse, let column), .hasOne(_, _, let inverse, let column):
+                if case .hasMany = resolver { values.isHasMany = true } else { values.isHasOne = true }
+                values.inverse = inverse
+                values.column = column
+            case .manyToMany(_, _, let through, let from, let to):
+                values.isManyToMany = true
+                values.through = through
+                values.from = from
+                values.to = to
             }
-            resolvers.append(values)
+            return values
         }
-        return [
-            "name": name,
-            "access": access.prefix,
+        return ModelContext(
+            name: name,
+            access: prefix,
             // The hooks only the runtime calls (databaseValues, withID, replacingReferences) are
             // SPI of ModelSync: a public witness must be SPI too, so apps do not see it.
-            "hookAccess": access == .public ? "@_spi(Generated) public " : access.prefix,
-            "phrase": phrase,
-            "tableName": model.tableName,
-            "accessor": Naming.escaped(model.accessor),
-            "idGeneration": model.idGeneration.rawValue,
-            "idFormat": model.idFormat.rawValue,
-            "idPrefix": Naming.stringLiteral(model.idPrefix),
-            "remotePath": Naming.stringLiteral(model.remotePath),
-            "remoteIDType": model.remoteIDType.rawValue,
-            "fieldNaming": model.fieldNaming.runtimeCase,
-            "enums": enums.map(Values.init),
-            "properties": properties.map(Values.init),
-            "initParameters": parameters.map(Values.init),
-            "columns": columns.map(Values.init),
-            "columnsExample": model.fields.first.map { Naming.escaped($0.name) } ?? "id",
-            "rowDecoders": rowDecoders.map(Values.init),
-            "storedValues": storedValues.map(Values.init),
-            "fieldSchemas": fieldSchemas.map(Values.init),
-            "foreignKeys": foreignKeys.map(Values.init),
-            "referencedBy": referencedBy.map(Values.init),
-            "copyKeyword": model.foreignKeys.isEmpty ? "let" : "var",
-            "hasResolvers": !resolvers.isEmpty,
-            "resolvers": resolvers.map(Values.init),
-        ]
+            hookAccess: access == .public ? "@_spi(Generated) public " : prefix,
+            phrase: Naming.phrase(name),
+            tableName: model.tableName,
+            accessor: Naming.escaped(model.accessor),
+            idGeneration: model.idGeneration.rawValue,
+            idFormat: model.idFormat.rawValue,
+            idPrefix: Naming.stringLiteral(model.idPrefix),
+            remotePath: Naming.stringLiteral(model.remotePath),
+            remoteIDType: model.remoteIDType.rawValue,
+            fieldNaming: model.fieldNaming.runtimeCase,
+            enums: enums,
+            properties: properties,
+            initParameters: parameters,
+            columns: columns,
+            columnsExample: model.fields.first.map { Naming.escaped($0.name) } ?? "id",
+            rowDecoders: rowDecoders,
+            storedValues: storedValues,
+            fieldSchemas: fieldSchemas,
+            foreignKeys: foreignKeys,
+            referencedBy: referencedBy,
+            copyKeyword: model.foreignKeys.isEmpty ? "let" : "var",
+            hasResolvers: !resolvers.isEmpty,
+            resolvers: resolvers)
     }
 
     /// How a field is read from a row and written as a stored value. Strings, Doubles, dates,
@@ -191,20 +175,4 @@ enum RenderContext {
         }
         return (decode, value)
     }
-
-    private static func targetValues(_ target: GraphModel) -> [String: Any] {
-        ["targetName": target.name, "targetAccessor": Naming.escaped(target.accessor)]
-    }
-}
-
-/// The values of one context object. A class conforming to `MustacheParent` is looked up faster by
-/// the template engine than a dictionary (whose conformance is conditional).
-final class Values: MustacheParent {
-    let values: [String: Any]
-
-    init(_ values: [String: Any]) {
-        self.values = values
-    }
-
-    func child(named name: String) -> Any? { values[name] }
 }

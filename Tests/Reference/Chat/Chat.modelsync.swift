@@ -35,6 +35,11 @@ public struct User: SyncModel {
     }
 }
 
+extension SyncStore {
+    /// The repository of `User` records.
+    public var users: Repository<User> { repository(for: User.self) }
+}
+
 extension User {
     public static let databaseTableName = "user"
 
@@ -85,11 +90,6 @@ extension User {
     }
 }
 
-extension SyncStore {
-    /// The repository of `User` records.
-    public var users: Repository<User> { repository(for: User.self) }
-}
-
 // MARK: - Thread
 
 public struct Thread: SyncModel {
@@ -123,6 +123,34 @@ public struct Thread: SyncModel {
         public static let tags = Column("tags")
         public static let ownerId = Column("ownerId")
     }
+}
+
+extension Thread {
+    /// The `User` this thread belongs to (`owner`).
+    public func owner(in store: SyncStore) async throws -> User? {
+        try await store.users.find(ownerId)
+    }
+
+    /// The `Message` records whose `thread` is this thread.
+    public func messages(in store: SyncStore) async throws -> [Message] {
+        try await store.messages.fetchAll(whereForeignKey: "threadId", references: id)
+    }
+
+    /// The `Artifact` records linked to this thread through `ThreadArtifact`.
+    public func artifacts(in store: SyncStore) async throws -> [Artifact] {
+        try await store.artifacts.fetchAll(
+            through: ThreadArtifact.self, from: "threadId", to: "artifactId", references: id)
+    }
+
+    /// The `Draft` whose `thread` is this thread, if any.
+    public func draft(in store: SyncStore) async throws -> Draft? {
+        try await store.drafts.fetchOne(whereForeignKey: "threadId", references: id)
+    }
+}
+
+extension SyncStore {
+    /// The repository of `Thread` records.
+    public var threads: Repository<Thread> { repository(for: Thread.self) }
 }
 
 extension Thread {
@@ -184,34 +212,6 @@ extension Thread {
     }
 }
 
-extension Thread {
-    /// The `User` this thread belongs to (`owner`).
-    public func owner(in store: SyncStore) async throws -> User? {
-        try await store.users.find(ownerId)
-    }
-
-    /// The `Message` records whose `thread` is this thread.
-    public func messages(in store: SyncStore) async throws -> [Message] {
-        try await store.messages.fetchAll(whereForeignKey: "threadId", references: id)
-    }
-
-    /// The `Artifact` records linked to this thread through `ThreadArtifact`.
-    public func artifacts(in store: SyncStore) async throws -> [Artifact] {
-        try await store.artifacts.fetchAll(
-            through: ThreadArtifact.self, from: "threadId", to: "artifactId", references: id)
-    }
-
-    /// The `Draft` whose `thread` is this thread, if any.
-    public func draft(in store: SyncStore) async throws -> Draft? {
-        try await store.drafts.fetchOne(whereForeignKey: "threadId", references: id)
-    }
-}
-
-extension SyncStore {
-    /// The repository of `Thread` records.
-    public var threads: Repository<Thread> { repository(for: Thread.self) }
-}
-
 // MARK: - Message
 
 public struct Message: SyncModel {
@@ -253,6 +253,24 @@ public struct Message: SyncModel {
         public static let threadId = Column("threadId")
         public static let replyToId = Column("replyToId")
     }
+}
+
+extension Message {
+    /// The `Thread` this message belongs to (`thread`).
+    public func thread(in store: SyncStore) async throws -> Thread? {
+        try await store.threads.find(threadId)
+    }
+
+    /// The `Message` this message belongs to (`replyTo`).
+    public func replyTo(in store: SyncStore) async throws -> Message? {
+        guard let replyToId else { return nil }
+        return try await store.messages.find(replyToId)
+    }
+}
+
+extension SyncStore {
+    /// The repository of `Message` records.
+    public var messages: Repository<Message> { repository(for: Message.self) }
 }
 
 extension Message {
@@ -316,24 +334,6 @@ extension Message {
     }
 }
 
-extension Message {
-    /// The `Thread` this message belongs to (`thread`).
-    public func thread(in store: SyncStore) async throws -> Thread? {
-        try await store.threads.find(threadId)
-    }
-
-    /// The `Message` this message belongs to (`replyTo`).
-    public func replyTo(in store: SyncStore) async throws -> Message? {
-        guard let replyToId else { return nil }
-        return try await store.messages.find(replyToId)
-    }
-}
-
-extension SyncStore {
-    /// The repository of `Message` records.
-    public var messages: Repository<Message> { repository(for: Message.self) }
-}
-
 // MARK: - Artifact
 
 public struct Artifact: SyncModel {
@@ -359,6 +359,19 @@ public struct Artifact: SyncModel {
         public static let title = Column("title")
         public static let kind = Column("kind")
     }
+}
+
+extension Artifact {
+    /// The `Thread` records linked to this artifact through `ThreadArtifact`.
+    public func threads(in store: SyncStore) async throws -> [Thread] {
+        try await store.threads.fetchAll(
+            through: ThreadArtifact.self, from: "artifactId", to: "threadId", references: id)
+    }
+}
+
+extension SyncStore {
+    /// The repository of `Artifact` records.
+    public var artifacts: Repository<Artifact> { repository(for: Artifact.self) }
 }
 
 extension Artifact {
@@ -408,19 +421,6 @@ extension Artifact {
     }
 }
 
-extension Artifact {
-    /// The `Thread` records linked to this artifact through `ThreadArtifact`.
-    public func threads(in store: SyncStore) async throws -> [Thread] {
-        try await store.threads.fetchAll(
-            through: ThreadArtifact.self, from: "artifactId", to: "threadId", references: id)
-    }
-}
-
-extension SyncStore {
-    /// The repository of `Artifact` records.
-    public var artifacts: Repository<Artifact> { repository(for: Artifact.self) }
-}
-
 // MARK: - ThreadArtifact
 
 public struct ThreadArtifact: SyncModel {
@@ -457,6 +457,23 @@ public struct ThreadArtifact: SyncModel {
         public static let threadId = Column("threadId")
         public static let artifactId = Column("artifactId")
     }
+}
+
+extension ThreadArtifact {
+    /// The `Thread` this thread artifact belongs to (`thread`).
+    public func thread(in store: SyncStore) async throws -> Thread? {
+        try await store.threads.find(threadId)
+    }
+
+    /// The `Artifact` this thread artifact belongs to (`artifact`).
+    public func artifact(in store: SyncStore) async throws -> Artifact? {
+        try await store.artifacts.find(artifactId)
+    }
+}
+
+extension SyncStore {
+    /// The repository of `ThreadArtifact` records.
+    public var threadArtifacts: Repository<ThreadArtifact> { repository(for: ThreadArtifact.self) }
 }
 
 extension ThreadArtifact {
@@ -516,23 +533,6 @@ extension ThreadArtifact {
     }
 }
 
-extension ThreadArtifact {
-    /// The `Thread` this thread artifact belongs to (`thread`).
-    public func thread(in store: SyncStore) async throws -> Thread? {
-        try await store.threads.find(threadId)
-    }
-
-    /// The `Artifact` this thread artifact belongs to (`artifact`).
-    public func artifact(in store: SyncStore) async throws -> Artifact? {
-        try await store.artifacts.find(artifactId)
-    }
-}
-
-extension SyncStore {
-    /// The repository of `ThreadArtifact` records.
-    public var threadArtifacts: Repository<ThreadArtifact> { repository(for: ThreadArtifact.self) }
-}
-
 // MARK: - Draft
 
 public struct Draft: SyncModel {
@@ -562,6 +562,18 @@ public struct Draft: SyncModel {
         public static let updatedAt = Column("updatedAt")
         public static let threadId = Column("threadId")
     }
+}
+
+extension Draft {
+    /// The `Thread` this draft belongs to (`thread`).
+    public func thread(in store: SyncStore) async throws -> Thread? {
+        try await store.threads.find(threadId)
+    }
+}
+
+extension SyncStore {
+    /// The repository of `Draft` records.
+    public var drafts: Repository<Draft> { repository(for: Draft.self) }
 }
 
 extension Draft {
@@ -615,16 +627,4 @@ extension Draft {
         }
         return copy
     }
-}
-
-extension Draft {
-    /// The `Thread` this draft belongs to (`thread`).
-    public func thread(in store: SyncStore) async throws -> Thread? {
-        try await store.threads.find(threadId)
-    }
-}
-
-extension SyncStore {
-    /// The repository of `Draft` records.
-    public var drafts: Repository<Draft> { repository(for: Draft.self) }
 }
