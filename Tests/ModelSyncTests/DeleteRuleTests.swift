@@ -115,4 +115,20 @@ struct DeleteRuleTests {
         let store = try makeStore()
         #expect(try await store.users.delete("usr_nope") == false)
     }
+
+    @Test("delete rules live in the store alone: a raw delete of a parent fails at commit instead of cascading unseen")
+    func rawDeleteDoesNotCascade() async throws {
+        let store = try makeStore()
+        let fixture = try await ChatFixture.make(in: store, messageCount: 2)
+        let queuedBefore = try await outboxSummary(store)
+        await #expect(throws: DatabaseError.self) {
+            try await store.writeBypassingSync { db in
+                try db.execute(sql: "DELETE FROM thread WHERE id = ?", arguments: [fixture.thread.id.rawValue])
+            }
+        }
+        // Nothing was deleted behind the outbox's back: the thread, its messages and the queue stand.
+        #expect(try await store.threads.count() == 1)
+        #expect(try await store.messages.count() == 2)
+        #expect(try await outboxSummary(store) == queuedBefore)
+    }
 }

@@ -167,10 +167,12 @@ enum SchemaBuilder {
                 let column = table.column(field.name, Database.ColumnType(rawValue: field.type.sqlType))
                 if !field.isOptional { column.notNull() }
                 if field.isUnique { column.unique() }
+                // Delete rules live in one place, `SyncTransaction.deleteRecord`, which also queues what
+                // the server needs and reports each change. SQLite's foreign key only checks, at commit
+                // (deferred, so an ID replacement can rewrite parent and children in one transaction): a
+                // delete that skipped the rules fails instead of cascading unseen.
                 if let foreignKey = foreignKeysByColumn[field.name] {
-                    column.references(
-                        foreignKey.table, column: "id", onDelete: foreignKeyAction(foreignKey.onDelete),
-                        deferred: true)
+                    column.references(foreignKey.table, column: "id", deferred: true)
                 }
             }
         }
@@ -197,14 +199,6 @@ enum SchemaBuilder {
             try db.alter(table: schema.tableName) { table in
                 table.add(column: field.name, Database.ColumnType(rawValue: field.type.sqlType))
             }
-        }
-    }
-
-    private static func foreignKeyAction(_ rule: DeleteRule) -> Database.ForeignKeyAction {
-        switch rule {
-        case .cascade: return .cascade
-        case .nullify: return .setNull
-        case .restrict: return .restrict
         }
     }
 }
