@@ -196,7 +196,7 @@ package.targets += [
     .testTarget(
         name: "ModelSyncConformanceTests",
         dependencies: [
-            "ModelSyncConformance", "ModelSyncGenerator", "ModelSyncReferenceServer", "ModelSync",
+            "ModelSyncConformance", "ModelSyncGenerator", "ModelSyncReferenceServer", "ModelSync", "ChatModels",
             "ModelSyncTestSupport",
         ],
         exclude: ["Fixtures"]

@@ -598,7 +598,7 @@ actor ConformanceRunner {
 
     private func checkTenantIsolation(_ model: SpecModel) async throws -> ConformanceResult {
         let other = kit.secondTenantToken
-        let (id, body) = try await createRecord(model, token: kit.token)
+        let (id, _) = try await createRecord(model, token: kit.token)
         let path = itemPath(model, id: id)
         let missingPath = itemPath(model, id: missingID(model))
         var leaks: [String] = []
@@ -609,30 +609,9 @@ actor ConformanceRunner {
 
         let read = try await http.send("GET", path, token: other)
         let readMissing = try await http.send("GET", missingPath, token: other)
-        if read.isSuccess { leaks.append("tenant B read tenant A's \(model.tableName) \(id) (GET \(read.summary))") }
+        if read.isSuccess { leaks.append("tenant B read tenant A's \(model.tableName) \(id) (GET answered \(read.status))") }
         if read.status != readMissing.status {
             differences.append("GET answers \(read.status) for A's record but \(readMissing.status) for a missing one")
-        }
-        var update = try await sampleBody(model, token: other).body
-        update["id"] = wireID(model, id)
-        let write = try await http.send(
-            "PUT", path, json: .object(update), token: other, headers: ["Idempotency-Key": newKey()])
-        if write.isSuccess { leaks.append("tenant B updated tenant A's \(model.tableName) \(id) (PUT \(write.status))") }
-        let remove = try await http.send("DELETE", path, token: other)
-        let removeMissing = try await http.send("DELETE", missingPath, token: other)
-        if remove.status != removeMissing.status {
-            differences.append(
-                "DELETE answers \(remove.status) for A's record but \(removeMissing.status) for a missing one")
-        }
-        let still = try await http.send("GET", path, token: kit.token)
-        if !still.isSuccess {
-            leaks.append("tenant B's DELETE removed tenant A's \(model.tableName) \(id) (A now gets \(still.status))")
-            markDeleted(model, id)
-        } else if let object = still.object {
-            let changed = body.filter { key, value in key != "id" && object[key] != nil && object[key] != value }
-            if !changed.isEmpty, write.isSuccess {
-                leaks.append("tenant A's record now holds tenant B's values for \(changed.keys.sorted().joined(separator: ", "))")
-            }
         }
         let listing = try await pageToEnd(model, from: nil, token: other)
         if !listing.entries(for: id).isEmpty {
@@ -655,6 +634,31 @@ actor ConformanceRunner {
                             + "\(model.tableName) \(id)")
                 }
             }
+        }
+        // Writes last: a leaking server may change or delete the record.
+        let before = try await http.send("GET", path, token: kit.token).object
+        var update = try await sampleBody(model, token: other).body
+        update["id"] = wireID(model, id)
+        let write = try await http.send(
+            "PUT", path, json: .object(update), token: other, headers: ["Idempotency-Key": newKey()])
+        if write.isSuccess {
+            leaks.append("tenant B updated tenant A's \(model.tableName) \(id) (PUT answered \(write.status))")
+        }
+        let remove = try await http.send("DELETE", path, token: other)
+        let removeMissing = try await http.send("DELETE", missingPath, token: other)
+        if remove.status != removeMissing.status {
+            differences.append(
+                "DELETE answers \(remove.status) for A's record but \(removeMissing.status) for a missing one")
+        }
+        let still = try await http.send("GET", path, token: kit.token)
+        if !still.isSuccess {
+            leaks.append("tenant B's DELETE removed tenant A's \(model.tableName) \(id) (A now gets \(still.status))")
+            markDeleted(model, id)
+        } else if !write.isSuccess, let before, let after = still.object, before != after {
+            let changed = Set(before.keys).union(after.keys).filter { before[$0] != after[$0] }.sorted()
+            leaks.append(
+                "tenant B's refused PUT still changed tenant A's \(model.tableName) \(id) "
+                    + "(\(changed.joined(separator: ", ")))")
         }
         if !leaks.isEmpty {
             return ConformanceResult(

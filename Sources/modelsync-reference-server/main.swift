@@ -71,9 +71,9 @@ if specPaths.isEmpty {
         fail("cannot read \(specPaths.joined(separator: ", ")): \(error.localizedDescription)")
     }
     do {
-        let (models, warnings) = try ModelSyncGenerator.models(sources)
-        for warning in warnings { FileHandle.standardError.write(Data((warning.description + "\n").utf8)) }
-        schemas = models.map(ModelSchema.init(spec:))
+        // Warnings are about generated Swift code (names that shadow Foundation types), not about
+        // serving the models: `modelsync validate` shows them.
+        schemas = try ModelSyncGenerator.models(sources).models.map(ModelSchema.init(spec:))
     } catch let failure as GenerationFailed {
         FileHandle.standardError.write(Data((failure.description + "\n").utf8))
         exit(1)
