@@ -210,7 +210,7 @@ actor ConformanceRunner {
 
     private func checkIdempotentCreate(_ model: SpecModel) async throws -> ConformanceResult {
         let key = newKey()
-        let (body, clientID) = try await sampleBody(model, token: kit.token)
+        let (body, _) = try await sampleBody(model, token: kit.token)
         let path = collectionPath(model)
         let first = try await http.send("POST", path, json: .object(body), token: kit.token, headers: ["Idempotency-Key": key])
         guard first.isSuccess, let firstID = first.object?["id"]?.idText else { throw refusedSample(model, first) }
@@ -243,8 +243,7 @@ actor ConformanceRunner {
                 fix: fix)
         }
         // The same key with another body: a client bug (or two clients sharing keys) must not pass silently.
-        var other = try await sampleBody(model, token: kit.token).body
-        if clientID != nil { other["id"] = body["id"] }
+        let other = variation(of: body, model: model)
         if other == body {
             return ConformanceResult(
                 check: .idempotentCreate, model: model.name, outcome: .passed,
@@ -511,11 +510,8 @@ actor ConformanceRunner {
                     + "\(model.tableName) \(repeatedIDs.joined(separator: ", ")) again", fix: fix)
         }
         // A change after the cursor: an update of the first record and one more create.
-        var update = bodies[ids[0]]!
+        var update = variation(of: bodies[ids[0]]!, model: model)
         update["id"] = wireID(model, ids[0])
-        for field in model.fields where field.referencedModel == nil && field.type == "String" && !field.isArray {
-            update[field.wireKey] = .string("updated \(runTag) \(nextNumber())")
-        }
         let updated = try await http.send(
             "PUT", itemPath(model, id: ids[0]), json: .object(update), token: kit.token,
             headers: ["Idempotency-Key": newKey()])
@@ -716,6 +712,24 @@ actor ConformanceRunner {
             clientID = id
         }
         return (body, clientID)
+    }
+
+    /// `body` with every field that is not a foreign key changed (same ID, same parents).
+    private func variation(of body: [String: WireJSON], model: SpecModel) -> [String: WireJSON] {
+        var other = body
+        let number = nextNumber()
+        for field in model.fields where field.referencedModel == nil {
+            if let cases = field.enumCases, let current = body[field.wireKey]?.stringValue,
+                let index = cases.firstIndex(of: current)
+            {
+                other[field.wireKey] = .string(cases[(index + 1) % cases.count])
+            } else if case .bool(let flag)? = body[field.wireKey] {
+                other[field.wireKey] = .bool(!flag)
+            } else {
+                other[field.wireKey] = sampleValue(field, number: number)
+            }
+        }
+        return other
     }
 
     private func sampleValue(_ field: SpecModel.Field, number: Int) -> WireJSON {
