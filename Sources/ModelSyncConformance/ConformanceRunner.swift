@@ -134,7 +134,9 @@ actor ConformanceRunner {
         }
         if malformed.isSuccess {
             problems.append("POST \(collectionPath(model)) with a body that is not JSON answered \(malformed.summary)")
-            if let id = malformed.object?["id"]?.idText { created.append(CreatedRecord(model: model, id: id, token: kit.token)) }
+            if let id = malformed.object?["id"]?.idText {
+                created.append(CreatedRecord(model: model, id: id, token: kit.token))
+            }
         } else if !malformed.isJSONError {
             problems.append(
                 "POST \(collectionPath(model)) with a body that is not JSON answered \(malformed.summary)")
@@ -161,7 +163,8 @@ actor ConformanceRunner {
     private func checkIDType(_ model: SpecModel) async throws -> ConformanceResult {
         let (body, clientID) = try await sampleBody(model, token: kit.token)
         let answer = try await http.send(
-            "POST", collectionPath(model), json: .object(body), token: kit.token, headers: ["Idempotency-Key": newKey()])
+            "POST", collectionPath(model), json: .object(body), token: kit.token, headers: ["Idempotency-Key": newKey()]
+        )
         guard answer.isSuccess, let object = answer.object else {
             throw refusedSample(model, answer)
         }
@@ -180,7 +183,8 @@ actor ConformanceRunner {
         if !hasSpecType {
             problems.append(
                 "POST \(collectionPath(model)) answered the id \(idValue) (\(idValue.kind)); the spec says "
-                    + "idType: \(model.idType.rawValue), so it must be \(model.idType == .int ? "an integer" : "a string")")
+                    + "idType: \(model.idType.rawValue), so it must be \(model.idType == .int ? "an integer" : "a string")"
+            )
         }
         if let clientID, id != clientID {
             problems.append(
@@ -205,14 +209,16 @@ actor ConformanceRunner {
         let how = clientID != nil ? "kept the client's id" : "made the id"
         return ConformanceResult(
             check: .idType, model: model.name, outcome: .passed,
-            observed: "POST \(collectionPath(model)) \(how) \(idValue) (\(idValue.kind)); GET of it answered the record")
+            observed: "POST \(collectionPath(model)) \(how) \(idValue) (\(idValue.kind)); GET of it answered the record"
+        )
     }
 
     private func checkIdempotentCreate(_ model: SpecModel) async throws -> ConformanceResult {
         let key = newKey()
         let (body, _) = try await sampleBody(model, token: kit.token)
         let path = collectionPath(model)
-        let first = try await http.send("POST", path, json: .object(body), token: kit.token, headers: ["Idempotency-Key": key])
+        let first = try await http.send(
+            "POST", path, json: .object(body), token: kit.token, headers: ["Idempotency-Key": key])
         guard first.isSuccess, let firstID = first.object?["id"]?.idText else { throw refusedSample(model, first) }
         created.append(CreatedRecord(model: model, id: firstID, token: kit.token))
         let fix = "store the key with the first answer and return that answer for a repeat"
@@ -306,7 +312,9 @@ actor ConformanceRunner {
             "enforce the foreign key (in the database) and answer 422 with {\"error\": \"'\(foreignKey.wireKey)' "
             + "references a missing \(parent.tableName)\"}"
         if answer.isSuccess {
-            if let id = answer.object?["id"]?.idText { created.append(CreatedRecord(model: model, id: id, token: kit.token)) }
+            if let id = answer.object?["id"]?.idText {
+                created.append(CreatedRecord(model: model, id: id, token: kit.token))
+            }
             return ConformanceResult(
                 check: .foreignKey, model: model.name, outcome: .failed,
                 observed:
@@ -360,7 +368,9 @@ actor ConformanceRunner {
         let fix =
             "declare the column UNIQUE and answer a violation with 422 {\"error\": \"'\(field.wireKey)' must be unique\"}"
         if answer.isSuccess {
-            if let id = answer.object?["id"]?.idText { created.append(CreatedRecord(model: model, id: id, token: kit.token)) }
+            if let id = answer.object?["id"]?.idText {
+                created.append(CreatedRecord(model: model, id: id, token: kit.token))
+            }
             return ConformanceResult(
                 check: .unique, model: model.name, outcome: .failed,
                 observed: "\(sent) was stored too (\(answer.status)): two records share a unique value", fix: fix)
@@ -605,7 +615,9 @@ actor ConformanceRunner {
 
         let read = try await http.send("GET", path, token: other)
         let readMissing = try await http.send("GET", missingPath, token: other)
-        if read.isSuccess { leaks.append("tenant B read tenant A's \(model.tableName) \(id) (GET answered \(read.status))") }
+        if read.isSuccess {
+            leaks.append("tenant B read tenant A's \(model.tableName) \(id) (GET answered \(read.status))")
+        }
         if read.status != readMissing.status {
             differences.append("GET answers \(read.status) for A's record but \(readMissing.status) for a missing one")
         }
@@ -868,7 +880,8 @@ actor ConformanceRunner {
         guard let cursor else { return collectionPath(model) }
         var allowed = CharacterSet.alphanumerics
         allowed.insert(charactersIn: "-._~")
-        return collectionPath(model) + "?cursor=" + (cursor.addingPercentEncoding(withAllowedCharacters: allowed) ?? cursor)
+        return collectionPath(model) + "?cursor="
+            + (cursor.addingPercentEncoding(withAllowedCharacters: allowed) ?? cursor)
     }
 
     private func listedItems(_ answer: HTTPAnswer, model: SpecModel) throws -> [[String: WireJSON]] {

@@ -169,7 +169,8 @@ final class ConformanceHTTP: Sendable {
         _ method: String, _ target: String, json: WireJSON? = nil, rawBody: Data? = nil, token: String?,
         headers: [String: String] = [:]
     ) async throws -> HTTPAnswer {
-        let text = baseURL.absoluteString.hasSuffix("/") ? String(baseURL.absoluteString.dropLast()) : baseURL.absoluteString
+        let text =
+            baseURL.absoluteString.hasSuffix("/") ? String(baseURL.absoluteString.dropLast()) : baseURL.absoluteString
         guard let url = URL(string: text + target) else {
             throw TransportFailure(request: "\(method) \(target)", reason: "'\(text + target)' is not a valid URL")
         }

@@ -104,7 +104,8 @@ extension ModelSchema {
             },
             referencedBy: model.referencedBy.map {
                 ForeignKeyReference(
-                    table: $0.table, column: $0.column, onDelete: DeleteRule(rawValue: $0.onDelete.rawValue) ?? .restrict)
+                    table: $0.table, column: $0.column,
+                    onDelete: DeleteRule(rawValue: $0.onDelete.rawValue) ?? .restrict)
             },
             remote: RemoteSchema(
                 path: model.path, idType: model.idType == .int ? .int : .string,

@@ -53,7 +53,8 @@ func failures(_ report: ConformanceReport) -> String {
         defer { Task { await server.stop() } }
         let report = try await checkChat(at: url)
         #expect(!report.hasFailures, "\(failures(report))")
-        #expect(report.results.filter { $0.outcome == .warning || $0.outcome == .notSupported }.isEmpty, "\(report.text)")
+        #expect(
+            report.results.filter { $0.outcome == .warning || $0.outcome == .notSupported }.isEmpty, "\(report.text)")
         for check in ConformanceCheck.allCases where check != .tenantIsolation {
             #expect(report.results(of: check).contains { $0.outcome == .passed }, "\(check) never passed")
         }
@@ -71,7 +72,8 @@ func failures(_ report: ConformanceReport) -> String {
         let report = try await checkChat(at: url)
         #expect(report.failedChecks == [.idempotentCreate], "\(report.text)")
         let thread = try #require(report.results(of: .idempotentCreate).first { $0.model == "Thread" })
-        #expect(thread.observed.hasPrefix("POST /threads with the same Idempotency-Key twice created two records (ids "))
+        #expect(
+            thread.observed.hasPrefix("POST /threads with the same Idempotency-Key twice created two records (ids "))
         #expect(thread.fix == "store the key with the first answer and return that answer for a repeat")
         // A client-ID model: the repeat of the create collides with the record the first one made.
         let user = try #require(report.results(of: .idempotentCreate).first { $0.model == "User" })
@@ -226,8 +228,11 @@ func failures(_ report: ConformanceReport) -> String {
 
         let passing = try await runProcess(command)
         #expect(passing.status == 0, "\(passing.output)")
-        #expect(passing.output.hasPrefix("checking \(url.absoluteString) against the ModelSync sync protocol (version 1)\n"))
-        #expect(passing.output.contains("\nPASS idempotent-create Thread: the same key and body twice returned thread "))
+        #expect(
+            passing.output.hasPrefix("checking \(url.absoluteString) against the ModelSync sync protocol (version 1)\n")
+        )
+        #expect(
+            passing.output.contains("\nPASS idempotent-create Thread: the same key and body twice returned thread "))
         #expect(passing.output.contains("\nSKIP tenant-isolation: not run: give a second tenant's token"))
         #expect(passing.output.contains("\n42 passed, 0 failed, 0 warnings, 0 not supported, 8 skipped\n"))
         #expect(passing.output.hasSuffix("records the kit created; nothing left\n"))
@@ -250,7 +255,8 @@ func failures(_ report: ConformanceReport) -> String {
         let modelsync = buildProducts().appendingPathComponent("modelsync").path
         let result = try await runProcess([modelsync, "conformance", "--base-url", "localhost:8080", chatSpec.path])
         #expect(result.status != 0)
-        #expect(result.output.contains("--base-url 'localhost:8080' is not an http(s) URL such as http://127.0.0.1:8080"))
+        #expect(
+            result.output.contains("--base-url 'localhost:8080' is not an http(s) URL such as http://127.0.0.1:8080"))
     }
 
     @Test func theReferenceServerExecutableServesANotesSpecThatPassesEveryCheck() async throws {
@@ -273,7 +279,8 @@ func failures(_ report: ConformanceReport) -> String {
         let folder = try makeTemporaryDirectory("bad-spec")
         defer { try? FileManager.default.removeItem(at: folder) }
         let spec = folder.appendingPathComponent("Bad.modelsync.yaml")
-        try "version: 1\nmodels:\n  Note:\n    fields: { title: Strin }\n".write(to: spec, atomically: true, encoding: .utf8)
+        try "version: 1\nmodels:\n  Note:\n    fields: { title: Strin }\n".write(
+            to: spec, atomically: true, encoding: .utf8)
         let result = try await runProcess([executable, "--spec", spec.path])
         #expect(result.status == 1)
         #expect(result.output == "\(spec.path):4:22: error: unknown type 'Strin'; did you mean 'String'?\n")

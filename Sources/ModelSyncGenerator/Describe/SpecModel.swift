@@ -159,7 +159,8 @@ extension SpecModel {
             },
             referencedBy: model.referencedBy.map {
                 Reference(
-                    table: $0.table, column: $0.column, onDelete: DeleteRule(rawValue: $0.onDelete.rawValue) ?? .restrict)
+                    table: $0.table, column: $0.column,
+                    onDelete: DeleteRule(rawValue: $0.onDelete.rawValue) ?? .restrict)
             })
     }
 }
