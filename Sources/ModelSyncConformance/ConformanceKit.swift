@@ -96,8 +96,12 @@ public struct ConformanceReport: Sendable {
     /// answered 500 …`).
     public var leftOnServer: [String]
 
-    /// Whether any check failed: the server breaks the protocol somewhere.
-    public var hasFailures: Bool { results.contains { $0.outcome == .failed } }
+    /// Why no check ran, when the server did not answer the first request (refused connection,
+    /// timeout); `nil` when it answered.
+    public var connectionFailure: String?
+
+    /// Whether any check failed (the server breaks the protocol somewhere), or none could run.
+    public var hasFailures: Bool { connectionFailure != nil || results.contains { $0.outcome == .failed } }
 
     /// The checks with at least one failed result.
     public var failedChecks: Set<ConformanceCheck> { Set(results.filter { $0.outcome == .failed }.map(\.check)) }
@@ -109,6 +113,11 @@ public struct ConformanceReport: Sendable {
     /// `N/A`, `SKIP`), the fix under each failure and warning, a summary, and what was left.
     public var text: String {
         var lines: [String] = ["checking \(baseURL.absoluteString) against the ModelSync sync protocol (version 1)"]
+        if let connectionFailure {
+            lines.append("FAIL server: \(connectionFailure); no check ran")
+            lines.append("     fix: start the server, or pass the URL it listens on as --base-url")
+            return lines.joined(separator: "\n") + "\n"
+        }
         for result in results {
             let label: String
             switch result.outcome {

@@ -168,6 +168,42 @@ func failures(_ report: ConformanceReport) -> String {
     }
 }
 
+@Suite struct ConformanceCleanupTests {
+    @Test func recordsTheServerWillNotDeleteAreListedAsLeftBehind() async throws {
+        let (server, url) = try await startChatServer()
+        defer { Task { await server.stop() } }
+        let proxy = try ProtocolProxy { request, forward in
+            guard request.method == "DELETE" else { return forward(request, to: url) }
+            return ProxiedAnswer(
+                status: 405, contentType: "application/json", body: Data(#"{"error":"deletes are disabled"}"#.utf8))
+        }
+        defer { proxy.stop() }
+        let report = try await checkChat(at: proxy.baseURL)
+        #expect(report.failedChecks == [.deleteTombstone], "\(report.text)")
+        let stored = await server.records().values.reduce(0) { $0 + $1.count }
+        #expect(stored > 0)
+        #expect(report.leftOnServer.count == stored, "every record still on the server is named")
+        #expect(report.text.contains("; left \(stored) on the server:\n  "))
+        #expect(
+            report.leftOnServer.contains {
+                $0.hasPrefix("thread ") && $0.contains(": DELETE /threads/")
+                    && $0.hasSuffix(#"answered 405 {"error":"deletes are disabled"}"#)
+            }, "\(report.leftOnServer)")
+    }
+
+    @Test func aServerThatDoesNotAnswerIsReportedOnceWithWhatToDo() async throws {
+        let (server, url) = try await startChatServer()
+        await server.stop()
+        let report = try await checkChat(at: url)
+        #expect(report.hasFailures)
+        #expect(report.results.isEmpty)
+        let failure = try #require(report.connectionFailure)
+        #expect(failure.hasPrefix("the server did not answer (GET /users got no answer: "), "\(failure)")
+        #expect(report.text.contains("\nFAIL server: the server did not answer (GET /users got no answer: "))
+        #expect(report.text.hasSuffix("\n     fix: start the server, or pass the URL it listens on as --base-url\n"))
+    }
+}
+
 @Suite struct TenantIsolationConformanceTests {
     /// A server with two tenants, each in a store of its own (a reference server per token), or, with
     /// `leaking`, both tokens on one store.
