@@ -183,3 +183,28 @@ package.targets += [
         ]
     ),
 ]
+
+// MARK: Conformance
+// The conformance kit (issue 11): checks a running server against the sync protocol
+// (Docs/Protocol.md), driven by the specs' models; `modelsync conformance` runs it. It needs the
+// generator (to read specs) and Foundation's URLSession only, not the runtime: the CLI the build
+// plugin builds stays free of GRDB. Its tests run it against the reference server and against
+// servers with one defect each. The reference server executable serves any spec (`--spec`).
+package.products += [
+    .library(name: "ModelSyncConformance", targets: ["ModelSyncConformance"])
+]
+package.targets += [
+    .target(name: "ModelSyncConformance", dependencies: ["ModelSyncGenerator"]),
+    .testTarget(
+        name: "ModelSyncConformanceTests",
+        dependencies: [
+            "ModelSyncConformance", "ModelSyncGenerator", "ModelSyncReferenceServer", "ModelSync", "ChatModels",
+            "ModelSyncTestSupport",
+        ],
+        exclude: ["Fixtures"]
+    ),
+]
+for target in package.targets {
+    if target.name == "ModelSyncCLI" { target.dependencies += ["ModelSyncConformance"] }
+    if target.name == "modelsync-reference-server" { target.dependencies += ["ModelSyncGenerator"] }
+}

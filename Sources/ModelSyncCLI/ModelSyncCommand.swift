@@ -3,13 +3,14 @@ import Foundation
 import ModelSyncGenerator
 
 /// `modelsync`: scaffolds a models target, generates Swift sources from `*.modelsync.yaml` specs,
-/// validates specs, and prints the JSON Schema of the spec format.
+/// validates specs, prints the JSON Schema of the spec format, and checks a server against the sync
+/// protocol.
 @main
-struct ModelSyncCommand: ParsableCommand {
+struct ModelSyncCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "modelsync",
         abstract: "Generates a sync layer (models, repositories, relationships) from *.modelsync.yaml specs.",
-        subcommands: [Init.self, Generate.self, Validate.self, JSONSchema.self]
+        subcommands: [Init.self, Generate.self, Validate.self, JSONSchema.self, Conformance.self]
     )
 }
 

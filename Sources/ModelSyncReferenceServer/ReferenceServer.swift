@@ -26,11 +26,24 @@ public final class ReferenceServer: Sendable {
     ///   - models: The collections to serve (`GeneratedModels.all`).
     ///   - validate: Extra server-side rules: given a table and a record (wire form) about to be
     ///     stored, returns why it is invalid (answered as 422), or `nil` to accept it.
-    public init(
+    public convenience init(
         models: [any SyncModel.Type],
         validate: @escaping @Sendable (_ table: String, _ record: [String: JSONValue]) -> String? = { _, _ in nil }
     ) {
-        store = ServerStore(models: models, validate: validate)
+        self.init(schemas: models.map { $0.schema }, validate: validate)
+    }
+
+    /// A server for models known only by their schemas (a spec read at run time, as
+    /// `modelsync-reference-server --spec` does), not by compiled types.
+    ///
+    /// - Parameters:
+    ///   - schemas: The collections to serve.
+    ///   - validate: Extra server-side rules, as for ``init(models:validate:)``.
+    public init(
+        schemas: [ModelSchema],
+        validate: @escaping @Sendable (_ table: String, _ record: [String: JSONValue]) -> String? = { _, _ in nil }
+    ) {
+        store = ServerStore(schemas: schemas, validate: validate)
     }
 
     /// Starts listening on `127.0.0.1:port` (`0` picks a free port) and returns the base URL.
@@ -92,6 +105,12 @@ public final class ReferenceServer: Sendable {
     /// behave again (`false`).
     public func setCyclingCursors(_ cycling: Bool) async {
         await store.setCyclingCursors(cycling)
+    }
+
+    /// Makes the server ignore `Idempotency-Key` on creates (`true`): a repeated create creates another
+    /// record, as a server without idempotency would. `false` honours keys again.
+    public func setIgnoringIdempotencyKeys(_ ignoring: Bool) async {
+        await store.setIgnoringIdempotencyKeys(ignoring)
     }
 
     /// Requests received, by method.

@@ -79,6 +79,12 @@ actor ServerStore {
     private var sequence = 0
     private var nextID: [String: Int] = [:]
     private var idempotentResponses: [String: [String: JSONValue]] = [:]
+    /// The body of the create that first used each idempotency key (same keys as `idempotentResponses`):
+    /// the key coming back with another body is refused.
+    private var idempotentBodies: [String: [String: JSONValue]] = [:]
+    /// Fault injection: `Idempotency-Key` is ignored (every create creates), as a server without
+    /// idempotency would.
+    private var ignoringIdempotencyKeys = false
     /// How many creates were answered from the idempotency store (repeats of a create).
     private(set) var replayedCreates = 0
     /// How many updates were answered from the idempotency store (repeats of an update).
@@ -90,10 +96,10 @@ actor ServerStore {
 
     private let rules: @Sendable (String, [String: JSONValue]) -> String?
 
-    init(models: [any SyncModel.Type], validate: @escaping @Sendable (String, [String: JSONValue]) -> String?) {
+    init(schemas list: [ModelSchema], validate: @escaping @Sendable (String, [String: JSONValue]) -> String?) {
         rules = validate
         var schemas: [String: ModelSchema] = [:]
-        for model in models { schemas[model.schema.tableName] = model.schema }
+        for schema in list { schemas[schema.tableName] = schema }
         for schema in schemas.values {
             collections[schema.tableName] = Collection(schema: schema, all: schemas)
             records[schema.tableName] = [:]
@@ -116,12 +122,26 @@ actor ServerStore {
     // MARK: Writes
 
     func create(_ body: [String: JSONValue], in table: String, idempotencyKey: String?) throws -> [String: JSONValue] {
+        let idempotencyKey = ignoringIdempotencyKeys ? nil : idempotencyKey
         if let idempotencyKey, let previous = idempotentResponses[table + "\u{0}" + idempotencyKey] {
+            guard idempotentBodies[table + "\u{0}" + idempotencyKey] == body else {
+                throw ServerError(
+                    status: 422,
+                    message:
+                        "the Idempotency-Key '\(idempotencyKey)' was used before with another body; a retry must send "
+                        + "the same body, and a new create needs a new key")
+            }
             replayedCreates += 1
             return previous
         }
-        return try insert(
+        let created = try insert(
             body, in: table, idempotencyKey: idempotencyKey, checkingReferences: true, keepingGivenID: false)
+        if let idempotencyKey { idempotentBodies[table + "\u{0}" + idempotencyKey] = body }
+        return created
+    }
+
+    func setIgnoringIdempotencyKeys(_ ignoring: Bool) {
+        ignoringIdempotencyKeys = ignoring
     }
 
     /// Stores a new record. Without `checkingReferences`, foreign keys are not checked (a server with
