@@ -386,6 +386,33 @@ struct SyncEngineTests {
         #expect(try await harness.store.outbox.entries().isEmpty)
     }
 
+    @Test("a remote-first create whose answer is lost, edited before the push: one record on the server, with the edit")
+    func remoteFirstLostResponseThenEdited() async throws {
+        let harness = try await SyncHarness.start()
+        defer { Task { await harness.server.stop() } }
+        let user = try await harness.store.users.save(User(name: "Ada", email: "a@example.com"))
+        #expect(try await harness.engine.push().failed == 0)
+        // The server stores the thread, then answers 503: the client cannot know it was stored.
+        harness.server.setFaults(FaultPlan(script: [.failAfterCommit(status: 503)]))
+        let thread = try await harness.engine.save(
+            ChatThread(title: "sent once", createdAt: Date(), tags: [], ownerId: user.id),
+            policy: .remoteFirst(fallBackToLocal: true))
+        #expect(thread.id.isTemporary)
+        var edited = thread
+        edited.title = "edited offline"
+        try await harness.store.threads.save(edited)
+
+        let report = try await harness.engine.push()
+        #expect(report.failed == 0)
+        let serverThreads = await harness.serverRecords(ChatThread.self)
+        #expect(serverThreads.count == 1)
+        #expect(serverThreads.values.first?["title"] == .string("edited offline"))
+        let stored = try #require(try await harness.store.threads.find(thread.id))
+        #expect(!stored.id.isTemporary)
+        #expect(stored.title == "edited offline")
+        #expect(try await harness.store.outbox.entries().isEmpty)
+    }
+
     @Test("cancelling a push puts in-flight entries back in the queue, and a later push finishes")
     func cancellation() async throws {
         let harness = try await SyncHarness.start()

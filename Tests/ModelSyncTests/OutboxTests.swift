@@ -129,12 +129,12 @@ struct OutboxTests {
         #expect(try await reopened.outbox.claimReadyEntries(limit: 1).map(\.idempotencyKey) == [key])
     }
 
-    @Test("a change already sent outside the outbox is queued with that request's idempotency key")
+    @Test("a change already sent outside the outbox keeps that request's key and body; later saves queue behind it")
     func givenIdempotencyKey() async throws {
         let store = try makeStore()
         var user = try await store.users.save(User(name: "v1", email: "a@example.com"))
         let ownKey = try await store.outbox.entries()[0].idempotencyKey
-        // A remote-first save whose answer never came: its key replaces the never-sent one.
+        // A remote-first save whose answer never came: its key and body replace the never-sent ones.
         user.name = "v2"
         let sentKey = "key-of-the-lost-request"
         #expect(sentKey != ownKey)
@@ -143,12 +143,15 @@ struct OutboxTests {
         var entries = try await store.outbox.entries()
         #expect(entries.map(\.operation) == [.create])
         #expect(entries.map(\.idempotencyKey) == [sentKey])
-        // A later ordinary save coalesces and keeps it.
+        #expect(entries.map(\.attempts) == [1])
+        // A later ordinary save does not change what was sent under that key: it queues an update.
         user.name = "v3"
         try await store.users.save(user)
         entries = try await store.outbox.entries()
-        #expect(entries.map(\.idempotencyKey) == [sentKey])
-        #expect(try payloadObject(entries[0])["name"] as? String == "v3")
+        #expect(entries.map(\.operation) == [.create, .update])
+        #expect(entries.first?.idempotencyKey == sentKey)
+        #expect(try payloadObject(entries[0])["name"] as? String == "v2")
+        #expect(try payloadObject(entries[1])["name"] as? String == "v3")
     }
 
     @Test("a retry waits for its backoff time")

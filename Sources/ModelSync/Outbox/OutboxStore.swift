@@ -17,8 +17,11 @@ enum OutboxStore {
     /// - An unsent delete followed by a new insert (a client ID reused) becomes an update.
     ///
     /// `idempotencyKey` is for a change that was already sent once outside the outbox (a remote-first
-    /// save whose answer never came): the entry then carries that key, also when it coalesces into an
-    /// unsent entry (whose own key never reached the server), so the server recognises the retry.
+    /// save whose answer never came): the entry carries that key and what was sent with it (also when
+    /// it absorbs an unsent entry, whose own key never reached the server), and counts as sent once
+    /// (`attempts = 1`). Like any entry that may have reached the server it is never rewritten: a later
+    /// save queues an update behind it instead of changing the body sent under that key (a server
+    /// answers a known key with another body with 422).
     static func enqueueSave(
         _ db: Database, table recordTable: String, recordID: String, payload: String, created: Bool,
         idempotencyKey: String? = nil
@@ -38,6 +41,14 @@ enum OutboxStore {
             recordTable, recordID, operation.rawValue, payload, idempotencyKey ?? UUID().uuidString.lowercased(),
             Date().timeIntervalSinceReferenceDate, idempotencyKey != nil,
         ])
+        if idempotencyKey != nil {
+            try db.execute(
+                sql: """
+                    UPDATE \(table) SET attempts = 1
+                    WHERE tableName = ? AND recordID = ? AND state = 'pending' AND attempts = 0
+                    """,
+                arguments: [recordTable, recordID])
+        }
     }
 
     /// Queues the delete of a record, or cancels its queued changes when the server never saw it.
