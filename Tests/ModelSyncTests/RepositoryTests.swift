@@ -183,6 +183,57 @@ struct RepositoryTests {
         #expect(try await spec.threads(in: store).map(\.id) == [fixture.thread.id])
     }
 
+    @Test("related records read together in one snapshot, by relationship reads and by GRDB associations")
+    func relationshipsInOneSnapshot() async throws {
+        let store = try makeStore()
+        let fixture = try await ChatFixture.make(in: store, messageCount: 3)
+        let artifact = Artifact(title: "Spec", kind: "doc")
+        try await store.write { tx in
+            try tx.save(artifact)
+            try tx.save(ThreadArtifact(relation: .created, threadId: fixture.thread.id, artifactId: artifact.id))
+            try tx.save(Draft(body: "unsent", threadId: fixture.thread.id))
+        }
+        // The server's ID replaces the thread's temporary ID: the copy held here is stale, and its
+        // relationship reads follow the replacement.
+        let stale = fixture.thread
+        try await store.threads.replaceTemporaryID(stale.id, with: "7")
+
+        struct Snapshot: Equatable {
+            var owner: String?
+            var messages: [String]
+            var draft: String?
+            var artifacts: [String]
+        }
+        let snapshot = try await store.read { db in
+            Snapshot(
+                owner: try stale.owner(db)?.name, messages: try stale.messages(db).map(\.body),
+                draft: try stale.draft(db)?.body, artifacts: try stale.artifacts(db).map(\.title))
+        }
+        #expect(
+            snapshot
+                == Snapshot(
+                    owner: fixture.user.name, messages: fixture.messages.map(\.body), draft: "unsent",
+                    artifacts: ["Spec"]))
+
+        // The generated associations: one request reads each thread with its owner and messages.
+        struct ThreadWithMessages: FetchableRecord, Decodable {
+            var thread: ChatThread
+            var owner: User
+            var messages: [Message]
+        }
+        let rows = try await store.read { db in
+            try ChatThread.including(required: ChatThread.owner).including(all: ChatThread.messages)
+                .asRequest(of: ThreadWithMessages.self).fetchAll(db)
+        }
+        #expect(rows.map(\.thread.id) == ["7"])
+        #expect(rows.first?.owner == fixture.user)
+        #expect(Set(rows.first?.messages.map(\.id) ?? []) == Set(fixture.messages.map(\.id)))
+        let linked = try await store.read { db in
+            try ChatThread.joining(required: ChatThread.artifacts.filter(Column("title") == "Spec")).fetchCount(db)
+        }
+        #expect(linked == 1)
+    }
+
     @Test("a model not given to the store is refused with a clear error")
     func unregisteredModel() async throws {
         let store = try SyncStore(.inMemory, models: [User.self])

@@ -6,7 +6,7 @@ import Testing
 @Suite struct PluginChatModelsTests {
     @Test func registryListsParentsBeforeChildrenAcrossFiles() {
         let names = GeneratedModels.all.map { $0.schema.name }
-        #expect(names == ["Member", "Tag", "Room", "Post", "RoomTag", "Sample"])
+        #expect(names == ["Member", "Tag", "Room", "Post", "RoomTag", "Pin", "Sample"])
     }
 
     @Test func generatedRepositoriesSaveFindAndResolveRelationships() async throws {
@@ -52,6 +52,22 @@ import Testing
         #expect(try await store.posts.find(post.id)?.roomId == serverID)
         #expect(try await store.roomTags.all().map(\.roomId) == [serverID])
         #expect(try await tag.rooms(in: store).map(\.id) == [serverID])
+    }
+
+    @Test func anAssociationNamedLikeARequestMethodLeavesTheMethodUsable() async throws {
+        let store = try SyncStore(.inMemory, models: GeneratedModels.all)
+        let member = try await store.members.save(Member(displayName: "Cy", handle: "cy"))
+        let room = try await store.rooms.save(Room(creatorId: member.id))
+        let post = try await store.posts.save(Post(body: "first", roomId: room.id))
+        let pins = try await store.write { tx in
+            [try tx.save(Pin(orderId: post.id)), try tx.save(Pin(orderId: post.id))]
+        }
+        // `Pin.order` is the relationship's association; `Pin.order(_:)` is still GRDB's ordering.
+        let ordered = try await store.read { db in try Pin.order(Column("id").desc).fetchAll(db) }
+        #expect(ordered.map(\.id) == pins.map(\.id).sorted { $0.rawValue > $1.rawValue })
+        let joined = try await store.read { db in try Pin.joining(required: Pin.order).fetchCount(db) }
+        #expect(joined == 2)
+        #expect(try await pins[0].order(in: store)?.body == "first")
     }
 }
 

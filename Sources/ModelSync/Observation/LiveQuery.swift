@@ -113,7 +113,7 @@ extension Repository {
     /// is replaced by the server's, and is `nil` while there is no such record (after a delete).
     @MainActor
     public func live(_ id: Model.ID) -> LiveQuery<Model?> {
-        LiveQuery(store: store, default: nil) { db in try Self.find(db, id: id) }
+        LiveQuery(store: store, default: nil) { db in try Model.find(db, id: id) }
     }
 
     /// The record's ``SyncStatus``, kept up to date (see ``LiveQuery``): a view shows whether the

@@ -47,7 +47,7 @@ public struct Repository<Model: SyncModel>: Sendable {
 
     /// The record with this ID (or with the server ID that replaced this temporary ID).
     public func find(_ id: Model.ID) async throws -> Model? {
-        try await store.read { db in try Self.find(db, id: id) }
+        try await store.read { db in try Model.find(db, id: id) }
     }
 
     /// Every record, in insertion order.
@@ -63,57 +63,6 @@ public struct Repository<Model: SyncModel>: Sendable {
     /// The records a GRDB request selects: `store.messages.query(Message.filter(Message.Columns.role == "user"))`.
     public func query(_ request: QueryInterfaceRequest<Model>) async throws -> [Model] {
         try await store.read { db in try request.fetchAll(db) }
-    }
-
-    /// The records whose foreign key `column` references `parentID` (resolving a replaced ID).
-    @_spi(Generated)
-    public func fetchAll<Parent: SyncModel>(whereForeignKey column: String, references parentID: ModelID<Parent>)
-        async throws -> [Model]
-    {
-        try await store.read { db in
-            let parent = try IDMap.resolve(db, table: Parent.schema.tableName, id: parentID.rawValue)
-            return try Model.filter(Column(column) == parent).fetchAll(db)
-        }
-    }
-
-    /// The first record whose foreign key `column` references `parentID` (a `hasOne` relationship).
-    @_spi(Generated)
-    public func fetchOne<Parent: SyncModel>(whereForeignKey column: String, references parentID: ModelID<Parent>)
-        async throws -> Model?
-    {
-        try await store.read { db in
-            let parent = try IDMap.resolve(db, table: Parent.schema.tableName, id: parentID.rawValue)
-            return try Model.filter(Column(column) == parent).fetchOne(db)
-        }
-    }
-
-    /// The records linked to `ownerID` through the join model `Join` (a `manyToMany` relationship):
-    /// join rows whose `from` column references the owner, followed through their `to` column.
-    @_spi(Generated)
-    public func fetchAll<Join: SyncModel, Owner: SyncModel>(
-        through join: Join.Type, from: String, to: String, references ownerID: ModelID<Owner>
-    ) async throws -> [Model] {
-        try await store.read { db in
-            let owner = try IDMap.resolve(db, table: Owner.schema.tableName, id: ownerID.rawValue)
-            let target = Model.schema.tableName.quotedDatabaseIdentifier
-            let joinTable = Join.schema.tableName.quotedDatabaseIdentifier
-            return try Model.fetchAll(
-                db,
-                sql: """
-                    SELECT \(target).* FROM \(target)
-                    JOIN \(joinTable) ON \(joinTable).\(to.quotedDatabaseIdentifier) = \(target).id
-                    WHERE \(joinTable).\(from.quotedDatabaseIdentifier) = ?
-                    ORDER BY \(joinTable).rowid
-                    """,
-                arguments: [owner])
-        }
-    }
-
-    static func find(_ db: Database, id: Model.ID) throws -> Model? {
-        if let record = try Model.fetchOne(db, key: id) { return record }
-        // A replaced temporary ID, or the lost server ID of a re-created record.
-        guard let newID = try IDMap.replacement(db, table: Model.schema.tableName, id: id.rawValue) else { return nil }
-        return try Model.fetchOne(db, key: newID)
     }
 
     // MARK: Observing
@@ -134,7 +83,7 @@ public struct Repository<Model: SyncModel>: Sendable {
     /// replaced, and yields `nil` once it is deleted. A slow consumer skips intermediate states and
     /// gets the latest.
     public func observe(_ id: Model.ID) -> AsyncThrowingStream<Model?, any Error> {
-        observationStream(ValueObservation.tracking { db in try Self.find(db, id: id) }.removeDuplicates(), in: store)
+        observationStream(ValueObservation.tracking { db in try Model.find(db, id: id) }.removeDuplicates(), in: store)
     }
 
     /// Changes to this model's records (created, updated, deleted, idChanged), each delivered once,

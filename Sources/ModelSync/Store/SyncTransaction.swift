@@ -34,7 +34,7 @@ public final class SyncTransaction {
 
     /// The record with this ID, following replaced temporary IDs to the server's ID.
     public func find<Model: SyncModel>(_ id: Model.ID) throws -> Model? {
-        try Repository<Model>.find(database, id: id)
+        try Model.find(database, id: id)
     }
 
     // MARK: Saving

@@ -71,7 +71,8 @@ enum RenderContext {
             // A resolver is no more visible than the model it returns (files may differ in access).
             let targetAccess = graph.files[target.fileIndex].access
             var values = Context.Resolver(
-                isFirst: index == 0, funcName: Naming.escaped(resolver.name), access: min(access, targetAccess).prefix,
+                isFirst: index == 0, funcName: Naming.escaped(resolver.name), associationKey: resolver.name,
+                access: min(access, targetAccess).prefix,
                 targetName: target.name, targetAccessor: Naming.escaped(target.accessor))
             switch resolver {
             case .belongsTo(let relationship, _, let column, let isOptional):
@@ -88,6 +89,7 @@ enum RenderContext {
                 values.through = through
                 values.from = from
                 values.to = to
+                values.toAssociation = Naming.escaped(String(to.dropLast("Id".count)))
             }
             return values
         }

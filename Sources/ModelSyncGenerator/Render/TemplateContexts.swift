@@ -215,13 +215,16 @@ struct ModelContext: TemplateContext {
     struct Resolver: TemplateContext {
         typealias Keys = CodingKeys
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case isFirst, funcName, access, targetName, targetAccessor
+            case isFirst, funcName, associationKey, access, targetName, targetAccessor
             case isBelongsTo, relationship, column, isOptional
             case isHasMany, isHasOne, inverse
-            case isManyToMany, through, from, to
+            case isManyToMany, through, from, to, toAssociation
         }
         var isFirst: Bool
         var funcName: String
+        /// The relationship's name, unescaped: the key of its GRDB association (what a decoded
+        /// `including` request names it).
+        var associationKey: String
         /// No more visible than the model it returns.
         var access: String
         var targetName: String
@@ -238,5 +241,7 @@ struct ModelContext: TemplateContext {
         var through: String?
         var from: String?
         var to: String?
+        /// The join model's association (its belongsTo) whose foreign key is `to`, escaped.
+        var toAssociation: String?
     }
 }

@@ -128,24 +128,61 @@ public struct Thread: SyncModel {
 extension Thread {
     /// The `User` this thread belongs to (`owner`).
     public func owner(in store: SyncStore) async throws -> User? {
-        try await store.users.find(ownerId)
+        try await store.read { db in try self.owner(db) }
     }
+
+    /// The `User` this thread belongs to, read in `db`: with the other reads of one
+    /// `store.read` or live query, from one snapshot.
+    public func owner(_ db: Database) throws -> User? {
+        try User.find(db, id: ownerId)
+    }
+
+    /// `owner` as a GRDB association: `Thread.including(required: Thread.owner)`.
+    public static let owner = belongsTo(User.self, key: "owner", using: ForeignKey(["ownerId"]))
 
     /// The `Message` records whose `thread` is this thread.
     public func messages(in store: SyncStore) async throws -> [Message] {
-        try await store.messages.fetchAll(whereForeignKey: "threadId", references: id)
+        try await store.read { db in try self.messages(db) }
     }
+
+    /// The `Message` records whose `thread` is this thread, read in `db`: with the other
+    /// reads of one `store.read` or live query, from one snapshot.
+    public func messages(_ db: Database) throws -> [Message] {
+        try Message.fetchAll(db, whereForeignKey: "threadId", references: id)
+    }
+
+    /// This relationship as a GRDB association: `Thread.including(all: Thread.messages)`.
+    public static let messages = hasMany(Message.self, key: "messages", using: ForeignKey(["threadId"]))
 
     /// The `Artifact` records linked to this thread through `ThreadArtifact`.
     public func artifacts(in store: SyncStore) async throws -> [Artifact] {
-        try await store.artifacts.fetchAll(
-            through: ThreadArtifact.self, from: "threadId", to: "artifactId", references: id)
+        try await store.read { db in try self.artifacts(db) }
     }
+
+    /// The `Artifact` records linked to this thread through `ThreadArtifact`, read in `db`: with the
+    /// other reads of one `store.read` or live query, from one snapshot.
+    public func artifacts(_ db: Database) throws -> [Artifact] {
+        try Artifact.fetchAll(db, through: ThreadArtifact.self, from: "threadId", to: "artifactId", references: id)
+    }
+
+    /// This relationship as a GRDB association: `Thread.including(all: Thread.artifacts)`.
+    public static let artifacts = hasMany(
+        Artifact.self, through: hasMany(ThreadArtifact.self, using: ForeignKey(["threadId"])),
+        using: ThreadArtifact.artifact, key: "artifacts")
 
     /// The `Draft` whose `thread` is this thread, if any.
     public func draft(in store: SyncStore) async throws -> Draft? {
-        try await store.drafts.fetchOne(whereForeignKey: "threadId", references: id)
+        try await store.read { db in try self.draft(db) }
     }
+
+    /// The `Draft` whose `thread` is this thread, if any, read in `db`: with the other
+    /// reads of one `store.read` or live query, from one snapshot.
+    public func draft(_ db: Database) throws -> Draft? {
+        try Draft.fetchOne(db, whereForeignKey: "threadId", references: id)
+    }
+
+    /// This relationship as a GRDB association: `Thread.including(optional: Thread.draft)`.
+    public static let draft = hasOne(Draft.self, key: "draft", using: ForeignKey(["threadId"]))
 }
 
 extension SyncStore {
@@ -258,14 +295,32 @@ public struct Message: SyncModel {
 extension Message {
     /// The `Thread` this message belongs to (`thread`).
     public func thread(in store: SyncStore) async throws -> Thread? {
-        try await store.threads.find(threadId)
+        try await store.read { db in try self.thread(db) }
     }
+
+    /// The `Thread` this message belongs to, read in `db`: with the other reads of one
+    /// `store.read` or live query, from one snapshot.
+    public func thread(_ db: Database) throws -> Thread? {
+        try Thread.find(db, id: threadId)
+    }
+
+    /// `thread` as a GRDB association: `Message.including(required: Message.thread)`.
+    public static let thread = belongsTo(Thread.self, key: "thread", using: ForeignKey(["threadId"]))
 
     /// The `Message` this message belongs to (`replyTo`).
     public func replyTo(in store: SyncStore) async throws -> Message? {
-        guard let replyToId else { return nil }
-        return try await store.messages.find(replyToId)
+        try await store.read { db in try self.replyTo(db) }
     }
+
+    /// The `Message` this message belongs to, read in `db`: with the other reads of one
+    /// `store.read` or live query, from one snapshot.
+    public func replyTo(_ db: Database) throws -> Message? {
+        guard let replyToId else { return nil }
+        return try Message.find(db, id: replyToId)
+    }
+
+    /// `replyTo` as a GRDB association: `Message.including(required: Message.replyTo)`.
+    public static let replyTo = belongsTo(Message.self, key: "replyTo", using: ForeignKey(["replyToId"]))
 }
 
 extension SyncStore {
@@ -364,9 +419,19 @@ public struct Artifact: SyncModel {
 extension Artifact {
     /// The `Thread` records linked to this artifact through `ThreadArtifact`.
     public func threads(in store: SyncStore) async throws -> [Thread] {
-        try await store.threads.fetchAll(
-            through: ThreadArtifact.self, from: "artifactId", to: "threadId", references: id)
+        try await store.read { db in try self.threads(db) }
     }
+
+    /// The `Thread` records linked to this artifact through `ThreadArtifact`, read in `db`: with the
+    /// other reads of one `store.read` or live query, from one snapshot.
+    public func threads(_ db: Database) throws -> [Thread] {
+        try Thread.fetchAll(db, through: ThreadArtifact.self, from: "artifactId", to: "threadId", references: id)
+    }
+
+    /// This relationship as a GRDB association: `Artifact.including(all: Artifact.threads)`.
+    public static let threads = hasMany(
+        Thread.self, through: hasMany(ThreadArtifact.self, using: ForeignKey(["artifactId"])),
+        using: ThreadArtifact.thread, key: "threads")
 }
 
 extension SyncStore {
@@ -462,13 +527,31 @@ public struct ThreadArtifact: SyncModel {
 extension ThreadArtifact {
     /// The `Thread` this thread artifact belongs to (`thread`).
     public func thread(in store: SyncStore) async throws -> Thread? {
-        try await store.threads.find(threadId)
+        try await store.read { db in try self.thread(db) }
     }
+
+    /// The `Thread` this thread artifact belongs to, read in `db`: with the other reads of one
+    /// `store.read` or live query, from one snapshot.
+    public func thread(_ db: Database) throws -> Thread? {
+        try Thread.find(db, id: threadId)
+    }
+
+    /// `thread` as a GRDB association: `ThreadArtifact.including(required: ThreadArtifact.thread)`.
+    public static let thread = belongsTo(Thread.self, key: "thread", using: ForeignKey(["threadId"]))
 
     /// The `Artifact` this thread artifact belongs to (`artifact`).
     public func artifact(in store: SyncStore) async throws -> Artifact? {
-        try await store.artifacts.find(artifactId)
+        try await store.read { db in try self.artifact(db) }
     }
+
+    /// The `Artifact` this thread artifact belongs to, read in `db`: with the other reads of one
+    /// `store.read` or live query, from one snapshot.
+    public func artifact(_ db: Database) throws -> Artifact? {
+        try Artifact.find(db, id: artifactId)
+    }
+
+    /// `artifact` as a GRDB association: `ThreadArtifact.including(required: ThreadArtifact.artifact)`.
+    public static let artifact = belongsTo(Artifact.self, key: "artifact", using: ForeignKey(["artifactId"]))
 }
 
 extension SyncStore {
@@ -567,8 +650,17 @@ public struct Draft: SyncModel {
 extension Draft {
     /// The `Thread` this draft belongs to (`thread`).
     public func thread(in store: SyncStore) async throws -> Thread? {
-        try await store.threads.find(threadId)
+        try await store.read { db in try self.thread(db) }
     }
+
+    /// The `Thread` this draft belongs to, read in `db`: with the other reads of one
+    /// `store.read` or live query, from one snapshot.
+    public func thread(_ db: Database) throws -> Thread? {
+        try Thread.find(db, id: threadId)
+    }
+
+    /// `thread` as a GRDB association: `Draft.including(required: Draft.thread)`.
+    public static let thread = belongsTo(Thread.self, key: "thread", using: ForeignKey(["threadId"]))
 }
 
 extension SyncStore {
