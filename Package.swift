@@ -89,6 +89,10 @@ let package = Package(
 // on case-insensitive file systems.
 package.products += [
     .executable(name: "modelsync", targets: ["ModelSyncCLI"]),
+    // Not a second CLI: the plugins run their tool through the product named like its target
+    // (`context.tool(named: "ModelSyncCLI")`), and SwiftPM synthesizes that product only for an
+    // executable target no other product contains. Without this line the build fails with "no
+    // product named 'ModelSyncCLI'"; the target cannot be named `modelsync` (see above).
     .executable(name: "ModelSyncCLI", targets: ["ModelSyncCLI"]),
     .plugin(name: "ModelSyncPlugin", targets: ["ModelSyncPlugin"]),
     .plugin(name: "GenerateModelSync", targets: ["GenerateModelSync"]),
