@@ -64,6 +64,10 @@ public struct RESTRemote: SyncRemote {
         public var nextCursorKey: String
         /// The key that marks a listed record as deleted (a tombstone).
         public var deletedFlagKey: String
+        /// The key of the optional count in a listing's envelope: how many items this page and the
+        /// pages after it hold (ignored for bare arrays, and when absent). Pull progress shows it as
+        /// the expected total.
+        public var totalKey: String
         /// The key of a record's server version (sent back as `If-Match` with its next update), or
         /// `nil` for a server without versions: updates are then last-writer-wins.
         public var versionKey: String?
@@ -91,6 +95,7 @@ public struct RESTRemote: SyncRemote {
             cursorParameter: String = "cursor",
             nextCursorKey: String = "next_cursor",
             deletedFlagKey: String = "deleted",
+            totalKey: String = "total",
             versionKey: String? = "_version",
             creationKeyKey: String? = "_idempotency_key",
             overrides: [String: RemoteSchema] = [:]
@@ -105,6 +110,7 @@ public struct RESTRemote: SyncRemote {
             self.cursorParameter = cursorParameter
             self.nextCursorKey = nextCursorKey
             self.deletedFlagKey = deletedFlagKey
+            self.totalKey = totalKey
             self.versionKey = versionKey
             self.creationKeyKey = creationKeyKey
             self.overrides = overrides
@@ -261,6 +267,7 @@ public struct RESTRemote: SyncRemote {
         let response = try await send("GET", path: path, body: nil)
         let items: [JSONValue]
         var nextCursor: String?
+        var remainingTotal: Int?
         switch configuration.listEnvelope {
         case .bareArray:
             guard let array = response?.arrayValue else {
@@ -273,6 +280,9 @@ public struct RESTRemote: SyncRemote {
             }
             items = array
             nextCursor = object[configuration.nextCursorKey]?.idString
+            if case .integer(let total)? = object[configuration.totalKey], total >= 0, total <= Int64(Int.max) {
+                remainingTotal = Int(total)
+            }
         }
         var records: [RecordFields] = []
         var deleted: [String] = []
@@ -313,7 +323,8 @@ public struct RESTRemote: SyncRemote {
         }
         let hasMore = nextCursor != nil && nextCursor != cursor && !items.isEmpty
         return RemotePage(
-            records: records, deletedIDs: deleted, nextCursor: nextCursor, hasMore: hasMore, rejected: rejected)
+            records: records, deletedIDs: deleted, nextCursor: nextCursor, hasMore: hasMore, rejected: rejected,
+            remainingTotal: remainingTotal)
     }
 
     // MARK: Conventions
