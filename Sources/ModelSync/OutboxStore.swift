@@ -125,6 +125,13 @@ enum OutboxStore {
             arguments: [recordTable, recordID]) ?? false
     }
 
+    /// `true` when any record of `recordTable` has an entry.
+    static func hasEntries(_ db: Database, table recordTable: String) throws -> Bool {
+        try Bool.fetchOne(
+            db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM \(table) WHERE tableName = ?)"),
+            arguments: [recordTable]) ?? false
+    }
+
     static func removeEntries(_ db: Database, table recordTable: String, recordID: String) throws {
         try db.execute(
             sql: "DELETE FROM \(table) WHERE tableName = ? AND recordID = ?", arguments: [recordTable, recordID])

@@ -105,6 +105,13 @@ enum PulledOrphans {
             ])
     }
 
+    /// `true` when records of `recordTable` are kept aside.
+    static func hasRecords(_ db: Database, table recordTable: String) throws -> Bool {
+        try Bool.fetchOne(
+            db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM \(table) WHERE tableName = ?)"),
+            arguments: [recordTable]) ?? false
+    }
+
     static func remove(_ db: Database, table recordTable: String, recordID: String) throws {
         try db.cachedStatement(sql: "DELETE FROM \(table) WHERE tableName = ? AND recordID = ?")
             .execute(arguments: [recordTable, recordID])

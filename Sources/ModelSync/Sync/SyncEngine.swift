@@ -66,15 +66,16 @@ public struct PullProgress: Sendable, Hashable {
     /// How many items the whole pull lists, when the server tells it (the listing's `total`):
     /// `received` of `total` is the download, `applied` of `total` the whole pull.
     public var total: Int?
+    /// `true` once the listing has ended and everything it listed is stored (records kept aside
+    /// are settled when the whole pull ends).
+    public var isFinished: Bool
 
-    public init(received: Int = 0, applied: Int = 0, total: Int? = nil) {
+    public init(received: Int = 0, applied: Int = 0, total: Int? = nil, isFinished: Bool = false) {
         self.received = received
         self.applied = applied
         self.total = total
+        self.isFinished = isFinished
     }
-
-    /// `true` when every listed item is stored and the server's total (if it told one) is reached.
-    public var isComplete: Bool { applied == received && (total.map { applied >= $0 } ?? true) }
 }
 
 /// What one ``SyncEngine/push(waitForRetries:)`` did.
@@ -114,6 +115,9 @@ public struct PullReport: Sendable, Hashable {
     /// reference to a record the server did not list (kept aside and applied by a later pull once
     /// that record arrives). The rest of the pull is applied.
     public var rejected: [RejectedRecord] = []
+    /// The longest the pull held the store's write lock in one transaction (from asking for the
+    /// writer to the commit): about how long a save made during the pull may have waited for it.
+    public var longestTransaction: Duration = .zero
 
     public init() {}
 
@@ -123,6 +127,7 @@ public struct PullReport: Sendable, Hashable {
         deleted += other.deleted
         keptLocal += other.keptLocal
         rejected += other.rejected
+        longestTransaction = max(longestTransaction, other.longestTransaction)
     }
 
     mutating func count(_ outcome: MergeOutcome) {
@@ -633,10 +638,12 @@ public actor SyncEngine {
             let chunks = PullChunk.split(page, size: chunkSize)
             for (index, chunk) in chunks.enumerated() {
                 let storedCursor = index == chunks.count - 1 ? page.nextCursor : nil
-                let applied = try await store.write { tx in
+                let started = ContinuousClock.now
+                var applied = try await store.write { tx in
                     try Self.apply(
                         chunk, model: model, cursor: storedCursor, crossingOff: crossesOff, policy: policy, in: tx)
                 }
+                applied.longestTransaction = ContinuousClock.now - started
                 report.merge(applied)
                 updatePullProgress(schema.name) { $0.applied += chunk.itemCount }
                 await publishProgress()
@@ -649,6 +656,8 @@ public actor SyncEngine {
         if crossesOff {
             try await deleteUnlisted(model, into: &report)
         }
+        updatePullProgress(schema.name) { $0.isFinished = true }
+        await publishProgress()
     }
 
     /// Stores one chunk of a page in the current transaction: tombstones, records (a record whose
@@ -661,7 +670,10 @@ public actor SyncEngine {
         let table = model.schema.tableName
         var report = PullReport()
         let db = tx.database
-        for id in chunk.deletedIDs {
+        // Looked up once per chunk: in a first sync no record has unsent changes or is kept aside.
+        let hasKeptAside = try PulledOrphans.hasRecords(db, table: table)
+        let mayHaveLocalChanges = try OutboxStore.hasEntries(db, table: table)
+        for id in chunk.deletedIDs where hasKeptAside {
             try PulledOrphans.remove(db, table: table, recordID: id)
         }
         let candidates = try PulledOrphans.candidates([(model, [chunk.records])], includingKeptAside: false, in: tx)
@@ -670,8 +682,8 @@ public actor SyncEngine {
                 try PulledOrphans.park(candidate, reason: reason, in: db)
                 continue
             }
-            try PulledOrphans.remove(db, table: table, recordID: candidate.id)
-            switch try applyCandidate(candidate, policy: policy, in: tx) {
+            if hasKeptAside { try PulledOrphans.remove(db, table: table, recordID: candidate.id) }
+            switch try applyCandidate(candidate, policy: policy, mayHaveLocalChanges: mayHaveLocalChanges, in: tx) {
             case .applied(let outcome): report.count(outcome)
             case .rejected(let rejected): report.rejected.append(rejected)
             case .keptAside(let reason): try PulledOrphans.park(candidate, reason: reason, in: db)
@@ -696,10 +708,13 @@ public actor SyncEngine {
     }
 
     private static func applyCandidate(
-        _ candidate: PulledOrphans.Candidate, policy: ConflictPolicy, in tx: SyncTransaction
+        _ candidate: PulledOrphans.Candidate, policy: ConflictPolicy, mayHaveLocalChanges: Bool = true,
+        in tx: SyncTransaction
     ) throws -> CandidateOutcome {
         do {
-            return .applied(try tx.applyRemote(candidate.fields, model: candidate.model, policy: policy))
+            return .applied(
+                try tx.applyRemote(
+                    candidate.fields, model: candidate.model, policy: policy, mayHaveLocalChanges: mayHaveLocalChanges))
         } catch let unreadable as UnreadableRecord {
             return .rejected(
                 RejectedRecord(model: candidate.model.schema.name, id: candidate.id, reason: unreadable.reason))
