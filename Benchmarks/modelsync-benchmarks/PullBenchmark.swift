@@ -39,12 +39,17 @@ struct PullServer {
     }
 }
 
-/// A fresh file-backed store (WAL, what apps use) in a new temporary folder.
+/// Where the benchmarks' database files go; removed at the end of the run.
+let benchmarkFolder = FileManager.default.temporaryDirectory.appendingPathComponent(
+    "modelsync-benchmarks-\(ProcessInfo.processInfo.processIdentifier)")
+
+/// A fresh file-backed store (WAL, what apps use) in a new folder of ``benchmarkFolder``.
 func makeFileStore(_ label: String) throws -> (SyncStore, URL) {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
-        "modelsync-bench-\(label)-\(UUID().uuidString)")
+    let directory = benchmarkFolder.appendingPathComponent("\(label)-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    return (try SyncStore(.file(directory.appendingPathComponent("app.sqlite")), models: GeneratedModels.all), directory)
+    return (
+        try SyncStore(.file(directory.appendingPathComponent("app.sqlite")), models: GeneratedModels.all), directory
+    )
 }
 
 /// Resident memory now and at its peak since the last reset, in MB (Linux `/proc/self/status`).
@@ -95,7 +100,8 @@ func rawPull(_ server: PullServer) async throws {
         var cursor: String?
         while true {
             var url = server.baseURL.appendingPathComponent(path)
-            url = URL(string: url.absoluteString + "?" + (cursor.map { "cursor=\($0)&" } ?? "") + "limit=\(pullPageSize)")!
+            url = URL(
+                string: url.absoluteString + "?" + (cursor.map { "cursor=\($0)&" } ?? "") + "limit=\(pullPageSize)")!
             let (data, _) = try await session.data(from: url)
             let object = try JSONSerialization.jsonObject(with: data) as! [String: Any]
             let items = object["data"] as! [[String: Any]]

@@ -50,6 +50,7 @@ func compare<Fixture>(
     report(name, ours: oursTimes, baseline: baselineTimes)
 }
 
+defer { try? FileManager.default.removeItem(at: benchmarkFolder) }
 try await runStoreBenchmarks()
 try await runPushBenchmark()
 try await runObservedPushBenchmark()

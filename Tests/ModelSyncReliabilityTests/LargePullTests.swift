@@ -101,7 +101,9 @@ struct LargePullTests {
         #expect(seen.last == PullProgress(received: 250, applied: 250, total: 250, isFinished: true))
     }
 
-    @Test("a pull killed with SIGKILL midway resumes after its last stored page: nothing applied twice, no dangling reference")
+    @Test(
+        "a pull killed with SIGKILL midway resumes after its last stored page: nothing applied twice, no dangling reference"
+    )
     func killedPullResumes() async throws {
         let server = ReferenceServer(models: GeneratedModels.all)
         let baseURL = try await server.start()

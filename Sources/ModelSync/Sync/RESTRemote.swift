@@ -490,7 +490,9 @@ public struct RESTRemote: SyncRemote {
             var name: String { key == field.name ? "field '\(key)'" : "field '\(key)' (\(field.name))" }
             let referenceIDType =
                 plans == nil
-                ? foreignKeys[field.name].map { target in schemasByTable[target].map { conventions($0).idType } ?? .string }
+                ? foreignKeys[field.name].map { target in
+                    schemasByTable[target].map { conventions($0).idType } ?? .string
+                }
                 : plans?[index].referenceIDType
             guard let value = object[key] else {
                 if checkingTypes, !field.isOptional {
