@@ -35,7 +35,7 @@ enum OutboxStore {
                 """)
         let operation = created ? OutboxOperation.create : .update
         try statement.execute(arguments: [
-            recordTable, recordID, operation.rawValue, payload, idempotencyKey ?? UUID().uuidString.lowercased(),
+            recordTable, recordID, operation.rawValue, payload, idempotencyKey ?? IDClock.randomUUID(),
             Date().timeIntervalSinceReferenceDate, idempotencyKey != nil,
         ])
     }
@@ -68,7 +68,7 @@ enum OutboxStore {
                 INSERT INTO \(table) (tableName, recordID, operation, payload, idempotencyKey, state, attempts, createdAt)
                 VALUES (?, ?, 'delete', NULL, ?, 'pending', 0, ?)
                 """,
-            arguments: [recordTable, recordID, UUID().uuidString.lowercased(), Date().timeIntervalSinceReferenceDate])
+            arguments: [recordTable, recordID, IDClock.randomUUID(), Date().timeIntervalSinceReferenceDate])
     }
 
     /// Rewrites queued entries after an ID replacement: the record's own entries (record ID and the

@@ -503,7 +503,7 @@ public actor SyncEngine {
             ).objectValue ?? [:]
         // The create's key goes with it into the outbox if the answer never comes: the server may
         // have stored the record, and a later push must be recognised as the same create.
-        let idempotencyKey = UUID().uuidString.lowercased()
+        let idempotencyKey = IDClock.randomUUID()
         do {
             var stored = fields
             if exists {
