@@ -203,7 +203,7 @@ public actor SyncEngine {
         public init(
             maximumConcurrentRequests: Int = 4, retry: RetryPolicy = RetryPolicy(),
             conflictPolicy: ConflictPolicy = .keepLocalChanges, maximumRetryWait: TimeInterval = 300,
-            pullChunkSize: Int = 1000
+            pullChunkSize: Int = 500
         ) {
             self.maximumConcurrentRequests = maximumConcurrentRequests
             self.retry = retry
