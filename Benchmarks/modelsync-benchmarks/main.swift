@@ -50,9 +50,11 @@ func compare<Fixture>(
     report(name, ours: oursTimes, baseline: baselineTimes)
 }
 
+defer { try? FileManager.default.removeItem(at: benchmarkFolder) }
 try await runStoreBenchmarks()
 try await runPushBenchmark()
 try await runObservedPushBenchmark()
+try await runPullBenchmark()
 if shouldRun("generate500") {
     let (ours, baseline) = try runGeneratorBenchmark(quick: quick)
     report("generate500", ours: [ours], baseline: [baseline])

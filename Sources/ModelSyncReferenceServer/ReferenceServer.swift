@@ -21,6 +21,7 @@ public typealias JSONValue = ModelSync.JSONValue
 public final class ReferenceServer: Sendable {
     let store: ServerStore
     private let state = ServerState()
+    private let listingHold = ListingHold()
 
     /// - Parameters:
     ///   - models: The collections to serve (`GeneratedModels.all`).
@@ -111,6 +112,23 @@ public final class ReferenceServer: Sendable {
     /// record, as a server without idempotency would. `false` honours keys again.
     public func setIgnoringIdempotencyKeys(_ ignoring: Bool) async {
         await store.setIgnoringIdempotencyKeys(ignoring)
+    }
+
+    /// Makes the listings of `model` after the first `pages` wait (before answering) until
+    /// ``releaseListings()``: a client pulling is then stopped at a known page, for tests that kill
+    /// or cancel a pull midway. ``waitForHeldListing()`` returns once a listing waits.
+    public func holdListings(of model: any SyncModel.Type, after pages: Int) async {
+        await listingHold.hold(table: model.schema.tableName, after: pages)
+    }
+
+    /// Returns once a listing held by ``holdListings(of:after:)`` is waiting.
+    public func waitForHeldListing() async {
+        await listingHold.waitForHeld()
+    }
+
+    /// Answers the held listings and stops holding.
+    public func releaseListings() async {
+        await listingHold.release()
     }
 
     /// Requests received, by method.
@@ -211,11 +229,16 @@ public final class ReferenceServer: Sendable {
                 idempotencyKey: request.headers[HTTPHeader("Idempotency-Key")])
             return try Self.json(201, .object(created))
         case ("GET", nil):
+            await listingHold.pass(table: collection.table)
             let cursor = request.query.first { $0.name == "cursor" }.flatMap { Int($0.value) }
             let limit = request.query.first { $0.name == "limit" }.flatMap { Int($0.value) } ?? 100
             let page = await store.list(in: collection.table, after: cursor, limit: limit)
             return try Self.json(
-                200, .object(["data": .array(page.items), "next_cursor": .string(String(page.nextCursor))]))
+                200,
+                .object([
+                    "data": .array(page.items), "next_cursor": .string(String(page.nextCursor)),
+                    "total": .integer(Int64(page.total)),
+                ]))
         case ("GET", let id?):
             guard let record = await store.record(in: collection.table, id: id) else {
                 throw ServerError(status: 404, message: "no \(collection.table) has id '\(id)'")
@@ -348,5 +371,43 @@ final class LockedValue<Value>: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return try body(&value)
+    }
+}
+
+/// Holds listings of one table after a number of pages (``ReferenceServer/holdListings(of:after:)``).
+actor ListingHold {
+    private var table: String?
+    private var remaining = 0
+    private var held: [CheckedContinuation<Void, Never>] = []
+    private var watchers: [CheckedContinuation<Void, Never>] = []
+
+    func hold(table: String, after pages: Int) {
+        self.table = table
+        remaining = pages
+    }
+
+    /// Returns at once unless this listing is to be held; then when released.
+    func pass(table listed: String) async {
+        guard listed == table else { return }
+        if remaining > 0 {
+            remaining -= 1
+            return
+        }
+        await withCheckedContinuation { continuation in
+            held.append(continuation)
+            for watcher in watchers { watcher.resume() }
+            watchers.removeAll()
+        }
+    }
+
+    func waitForHeld() async {
+        guard held.isEmpty else { return }
+        await withCheckedContinuation { watchers.append($0) }
+    }
+
+    func release() {
+        table = nil
+        for continuation in held { continuation.resume() }
+        held.removeAll()
     }
 }

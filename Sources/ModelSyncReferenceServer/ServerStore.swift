@@ -77,6 +77,11 @@ actor ServerStore {
     private(set) var collections: [String: Collection] = [:]
     private var records: [String: [String: StoredRecord]] = [:]
     private var sequence = 0
+    /// Per table, the latest change of every record (live or tombstone), ordered by sequence: what
+    /// listings page through.
+    private var changeLog: [String: [(sequence: Int, id: String)]] = [:]
+    /// Per table, how many records are tombstones.
+    private var tombstones: [String: Int] = [:]
     private var nextID: [String: Int] = [:]
     private var idempotentResponses: [String: [String: JSONValue]] = [:]
     /// The body of the create that first used each idempotency key (same keys as `idempotentResponses`):
@@ -237,7 +242,7 @@ actor ServerStore {
     /// Stores a record and keeps the unique-field index in step.
     private func store(_ record: StoredRecord, in table: String, id: String) {
         if let previous = records[table]?[id], !previous.deleted { unindex(previous, in: table, id: id) }
-        records[table]![id] = record
+        put(record, in: table, id: id)
         guard !record.deleted, let keys = collections[table]?.uniqueKeys else { return }
         for key in keys {
             guard let value = record.fields[key], !value.isNull else { continue }
@@ -281,7 +286,7 @@ actor ServerStore {
         record.deleted = true
         sequence += 1
         record.sequence = sequence
-        records[table]![id] = record
+        put(record, in: table, id: id)
         for reference in collections[table]!.referencedBy {
             for (childID, child) in liveRecords(reference.table) where child.fields[reference.wireKey]?.idString == id {
                 switch reference.onDelete {
@@ -293,7 +298,7 @@ actor ServerStore {
                     sequence += 1
                     updated.sequence = sequence
                     updated.version += 1
-                    records[reference.table]![childID] = updated
+                    put(updated, in: reference.table, id: childID)
                 }
             }
         }
@@ -346,21 +351,56 @@ actor ServerStore {
         return record.wireObject
     }
 
-    /// Records (and, with a cursor, tombstones) changed after `cursor`, oldest change first.
-    func list(in table: String, after cursor: Int?, limit: Int) -> (items: [JSONValue], nextCursor: Int) {
-        let changed = (records[table] ?? [:]).values
-            .filter { $0.sequence > (cursor ?? 0) && (cursor != nil || !$0.deleted) }
-            .sorted { $0.sequence < $1.sequence }
-            .prefix(limit)
+    /// Writes a record and keeps the change log in step: the record's previous change leaves the
+    /// log, its new one goes to the end.
+    private func put(_ record: StoredRecord, in table: String, id: String) {
+        if let previous = records[table]?[id] {
+            if previous.deleted { tombstones[table, default: 0] -= 1 }
+            var log = changeLog[table] ?? []
+            changeLog[table] = nil  // unique reference: removing in place does not copy the log
+            let index = Self.firstIndex(in: log, after: previous.sequence - 1)
+            if index < log.count, log[index].sequence == previous.sequence { log.remove(at: index) }
+            changeLog[table] = log
+        }
+        if record.deleted { tombstones[table, default: 0] += 1 }
+        records[table]![id] = record
+        changeLog[table, default: []].append((record.sequence, id))
+    }
+
+    /// The position of the first change after `sequence` in a log ordered by sequence.
+    private static func firstIndex(in log: [(sequence: Int, id: String)], after sequence: Int) -> Int {
+        var low = 0
+        var high = log.count
+        while low < high {
+            let middle = (low + high) / 2
+            if log[middle].sequence <= sequence { low = middle + 1 } else { high = middle }
+        }
+        return low
+    }
+
+    /// Records (and, with a cursor, tombstones) changed after `cursor`, oldest change first, and how
+    /// many items this page and the pages after it hold (`total`).
+    func list(in table: String, after cursor: Int?, limit: Int) -> (items: [JSONValue], nextCursor: Int, total: Int) {
+        let log = changeLog[table] ?? []
+        let start = Self.firstIndex(in: log, after: cursor ?? 0)
+        let tables = records[table] ?? [:]
+        var changed: [StoredRecord] = []
+        var position = start
+        while position < log.count, changed.count < max(0, limit) {
+            if let record = tables[log[position].id], cursor != nil || !record.deleted { changed.append(record) }
+            position += 1
+        }
+        // Without a cursor the listing skips tombstones (every one is in the log after sequence 0).
+        let total = log.count - start - (cursor == nil ? tombstones[table, default: 0] : 0)
         let items = changed.map { record -> JSONValue in
             record.deleted
                 ? .object(["id": record.fields["id"] ?? .null, "deleted": .bool(true)]) : .object(record.wireObject)
         }
         if cyclingCursors {
             // a -> b -> a: the second page points back at the first.
-            return (items, cursor == nil || cursor == 0 ? 1 : 0)
+            return (items, cursor == nil || cursor == 0 ? 1 : 0, total)
         }
-        return (items, changed.last?.sequence ?? (cursor ?? 0))
+        return (items, changed.last?.sequence ?? (cursor ?? 0), total)
     }
 
     /// Every live record of every collection, for tests and the demo.

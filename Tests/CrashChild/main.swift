@@ -12,6 +12,8 @@
 //         outcome once its standard input closes (see ClaimHolder.swift).
 //     modelsync-crash-child read-only-probe <database path>
 //         Drops root privileges, opens the store, reads and tries a save (see ReadOnlyProbe.swift).
+//     modelsync-crash-child pull <database path> <server URL>
+//         Pulls every model and prints what the pull did (see PullChild.swift).
 
 import ChatModels
 import Foundation
@@ -26,6 +28,8 @@ case "hold-claims":
     exit(await holdClaims(Array(arguments.dropFirst(2))))
 case "read-only-probe":
     exit(await probeReadOnly(Array(arguments.dropFirst(2))))
+case "pull":
+    exit(await runPull(Array(arguments.dropFirst(2))))
 default:
     break
 }

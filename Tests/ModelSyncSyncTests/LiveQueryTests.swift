@@ -231,6 +231,24 @@ struct LiveQueryTests {
         #expect(activity.inFlight == 0)
     }
 
+    @Test("sync activity shows each model's pull progress, with the server's total")
+    func syncActivityShowsPullProgress() async throws {
+        let harness = try await SyncHarness.start()
+        defer { Task { await harness.server.stop() } }
+        let (_, thread) = try await harness.seedServerThread()
+        for index in 0..<120 {
+            try await harness.server.insert(
+                ["role": .string("user"), "body": .string("m\(index)"), "thread_id": thread["id"]!], into: Message.self)
+        }
+        let activity = SyncActivity(engine: harness.engine)
+        let pulls = ChangeRecorder { activity.pulls[Message.schema.name] }
+        await activity.sync()
+        #expect(activity.lastError == nil)
+        #expect(
+            await pulls.waitUntil { $0 == PullProgress(received: 120, applied: 120, total: 120, isFinished: true) })
+        #expect(activity.pulls[ChatThread.schema.name]?.applied == 1)
+    }
+
     @Test("sync activity keeps the error of a sync that could not reach the server, and the change stays queued")
     func syncActivityKeepsTheError() async throws {
         let harness = try await SyncHarness.start()

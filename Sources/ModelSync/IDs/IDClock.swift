@@ -54,6 +54,23 @@ final class IDClock: Sendable {
         return Self.hyphenatedHex(bytes)
     }
 
+    /// A random UUID (version 4) in lowercase, from the system's random generator (`getrandom`):
+    /// what `UUID().uuidString.lowercased()` gives, without opening `/dev/urandom` for each one as
+    /// Foundation's `UUID()` does on Linux (an idempotency key is made for every queued change).
+    static func randomUUID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let high = generator.next() as UInt64
+        let low = generator.next() as UInt64
+        var bytes = [UInt8](repeating: 0, count: 16)
+        for index in 0..<8 {
+            bytes[index] = UInt8(truncatingIfNeeded: high >> (56 - 8 * UInt64(index)))
+            bytes[index + 8] = UInt8(truncatingIfNeeded: low >> (56 - 8 * UInt64(index)))
+        }
+        bytes[6] = 0x40 | (bytes[6] & 0x0F)
+        bytes[8] = 0x80 | (bytes[8] & 0x3F)
+        return hyphenatedHex(bytes)
+    }
+
     /// A ULID: 48 bits of Unix milliseconds and 80 random bits; within one millisecond the random
     /// part is incremented, as the ULID spec's monotonic mode prescribes.
     func ulid() -> String {

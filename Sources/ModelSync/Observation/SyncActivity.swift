@@ -15,7 +15,7 @@ import Observation
 ///
 /// The counts come from the store's outbox, observed by a GRDB `ValueObservation` (so they also
 /// change when the app saves a record, and when another store or process on the same file sends
-/// changes); ``sent`` comes from ``SyncEngine/progress()``. Both reach the main actor through
+/// changes); ``sent`` and ``pulls`` come from ``SyncEngine/progress()``. Both reach the main actor through
 /// buffers that keep only the newest value. Observing stops with ``stop()`` or when the object is
 /// released.
 @MainActor
@@ -33,6 +33,9 @@ public final class SyncActivity {
     public private(set) var failed = 0
     /// Changes the server accepted since the engine started.
     public private(set) var sent = 0
+    /// Per model name (`Message`), how far its latest pull is: items received, items stored, and
+    /// the total when the server tells it (``PullProgress``), for a "12,000 of 100,000" bar.
+    public private(set) var pulls: [String: PullProgress] = [:]
     /// Why the last ``sync()`` or ``push()`` started here failed (or why observing the outbox
     /// failed); `nil` after one succeeds.
     public private(set) var lastError: (any Error)?
@@ -78,6 +81,7 @@ public final class SyncActivity {
             for await progress in progress {
                 guard let self else { return }
                 if self.sent != progress.sent { self.sent = progress.sent }
+                if self.pulls != progress.pulls { self.pulls = progress.pulls }
             }
         }
     }

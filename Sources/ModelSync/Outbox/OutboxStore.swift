@@ -38,7 +38,7 @@ enum OutboxStore {
                 """)
         let operation = created ? OutboxOperation.create : .update
         try statement.execute(arguments: [
-            recordTable, recordID, operation.rawValue, payload, idempotencyKey ?? UUID().uuidString.lowercased(),
+            recordTable, recordID, operation.rawValue, payload, idempotencyKey ?? IDClock.randomUUID(),
             Date().timeIntervalSinceReferenceDate, idempotencyKey != nil,
         ])
         if idempotencyKey != nil {
@@ -79,7 +79,7 @@ enum OutboxStore {
                 INSERT INTO \(table) (tableName, recordID, operation, payload, idempotencyKey, state, attempts, createdAt)
                 VALUES (?, ?, 'delete', NULL, ?, 'pending', 0, ?)
                 """,
-            arguments: [recordTable, recordID, UUID().uuidString.lowercased(), Date().timeIntervalSinceReferenceDate])
+            arguments: [recordTable, recordID, IDClock.randomUUID(), Date().timeIntervalSinceReferenceDate])
     }
 
     /// Rewrites queued entries after an ID replacement: the record's own entries (record ID and the
@@ -134,6 +134,13 @@ enum OutboxStore {
         try Bool.fetchOne(
             db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM \(table) WHERE tableName = ? AND recordID = ?)"),
             arguments: [recordTable, recordID]) ?? false
+    }
+
+    /// `true` when any record of `recordTable` has an entry.
+    static func hasEntries(_ db: Database, table recordTable: String) throws -> Bool {
+        try Bool.fetchOne(
+            db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM \(table) WHERE tableName = ?)"),
+            arguments: [recordTable]) ?? false
     }
 
     static func removeEntries(_ db: Database, table recordTable: String, recordID: String) throws {

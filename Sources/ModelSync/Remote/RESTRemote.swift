@@ -62,8 +62,18 @@ public struct RESTRemote: SyncRemote {
         public var cursorParameter: String
         /// The key of the next cursor in a listing's envelope (ignored for bare arrays).
         public var nextCursorKey: String
+        /// How many items to ask for per listing page (sent as ``pageSizeParameter``), or `nil` to
+        /// let the server choose. Larger pages make a large first sync faster; a pull stores each
+        /// page in chunks either way (``SyncEngine/Configuration/pullChunkSize``).
+        public var pageSize: Int?
+        /// The query parameter that passes ``pageSize``.
+        public var pageSizeParameter: String
         /// The key that marks a listed record as deleted (a tombstone).
         public var deletedFlagKey: String
+        /// The key of the optional count in a listing's envelope: how many items this page and the
+        /// pages after it hold (ignored for bare arrays, and when absent). Pull progress shows it as
+        /// the expected total.
+        public var totalKey: String
         /// The key of a record's server version (sent back as `If-Match` with its next update), or
         /// `nil` for a server without versions: updates are then last-writer-wins.
         public var versionKey: String?
@@ -90,7 +100,10 @@ public struct RESTRemote: SyncRemote {
             listEnvelope: ListEnvelope = .key("data"),
             cursorParameter: String = "cursor",
             nextCursorKey: String = "next_cursor",
+            pageSize: Int? = nil,
+            pageSizeParameter: String = "limit",
             deletedFlagKey: String = "deleted",
+            totalKey: String = "total",
             versionKey: String? = "_version",
             creationKeyKey: String? = "_idempotency_key",
             overrides: [String: RemoteSchema] = [:]
@@ -104,7 +117,10 @@ public struct RESTRemote: SyncRemote {
             self.listEnvelope = listEnvelope
             self.cursorParameter = cursorParameter
             self.nextCursorKey = nextCursorKey
+            self.pageSize = pageSize
+            self.pageSizeParameter = pageSizeParameter
             self.deletedFlagKey = deletedFlagKey
+            self.totalKey = totalKey
             self.versionKey = versionKey
             self.creationKeyKey = creationKeyKey
             self.overrides = overrides
@@ -114,6 +130,15 @@ public struct RESTRemote: SyncRemote {
     public let configuration: Configuration
     private let schemasByTable: [String: ModelSchema]
     private let session: URLSession
+    /// Per table, each field's wire key and, for a foreign key, the ID type of the model it
+    /// references: worked out once instead of for every field of every record read.
+    private let fieldPlans: [String: [FieldPlan]]
+
+    struct FieldPlan: Sendable {
+        var key: String
+        /// The ID type of the referenced model, when the field is a foreign key.
+        var referenceIDType: RemoteIDType?
+    }
 
     /// - Parameters:
     ///   - configuration: The server's base URL, headers and conventions.
@@ -130,6 +155,17 @@ public struct RESTRemote: SyncRemote {
         for model in models { schemas[model.schema.tableName] = model.schema }
         self.schemasByTable = schemas
         self.session = session ?? Self.makeSession(timeout: configuration.timeout)
+        fieldPlans = schemas.mapValues { schema in
+            let remote = configuration.overrides[schema.tableName] ?? schema.remote
+            let foreignKeys = Dictionary(schema.foreignKeys.map { ($0.column, $0.table) }) { first, _ in first }
+            return schema.fields.map { field in
+                FieldPlan(
+                    key: remote.fieldNaming.wireKey(for: field.name),
+                    referenceIDType: foreignKeys[field.name].map { target in
+                        schemas[target].map { (configuration.overrides[$0.tableName] ?? $0.remote).idType } ?? .string
+                    })
+            }
+        }
     }
 
     /// The session RESTRemote uses by default: ephemeral, no cache, 16 connections per host, and a
@@ -258,9 +294,13 @@ public struct RESTRemote: SyncRemote {
             let encoded = cursor.addingPercentEncoding(withAllowedCharacters: Self.unreservedCharacters) ?? cursor
             path += (path.contains("?") ? "&" : "?") + "\(configuration.cursorParameter)=\(encoded)"
         }
+        if let pageSize = configuration.pageSize {
+            path += (path.contains("?") ? "&" : "?") + "\(configuration.pageSizeParameter)=\(pageSize)"
+        }
         let response = try await send("GET", path: path, body: nil)
         let items: [JSONValue]
         var nextCursor: String?
+        var remainingTotal: Int?
         switch configuration.listEnvelope {
         case .bareArray:
             guard let array = response?.arrayValue else {
@@ -273,6 +313,9 @@ public struct RESTRemote: SyncRemote {
             }
             items = array
             nextCursor = object[configuration.nextCursorKey]?.idString
+            if case .integer(let total)? = object[configuration.totalKey], total >= 0, total <= Int64(Int.max) {
+                remainingTotal = Int(total)
+            }
         }
         var records: [RecordFields] = []
         var deleted: [String] = []
@@ -313,7 +356,8 @@ public struct RESTRemote: SyncRemote {
         }
         let hasMore = nextCursor != nil && nextCursor != cursor && !items.isEmpty
         return RemotePage(
-            records: records, deletedIDs: deleted, nextCursor: nextCursor, hasMore: hasMore, rejected: rejected)
+            records: records, deletedIDs: deleted, nextCursor: nextCursor, hasMore: hasMore, rejected: rejected,
+            remainingTotal: remainingTotal)
     }
 
     // MARK: Conventions
@@ -438,10 +482,18 @@ public struct RESTRemote: SyncRemote {
             throw FieldProblem(reason: "it has no '\(configuration.idField)'")
         }
         fields.merge(metadata(of: object)) { _, new in new }
-        let foreignKeys = Dictionary(uniqueKeysWithValues: model.foreignKeys.map { ($0.column, $0.table) })
-        for field in model.fields {
-            let key = remote.fieldNaming.wireKey(for: field.name)
-            let name = key == field.name ? "field '\(key)'" : "field '\(key)' (\(field.name))"
+        let plans = fieldPlans[model.tableName]
+        let foreignKeys =
+            plans == nil ? Dictionary(model.foreignKeys.map { ($0.column, $0.table) }) { first, _ in first } : [:]
+        for (index, field) in model.fields.enumerated() {
+            let key = plans?[index].key ?? remote.fieldNaming.wireKey(for: field.name)
+            var name: String { key == field.name ? "field '\(key)'" : "field '\(key)' (\(field.name))" }
+            let referenceIDType =
+                plans == nil
+                ? foreignKeys[field.name].map { target in
+                    schemasByTable[target].map { conventions($0).idType } ?? .string
+                }
+                : plans?[index].referenceIDType
             guard let value = object[key] else {
                 if checkingTypes, !field.isOptional {
                     throw FieldProblem(reason: "\(name) is missing and the field is not optional")
@@ -453,10 +505,9 @@ public struct RESTRemote: SyncRemote {
                     throw FieldProblem(reason: "\(name) is null and the field is not optional")
                 }
                 fields[field.name] = .null
-            } else if let target = foreignKeys[field.name] {
+            } else if let idType = referenceIDType {
                 // A reference is an ID of the referenced model, held to the same rule as its own IDs
                 // (a temporary-looking or malformed reference would point at the wrong record).
-                let idType = schemasByTable[target].map { conventions($0).idType } ?? .string
                 do {
                     fields[field.name] = .string(try ServerIDRule.localID(from: value, idType: idType))
                 } catch {

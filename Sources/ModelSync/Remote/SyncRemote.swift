@@ -30,17 +30,25 @@ public struct RemotePage: Sendable, Hashable {
     /// read, a number no local type holds exactly), each with the reason. They are not in
     /// ``records``; the rest of the page is.
     public var rejected: [RejectedRecord]
+    /// How many items (records and tombstones) this page and the pages after it list, when the
+    /// server tells (the listing envelope's `total`); `nil` when it does not. A pull shows it as the
+    /// expected count of its progress (``PullProgress/total``).
+    public var remainingTotal: Int?
 
     public init(
         records: [RecordFields], deletedIDs: [String] = [], nextCursor: String? = nil, hasMore: Bool = false,
-        rejected: [RejectedRecord] = []
+        rejected: [RejectedRecord] = [], remainingTotal: Int? = nil
     ) {
         self.records = records
         self.deletedIDs = deletedIDs
         self.nextCursor = nextCursor
         self.hasMore = hasMore
         self.rejected = rejected
+        self.remainingTotal = remainingTotal
     }
+
+    /// How many items the server listed on this page (records, tombstones and rejected items).
+    var itemCount: Int { records.count + deletedIDs.count + rejected.count }
 }
 
 /// A record a listing returned that cannot be stored locally.

@@ -97,6 +97,21 @@ enum SchemaBuilder {
                         """)
             }
         ),
+        (
+            // The notes of a full listing in progress (local records it has not listed yet): stored
+            // so that a full pull resumed after a kill still deletes what the server no longer has.
+            "modelsync-pull-unlisted-v1",
+            { db in
+                try db.execute(
+                    sql: """
+                        CREATE TABLE \(PullState.unlistedTable) (
+                            tableName TEXT NOT NULL,
+                            recordID TEXT NOT NULL,
+                            PRIMARY KEY (tableName, recordID)
+                        ) WITHOUT ROWID;
+                        """)
+            }
+        ),
     ]
 
     /// Applies the migrations this database lacks and creates or extends the model tables, in the

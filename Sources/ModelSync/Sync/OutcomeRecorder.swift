@@ -178,7 +178,7 @@ enum OutcomeRecorder {
                     WHERE sequence = ?
                     """,
                 arguments: [
-                    UUID().uuidString.lowercased(), "the server's copy was newer; sending the local change again",
+                    IDClock.randomUUID(), "the server's copy was newer; sending the local change again",
                     current.sequence,
                 ])
             return .conflict(resolution: "keep local")

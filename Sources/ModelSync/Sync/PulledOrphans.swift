@@ -16,18 +16,19 @@ enum PulledOrphans {
         var orphanReason: String?
     }
 
-    /// The records of `fetched` followed by the orphans of earlier pulls that this pull does not
-    /// list again, each marked when it references a record neither stored nor listed (directly, or
-    /// through another orphan of the same pull).
+    /// The records of `fetched` followed (`includingKeptAside`) by the records kept aside that
+    /// `fetched` does not list again, each marked when it references a record neither stored nor
+    /// among the candidates (directly, or through another candidate marked so).
     static func candidates(
-        _ fetched: [(model: any SyncModel.Type, pages: [RemotePage])], in tx: SyncTransaction
+        _ fetched: [(model: any SyncModel.Type, pages: [[RecordFields]])], includingKeptAside: Bool,
+        in tx: SyncTransaction
     ) throws -> [Candidate] {
         let db = tx.database
         var candidates: [Candidate] = []
         var listed: [String: Int] = [:]  // "table\0id" -> index in candidates
         for (model, pages) in fetched {
             for page in pages {
-                for fields in page.records {
+                for fields in page {
                     guard let id = fields["id"]?.idString else { continue }
                     let key = model.schema.tableName + "\u{0}" + id
                     if let index = listed[key] {
@@ -39,7 +40,9 @@ enum PulledOrphans {
                 }
             }
         }
-        for parked in try Row.fetchAll(db, sql: "SELECT tableName, recordID, fields FROM \(table)") {
+        let keptAside =
+            includingKeptAside ? try Row.fetchAll(db, sql: "SELECT tableName, recordID, fields FROM \(table)") : []
+        for parked in keptAside {
             let tableName: String = parked["tableName"]
             let id: String = parked["recordID"]
             let key = tableName + "\u{0}" + id
@@ -100,6 +103,13 @@ enum PulledOrphans {
                 candidate.model.schema.tableName, candidate.id,
                 String(decoding: try JSONValue.object(candidate.fields).serialized(), as: UTF8.self), reason,
             ])
+    }
+
+    /// `true` when records of `recordTable` are kept aside.
+    static func hasRecords(_ db: Database, table recordTable: String) throws -> Bool {
+        try Bool.fetchOne(
+            db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM \(table) WHERE tableName = ?)"),
+            arguments: [recordTable]) ?? false
     }
 
     static func remove(_ db: Database, table recordTable: String, recordID: String) throws {

@@ -105,7 +105,12 @@ extension SyncTransaction {
     /// A record that carries the creation key (``RecordMetadata/creationKey``) of a create this store
     /// sent is that create's result, even when the create's answer never arrived: the create is done
     /// and its temporary ID is replaced first.
-    func applyRemote(_ fields: RecordFields, model: any SyncModel.Type, policy: ConflictPolicy) throws -> MergeOutcome {
+    ///
+    /// `mayHaveLocalChanges: false` skips the look-up of unsent changes: the caller knows that no
+    /// record of the model has any (a pull checks once per chunk).
+    func applyRemote(
+        _ fields: RecordFields, model: any SyncModel.Type, policy: ConflictPolicy, mayHaveLocalChanges: Bool = true
+    ) throws -> MergeOutcome {
         func apply<Model: SyncModel>(_: Model.Type) throws -> MergeOutcome {
             guard let id = fields["id"]?.idString else { return .unchanged }
             let table = Model.schema.tableName
@@ -120,7 +125,8 @@ extension SyncTransaction {
                     reason: "a \(Model.schema.name) '\(id)' from the server cannot be read: \(error)")
             }
             try completeOwnCreate(remote, table: table, serverID: id)
-            let hasLocalChanges = try OutboxStore.hasEntries(database, table: table, recordID: id)
+            let hasLocalChanges =
+                try mayHaveLocalChanges && OutboxStore.hasEntries(database, table: table, recordID: id)
             if hasLocalChanges {
                 guard let local = try Model.fetchOne(database, key: Model.ID(id)) else { return .keptLocal }
                 let localFields =
@@ -144,17 +150,24 @@ extension SyncTransaction {
             let statements = try store.statements(for: Model.self)
             let values = try record.databaseValues()
             try RecordVersions.record(database, table: table, fields: remote)
-            if let existing = try Model.fetchOne(database, key: record.id) {
-                if try Self.sameStoredValues(existing, record) { return .unchanged }
-                try database.cachedStatement(sql: statements.updateByID)
-                    .execute(arguments: StatementArguments(Array(values.dropFirst()) + [values[0]]))
-                appendEvent(.updated(table: table, record: record))
-                return .updated
-            }
+            // Inserted unless the ID exists (one statement for a new record, the common case of a
+            // first sync); otherwise compared with the stored row and updated when it differs.
             try database.cachedStatement(sql: statements.insertIgnoringExistingID)
                 .execute(arguments: StatementArguments(values))
-            appendEvent(.created(table: table, record: record))
-            return .inserted
+            if database.changesCount > 0 {
+                appendEvent(.created(table: table, record: record))
+                return .inserted
+            }
+            if let existing = try Model.fetchOne(
+                database.cachedStatement(sql: statements.selectByID), arguments: [record.id.rawValue]),
+                try Self.sameStoredValues(existing, record)
+            {
+                return .unchanged
+            }
+            try database.cachedStatement(sql: statements.updateByID)
+                .execute(arguments: StatementArguments(Array(values.dropFirst()) + [values[0]]))
+            appendEvent(.updated(table: table, record: record))
+            return .updated
         }
         return try apply(model)
     }

@@ -41,11 +41,40 @@ public struct SyncProgress: Sendable, Hashable {
     /// Entries refused for good (see each record's sync status for the reason).
     public var failed: Int
 
-    public init(queued: Int = 0, inFlight: Int = 0, sent: Int = 0, failed: Int = 0) {
+    /// Per model name (`Message`), the progress of the model's latest pull: items received from the
+    /// server, items stored, and the total when the server tells it.
+    public var pulls: [String: PullProgress]
+
+    public init(
+        queued: Int = 0, inFlight: Int = 0, sent: Int = 0, failed: Int = 0, pulls: [String: PullProgress] = [:]
+    ) {
         self.queued = queued
         self.inFlight = inFlight
         self.sent = sent
         self.failed = failed
+        self.pulls = pulls
+    }
+}
+
+/// How far the pull of one model is: counts a UI can show as "12,000 of 100,000 messages".
+public struct PullProgress: Sendable, Hashable {
+    /// Items (records, tombstones, unreadable items) the server listed so far in this pull.
+    public var received: Int
+    /// Items stored so far (each chunk counts once its transaction has committed). Records that
+    /// cannot be stored yet (kept aside, unreadable) count as handled.
+    public var applied: Int
+    /// How many items the whole pull lists, when the server tells it (the listing's `total`):
+    /// `received` of `total` is the download, `applied` of `total` the whole pull.
+    public var total: Int?
+    /// `true` once the listing has ended and everything it listed is stored (records kept aside
+    /// are settled when the whole pull ends).
+    public var isFinished: Bool
+
+    public init(received: Int = 0, applied: Int = 0, total: Int? = nil, isFinished: Bool = false) {
+        self.received = received
+        self.applied = applied
+        self.total = total
+        self.isFinished = isFinished
     }
 }
 
@@ -86,8 +115,66 @@ public struct PullReport: Sendable, Hashable {
     /// reference to a record the server did not list (kept aside and applied by a later pull once
     /// that record arrives). The rest of the pull is applied.
     public var rejected: [RejectedRecord] = []
+    /// The longest the pull held the store's write lock in one transaction (from asking for the
+    /// writer to the commit): about how long a save made during the pull may have waited for it.
+    public var longestTransaction: Duration = .zero
 
     public init() {}
+
+    mutating func merge(_ other: PullReport) {
+        inserted += other.inserted
+        updated += other.updated
+        deleted += other.deleted
+        keptLocal += other.keptLocal
+        rejected += other.rejected
+        longestTransaction = max(longestTransaction, other.longestTransaction)
+    }
+
+    mutating func count(_ outcome: MergeOutcome) {
+        switch outcome {
+        case .inserted: inserted += 1
+        case .updated, .merged: updated += 1
+        case .keptLocal: keptLocal += 1
+        case .unchanged: break
+        }
+    }
+}
+
+/// A part of a listed page stored in one transaction.
+struct PullChunk: Sendable {
+    var records: [RecordFields]
+    var deletedIDs: [String]
+    /// IDs of the page's unreadable items in this chunk: they exist on the server.
+    var rejectedIDs: [String]
+
+    var itemCount: Int { records.count + deletedIDs.count + rejectedIDs.count }
+
+    /// Every ID the chunk lists (a full listing crosses them off its notes).
+    var listedIDs: [String] { records.compactMap { $0["id"]?.idString } + deletedIDs + rejectedIDs }
+
+    /// `page` in chunks of at most `size` items (records first, then tombstones; the unreadable
+    /// items go with the last chunk); none for an empty page.
+    static func split(_ page: RemotePage, size: Int) -> [PullChunk] {
+        let rejectedIDs = page.rejected.compactMap(\.id)
+        var chunks: [PullChunk] = []
+        var start = 0
+        while start < page.records.count {
+            let end = min(page.records.count, start + size)
+            chunks.append(PullChunk(records: Array(page.records[start..<end]), deletedIDs: [], rejectedIDs: []))
+            start = end
+        }
+        start = 0
+        while start < page.deletedIDs.count {
+            let end = min(page.deletedIDs.count, start + size)
+            chunks.append(PullChunk(records: [], deletedIDs: Array(page.deletedIDs[start..<end]), rejectedIDs: []))
+            start = end
+        }
+        if !rejectedIDs.isEmpty || !page.rejected.isEmpty {
+            if chunks.isEmpty { chunks.append(PullChunk(records: [], deletedIDs: [], rejectedIDs: [])) }
+            chunks[chunks.count - 1].rejectedIDs = rejectedIDs
+        }
+        return chunks
+    }
 }
 
 /// Drains the outbox to a server and pulls server state back.
@@ -107,17 +194,22 @@ public actor SyncEngine {
         public var maximumConcurrentRequests: Int
         public var retry: RetryPolicy
         public var conflictPolicy: ConflictPolicy
+        /// How many listed items a pull stores per transaction at most. A save waits for one chunk
+        /// at most; larger chunks store a large first sync slightly faster.
+        public var pullChunkSize: Int
         /// How long ``SyncEngine/push(waitForRetries:)`` waits for scheduled retries at most.
         public var maximumRetryWait: TimeInterval
 
         public init(
             maximumConcurrentRequests: Int = 4, retry: RetryPolicy = RetryPolicy(),
-            conflictPolicy: ConflictPolicy = .keepLocalChanges, maximumRetryWait: TimeInterval = 300
+            conflictPolicy: ConflictPolicy = .keepLocalChanges, maximumRetryWait: TimeInterval = 300,
+            pullChunkSize: Int = 500
         ) {
             self.maximumConcurrentRequests = maximumConcurrentRequests
             self.retry = retry
             self.conflictPolicy = conflictPolicy
             self.maximumRetryWait = maximumRetryWait
+            self.pullChunkSize = pullChunkSize
         }
     }
 
@@ -126,6 +218,8 @@ public actor SyncEngine {
     public let configuration: Configuration
     private let logger: Logger
     private var sentCount = 0
+    /// Per model name, the progress of its latest pull.
+    private var pullProgress: [String: PullProgress] = [:]
     private let progressSubscribers = Locked([Int: AsyncStream<SyncProgress>.Continuation]())
     private let nextSubscriber = Locked(0)
 
@@ -139,8 +233,8 @@ public actor SyncEngine {
         self.logger = logger
     }
 
-    /// Pushes every queued change, then pulls every model and stores what it fetched in one
-    /// transaction (a record may reference one listed later, in any model).
+    /// Pushes every queued change, then pulls every model (parents before children), each stored in
+    /// chunks as its pages arrive (see ``pull(_:)``).
     @discardableResult
     public func sync() async throws -> SyncReport {
         let push = try await push()
@@ -409,7 +503,7 @@ public actor SyncEngine {
             ).objectValue ?? [:]
         // The create's key goes with it into the outbox if the answer never comes: the server may
         // have stored the record, and a later push must be recognised as the same create.
-        let idempotencyKey = UUID().uuidString.lowercased()
+        let idempotencyKey = IDClock.randomUUID()
         do {
             var stored = fields
             if exists {
@@ -443,77 +537,204 @@ public actor SyncEngine {
     /// the server gives one) and merges them: new and changed records are stored, deleted ones are
     /// deleted locally with their delete rules, and records with unsent local changes are handled by
     /// the conflict policy (by default they keep the local changes).
+    ///
+    /// Pages are stored as they arrive, in chunks of at most ``Configuration/pullChunkSize`` items,
+    /// one transaction each (with the cursor of the page they complete): memory holds two pages at
+    /// most, a save waits for one chunk at most, and a pull that stops midway resumes after the
+    /// last page it stored. A record that references one not stored yet (listed on a later page, or
+    /// by a model pulled later) is kept aside and stored at the end of the pull; one whose
+    /// reference never arrives stays aside, is reported in ``PullReport/rejected``, and is stored
+    /// by a later pull once the record it references arrives. Progress is published per chunk on
+    /// ``progress()`` (``SyncProgress/pulls``).
     @discardableResult
     public func pull<Model: SyncModel>(_ model: Model.Type) async throws -> PullReport {
         try await pullModel(model)
     }
 
-    /// What the server listed for one model: every page, fetched before anything is stored.
-    private struct FetchedChanges: Sendable {
-        var model: any SyncModel.Type
-        var pages: [RemotePage]
-        /// For a full listing (no stored cursor): every listed ID.
-        var fullListing: Set<String>?
-    }
-
     private func pullModel(_ model: any SyncModel.Type) async throws -> PullReport {
-        try await apply([try await fetchChanges(model)])
+        try await pullModels([model])
     }
 
+    /// Pulls `models`, parents before children, each as a stream of pages applied in chunks, then
+    /// settles the records kept aside on the way (see ``pull(_:)``).
     private func pullModels(_ models: [any SyncModel.Type]) async throws -> PullReport {
-        var fetched: [FetchedChanges] = []
-        for model in models { fetched.append(try await fetchChanges(model)) }
-        return try await apply(fetched)
-    }
-
-    private func fetchChanges(_ model: any SyncModel.Type) async throws -> FetchedChanges {
-        let schema = model.schema
-        var cursor = try await PullState.cursor(store, table: schema.tableName)
-        var changes = FetchedChanges(model: model, pages: [], fullListing: cursor == nil ? [] : nil)
-        // A server whose cursors cycle (a -> b -> a) would keep this loop going forever.
-        var seenCursors: Set<String> = cursor.map { [$0] } ?? []
-        while true {
-            let page = try await remote.list(schema, after: cursor)
-            changes.pages.append(page)
-            // Records the page could not read still exist on the server: a full listing must not
-            // delete their local copies.
-            changes.fullListing?.formUnion(page.records.compactMap { $0["id"]?.idString })
-            changes.fullListing?.formUnion(page.rejected.compactMap(\.id))
-            guard page.hasMore, let next = page.nextCursor else { break }
-            guard seenCursors.insert(next).inserted else {
-                throw RemoteError.invalidResponse(
-                    "the listing of \(schema.name) returned cursor '\(next)' a second time after "
-                        + "\(changes.pages.count) pages: the server's cursors cycle, so the pull stopped; "
-                        + "nothing of this listing was stored")
-            }
-            cursor = next
+        var report = PullReport()
+        for model in Self.parentsFirst(models) {
+            try await streamModel(model, into: &report)
         }
-        return changes
+        try await settleKeptAside(into: &report)
+        return report
     }
 
-    /// Stores everything fetched in one transaction: foreign keys are checked at its commit, so a
-    /// record may reference another listed later (a later page, or another model).
-    ///
-    /// A record that cannot be applied does not fail the pull: an unreadable one is reported, and
-    /// one that references a record neither stored locally nor listed (an orphan) is kept aside and
-    /// reported; it is applied by a later pull once the record it references arrives.
-    private func apply(_ fetched: [FetchedChanges]) async throws -> PullReport {
-        let policy = configuration.conflictPolicy
-        return try await store.write { tx in
-            var report = PullReport()
-            for changes in fetched {
-                for page in changes.pages { report.rejected += page.rejected }
-            }
-            let candidates = try PulledOrphans.candidates(fetched.map { ($0.model, $0.pages) }, in: tx)
-            for changes in fetched {
-                let model = changes.model
-                let schema = model.schema
-                for page in changes.pages {
-                    for id in page.deletedIDs {
-                        try PulledOrphans.remove(tx.database, table: schema.tableName, recordID: id)
-                    }
+    /// `models` ordered so that a model comes after the models its foreign keys reference (when the
+    /// references form no cycle; otherwise in the given order): a chunk of children then usually
+    /// finds its parents stored.
+    static func parentsFirst(_ models: [any SyncModel.Type]) -> [any SyncModel.Type] {
+        var ordered: [any SyncModel.Type] = []
+        var placed: Set<String> = []
+        var remaining = models
+        let tables = Set(models.map { $0.schema.tableName })
+        while !remaining.isEmpty {
+            let ready = remaining.firstIndex { model in
+                model.schema.foreignKeys.allSatisfy { key in
+                    key.table == model.schema.tableName || !tables.contains(key.table) || placed.contains(key.table)
                 }
             }
+            let next = remaining.remove(at: ready ?? 0)
+            ordered.append(next)
+            placed.insert(next.schema.tableName)
+        }
+        return ordered
+    }
+
+    /// Lists `model` page by page (the next page is fetched while the current one is stored) and
+    /// stores each page in chunks of at most ``Configuration/pullChunkSize`` items, one transaction
+    /// each, so that memory holds two pages at most and a save waits for one chunk at most. The
+    /// cursor is stored with the last chunk of its page: a pull that stops (killed, cancelled, a
+    /// network error) resumes after the last page it stored.
+    ///
+    /// A full listing (no stored cursor) first notes which local records exist; every listed record
+    /// is crossed off as its chunk commits, and the records left when the listing ends were deleted
+    /// on the server (unless they have unsent changes). The notes are stored, so a full listing
+    /// resumed after a kill still ends with that step.
+    private func streamModel(_ model: any SyncModel.Type, into report: inout PullReport) async throws {
+        let schema = model.schema
+        let table = schema.tableName
+        let remote = self.remote
+        let store = self.store
+        let policy = configuration.conflictPolicy
+        let chunkSize = max(1, configuration.pullChunkSize)
+        var cursor = try await PullState.cursor(store, table: table)
+        if cursor == nil {
+            try await store.writeBypassingSync { db in try PullState.noteLocalRecords(db, table: table) }
+        }
+        let crossesOff = try await store.read { db in try PullState.hasUnlistedRecords(db, table: table) }
+        setPullProgress(schema.name, PullProgress())
+        await publishProgress()
+        // A server whose cursors cycle (a -> b -> a) would keep this loop going forever.
+        var seenCursors: Set<String> = cursor.map { [$0] } ?? []
+        var pageCount = 0
+        var fetching: Task<RemotePage, any Error>? = Task { [cursor] in try await remote.list(schema, after: cursor) }
+        defer { fetching?.cancel() }
+        while let current = fetching {
+            let page = try await current.value
+            pageCount += 1
+            fetching = nil
+            if page.hasMore, let next = page.nextCursor {
+                guard seenCursors.insert(next).inserted else {
+                    throw RemoteError.invalidResponse(
+                        "the listing of \(schema.name) returned cursor '\(next)' a second time after "
+                            + "\(pageCount) pages: the server's cursors cycle, so the pull stopped after storing "
+                            + "the pages before")
+                }
+                fetching = Task { try await remote.list(schema, after: next) }
+            }
+            updatePullProgress(schema.name) { progress in
+                if let remaining = page.remainingTotal { progress.total = progress.received + remaining }
+                progress.received += page.itemCount
+            }
+            await publishProgress()
+            report.rejected += page.rejected
+            let chunks = PullChunk.split(page, size: chunkSize)
+            for (index, chunk) in chunks.enumerated() {
+                let storedCursor = index == chunks.count - 1 ? page.nextCursor : nil
+                let started = ContinuousClock.now
+                var applied = try await store.write { tx in
+                    try Self.apply(
+                        chunk, model: model, cursor: storedCursor, crossingOff: crossesOff, policy: policy, in: tx)
+                }
+                applied.longestTransaction = ContinuousClock.now - started
+                report.merge(applied)
+                updatePullProgress(schema.name) { $0.applied += chunk.itemCount }
+                await publishProgress()
+            }
+            if chunks.isEmpty, let next = page.nextCursor {
+                try await store.writeBypassingSync { db in try PullState.setCursor(db, table: table, cursor: next) }
+            }
+            cursor = page.nextCursor ?? cursor
+        }
+        if crossesOff {
+            try await deleteUnlisted(model, into: &report)
+        }
+        updatePullProgress(schema.name) { $0.isFinished = true }
+        await publishProgress()
+    }
+
+    /// Stores one chunk of a page in the current transaction: tombstones, records (a record whose
+    /// reference is neither stored nor in the chunk, or that collides on a unique field, is kept
+    /// aside for ``settleKeptAside(into:)``), the crossing-off of a full listing, and the cursor.
+    private static func apply(
+        _ chunk: PullChunk, model: any SyncModel.Type, cursor: String?, crossingOff: Bool, policy: ConflictPolicy,
+        in tx: SyncTransaction
+    ) throws -> PullReport {
+        let table = model.schema.tableName
+        var report = PullReport()
+        let db = tx.database
+        // Looked up once per chunk: in a first sync no record has unsent changes or is kept aside.
+        let hasKeptAside = try PulledOrphans.hasRecords(db, table: table)
+        let mayHaveLocalChanges = try OutboxStore.hasEntries(db, table: table)
+        for id in chunk.deletedIDs where hasKeptAside {
+            try PulledOrphans.remove(db, table: table, recordID: id)
+        }
+        let candidates = try PulledOrphans.candidates([(model, [chunk.records])], includingKeptAside: false, in: tx)
+        for candidate in candidates {
+            if let reason = candidate.orphanReason {
+                try PulledOrphans.park(candidate, reason: reason, in: db)
+                continue
+            }
+            if hasKeptAside { try PulledOrphans.remove(db, table: table, recordID: candidate.id) }
+            switch try applyCandidate(candidate, policy: policy, mayHaveLocalChanges: mayHaveLocalChanges, in: tx) {
+            case .applied(let outcome): report.count(outcome)
+            case .rejected(let rejected): report.rejected.append(rejected)
+            case .keptAside(let reason): try PulledOrphans.park(candidate, reason: reason, in: db)
+            }
+        }
+        for id in chunk.deletedIDs where try tx.applyRemoteDelete(id: id, model: model) {
+            report.deleted += 1
+        }
+        if crossingOff {
+            for id in chunk.listedIDs { try PullState.crossOff(db, table: table, recordID: id) }
+        }
+        if let cursor { try PullState.setCursor(db, table: table, cursor: cursor) }
+        return report
+    }
+
+    /// What became of one pulled record.
+    private enum CandidateOutcome {
+        case applied(MergeOutcome)
+        case rejected(RejectedRecord)
+        /// It collides with a local record on a unique field: kept aside with this reason.
+        case keptAside(String)
+    }
+
+    private static func applyCandidate(
+        _ candidate: PulledOrphans.Candidate, policy: ConflictPolicy, mayHaveLocalChanges: Bool = true,
+        in tx: SyncTransaction
+    ) throws -> CandidateOutcome {
+        do {
+            return .applied(
+                try tx.applyRemote(
+                    candidate.fields, model: candidate.model, policy: policy, mayHaveLocalChanges: mayHaveLocalChanges))
+        } catch let unreadable as UnreadableRecord {
+            return .rejected(
+                RejectedRecord(model: candidate.model.schema.name, id: candidate.id, reason: unreadable.reason))
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
+            // A unique field collides with a local record (one not sent yet): SQLite undid the
+            // statement only. Kept aside until the collision is resolved.
+            return .keptAside(
+                "it collides with a local \(candidate.model.schema.name) on a unique field "
+                    + "(\(error.message ?? "constraint failed")); kept aside until the local record changes")
+        }
+    }
+
+    /// Tries every record kept aside (by this pull's chunks, or by earlier pulls) once more, in one
+    /// transaction: those whose references are now stored (or kept aside with them and satisfied)
+    /// are applied; the others stay aside and are reported in ``PullReport/rejected``.
+    private func settleKeptAside(into report: inout PullReport) async throws {
+        let policy = configuration.conflictPolicy
+        let settled = try await store.write { tx -> PullReport in
+            var report = PullReport()
+            let candidates = try PulledOrphans.candidates([], includingKeptAside: true, in: tx)
             for candidate in candidates {
                 if let reason = candidate.orphanReason {
                     try PulledOrphans.park(candidate, reason: reason, in: tx.database)
@@ -522,53 +743,40 @@ public actor SyncEngine {
                     continue
                 }
                 try PulledOrphans.remove(tx.database, table: candidate.model.schema.tableName, recordID: candidate.id)
-                do {
-                    switch try tx.applyRemote(candidate.fields, model: candidate.model, policy: policy) {
-                    case .inserted: report.inserted += 1
-                    case .updated, .merged: report.updated += 1
-                    case .keptLocal: report.keptLocal += 1
-                    case .unchanged: break
-                    }
-                } catch let unreadable as UnreadableRecord {
-                    report.rejected.append(
-                        RejectedRecord(model: candidate.model.schema.name, id: candidate.id, reason: unreadable.reason))
-                } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
-                    // A unique field collides with a local record (one not sent yet): SQLite undid
-                    // the statement only. Kept aside until the collision is resolved.
-                    let reason =
-                        "it collides with a local \(candidate.model.schema.name) on a unique field "
-                        + "(\(error.message ?? "constraint failed")); kept aside until the local record changes"
+                switch try Self.applyCandidate(candidate, policy: policy, in: tx) {
+                case .applied(let outcome): report.count(outcome)
+                case .rejected(let rejected): report.rejected.append(rejected)
+                case .keptAside(let reason):
                     try PulledOrphans.park(candidate, reason: reason, in: tx.database)
                     report.rejected.append(
                         RejectedRecord(model: candidate.model.schema.name, id: candidate.id, reason: reason))
                 }
             }
-            for changes in fetched {
-                let model = changes.model
-                let schema = model.schema
-                for page in changes.pages {
-                    for id in page.deletedIDs where try tx.applyRemoteDelete(id: id, model: model) {
-                        report.deleted += 1
-                    }
-                    if let next = page.nextCursor {
-                        try PullState.setCursor(tx.database, table: schema.tableName, cursor: next)
-                    }
-                }
-                guard let listed = changes.fullListing else { continue }
-                // A full listing is the server's whole truth: a local record it lacks was deleted
-                // there, unless the server never had it (a temporary ID or an unsent change).
-                let localIDs = try String.fetchAll(
-                    tx.database,
-                    sql: """
-                        SELECT id FROM \(schema.tableName.quotedDatabaseIdentifier) WHERE id NOT IN (
-                            SELECT recordID FROM \(SchemaBuilder.outboxTable) WHERE tableName = ?)
-                        """,
-                    arguments: [schema.tableName])
-                for id in localIDs where !listed.contains(id) && !TemporaryID.isTemporary(id) {
-                    if try tx.applyRemoteDelete(id: id, model: model) { report.deleted += 1 }
-                }
-            }
             return report
+        }
+        report.merge(settled)
+    }
+
+    /// The end of a full listing: the local records it did not list were deleted on the server
+    /// (unless they have unsent changes, or were never sent: a temporary ID), in chunks.
+    private func deleteUnlisted(_ model: any SyncModel.Type, into report: inout PullReport) async throws {
+        let table = model.schema.tableName
+        let chunkSize = max(1, configuration.pullChunkSize)
+        while true {
+            let (deleted, more) = try await store.write { tx -> (Int, Bool) in
+                let ids = try PullState.unlistedRecords(tx.database, table: table, limit: chunkSize)
+                var deleted = 0
+                for id in ids {
+                    try PullState.crossOff(tx.database, table: table, recordID: id)
+                    guard !TemporaryID.isTemporary(id),
+                        try !OutboxStore.hasEntries(tx.database, table: table, recordID: id)
+                    else { continue }
+                    if try tx.applyRemoteDelete(id: id, model: model) { deleted += 1 }
+                }
+                return (deleted, ids.count == chunkSize)
+            }
+            report.deleted += deleted
+            if !more { return }
         }
     }
 
@@ -595,13 +803,21 @@ public actor SyncEngine {
         let counts = try await store.outbox.counts()
         return SyncProgress(
             queued: counts[.pending, default: 0], inFlight: counts[.inFlight, default: 0], sent: sentCount,
-            failed: counts[.failed, default: 0])
+            failed: counts[.failed, default: 0], pulls: pullProgress)
     }
 
     private func publishProgress() async {
         let subscribers = progressSubscribers.withLock { Array($0.values) }
         guard !subscribers.isEmpty, let progress = try? await currentProgress() else { return }
         for subscriber in subscribers { subscriber.yield(progress) }
+    }
+
+    private func setPullProgress(_ model: String, _ progress: PullProgress) {
+        pullProgress[model] = progress
+    }
+
+    private func updatePullProgress(_ model: String, _ change: (inout PullProgress) -> Void) {
+        change(&pullProgress[model, default: PullProgress()])
     }
 }
 
@@ -613,6 +829,38 @@ enum PullState {
         try await store.read { db in
             try String.fetchOne(db, sql: "SELECT cursor FROM \(table) WHERE tableName = ?", arguments: [model])
         }
+    }
+
+    /// The notes of a full listing: local records not listed yet.
+    static let unlistedTable = "modelsync_pull_unlisted"
+
+    /// Starts a full listing of `model`: notes every local record that has no unsent change; the
+    /// listing crosses off what it lists.
+    static func noteLocalRecords(_ db: Database, table model: String) throws {
+        try db.execute(sql: "DELETE FROM \(unlistedTable) WHERE tableName = ?", arguments: [model])
+        let quoted = model.quotedDatabaseIdentifier
+        try db.execute(
+            sql: """
+                INSERT INTO \(unlistedTable) (tableName, recordID)
+                SELECT ?, id FROM \(quoted) WHERE id NOT IN (
+                    SELECT recordID FROM \(SchemaBuilder.outboxTable) WHERE tableName = ?)
+                """,
+            arguments: [model, model])
+    }
+
+    static func hasUnlistedRecords(_ db: Database, table model: String) throws -> Bool {
+        try Bool.fetchOne(
+            db, sql: "SELECT EXISTS (SELECT 1 FROM \(unlistedTable) WHERE tableName = ?)", arguments: [model]) ?? false
+    }
+
+    static func crossOff(_ db: Database, table model: String, recordID: String) throws {
+        try db.cachedStatement(sql: "DELETE FROM \(unlistedTable) WHERE tableName = ? AND recordID = ?")
+            .execute(arguments: [model, recordID])
+    }
+
+    static func unlistedRecords(_ db: Database, table model: String, limit: Int) throws -> [String] {
+        try String.fetchAll(
+            db, sql: "SELECT recordID FROM \(unlistedTable) WHERE tableName = ? LIMIT ?", arguments: [model, limit])
     }
 
     static func setCursor(_ db: Database, table model: String, cursor: String) throws {
