@@ -200,4 +200,28 @@ struct OutboxTests {
         try await store.users.delete(user.id)
         #expect(try await outboxSummary(store) == ["user create \(user.id)", "user delete \(user.id)"])
     }
+
+    @Test("a parent's delete waits until no queued change of a child still references it")
+    func parentDeleteWaitsForChildren() async throws {
+        let store = try makeStore()
+        let user = try await store.users.save(User(name: "a", email: "a@example.com"))
+        let userCreate = try #require(try await store.outbox.claimReadyEntries(limit: 10).first)
+        try await store.outbox.markSucceeded(userCreate)
+        // The thread's create was sent once and will be retried: it may or may not be on the server.
+        let thread = try await store.threads.save(ChatThread(createdAt: Date(), tags: [], ownerId: user.id))
+        let threadCreate = try #require(try await store.outbox.claimReadyEntries(limit: 10).first)
+        try await store.outbox.scheduleRetry(threadCreate, at: Date(), reason: "timed out")
+        // Deleting the user cascades to the thread: a delete queued for each.
+        try await store.users.delete(user.id)
+        #expect(
+            try await outboxSummary(store) == [
+                "thread create \(thread.id)", "thread delete \(thread.id)", "user delete \(user.id)",
+            ])
+        // The thread's create goes first; the user's delete would make it fail with an unknown owner.
+        let first = try await store.outbox.claimReadyEntries(limit: 10)
+        #expect(first.map(\.operation) == [.create])
+        try await store.outbox.markSucceeded(first[0], serverID: "500")
+        let second = try await store.outbox.claimReadyEntries(limit: 10)
+        #expect(second.map { "\($0.tableName) \($0.operation.rawValue)" } == ["thread delete", "user delete"])
+    }
 }

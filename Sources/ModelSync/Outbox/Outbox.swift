@@ -241,7 +241,8 @@ public struct Outbox: Sendable {
 
     /// `true` when the entry's payload references a record the server does not have yet.
     private static func waitsForParent(_ entry: OutboxEntry, store: SyncStore, db: Database) throws -> Bool {
-        guard let payload = entry.payload, entry.operation != .delete else { return false }
+        if entry.operation == .delete { return try waitsForChildren(entry, store: store, db: db) }
+        guard let payload = entry.payload else { return false }
         let foreignKeys = try store.model(forTable: entry.tableName).schema.foreignKeys
         guard !foreignKeys.isEmpty else { return false }
         let object = try JSONSerialization.jsonObject(with: Data(payload.utf8)) as? [String: Any] ?? [:]
@@ -252,6 +253,30 @@ public struct Outbox: Sendable {
             if parentID == entry.recordID && foreignKey.table == entry.tableName { continue }
             if TemporaryID.isTemporary(parentID) { return true }
             if try Bool.fetchOne(queuedCreate, arguments: [foreignKey.table, parentID]) ?? false { return true }
+        }
+        return false
+    }
+
+    /// A delete waits while a queued create or update of another record still references the record
+    /// (a thread's create retried after its owner was deleted locally): sent first, the delete would
+    /// make that change fail for good with an unknown reference. Changes that failed for good do not
+    /// hold it back.
+    private static func waitsForChildren(_ entry: OutboxEntry, store: SyncStore, db: Database) throws -> Bool {
+        let references = try store.model(forTable: entry.tableName).schema.referencedBy
+        guard !references.isEmpty else { return false }
+        let referencingChange = try db.cachedStatement(
+            sql: """
+                SELECT EXISTS (
+                    SELECT 1 FROM \(table)
+                    WHERE tableName = ? AND operation != 'delete' AND state IN ('pending', 'inFlight')
+                    AND json_extract(payload, '$."' || ? || '"') = ?)
+                """)
+        for reference in references {
+            if try Bool.fetchOne(referencingChange, arguments: [reference.table, reference.column, entry.recordID])
+                ?? false
+            {
+                return true
+            }
         }
         return false
     }
