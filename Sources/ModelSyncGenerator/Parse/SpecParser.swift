@@ -91,6 +91,8 @@ struct SpecParser {
                 for (modelName, modelKeyNode, modelNode) in mapping(value, what: "'models'") ?? [] {
                     file.models.append(parseModel(modelName, keyNode: modelKeyNode, node: modelNode))
                 }
+            case "removed":
+                file.removedModels = parseRemovedList(value, what: "model")
             default:
                 unknownKey(key, at: keyNode, in: "the spec file", allowed: SpecKeys.file)
             }
@@ -117,6 +119,8 @@ struct SpecParser {
             switch key {
             case "idGeneration": model.idGeneration = choice(value, IDGenerationValue.self, key: "idGeneration")
             case "idFormat": model.idFormat = choice(value, IDFormatValue.self, key: "idFormat")
+            case "renamedFrom": model.renamedFrom = parseRenamedFrom(value, what: "model")
+            case "removed": model.removed = parseRemovedList(value, what: "field or relationship")
             case "idPrefix":
                 if let prefix = string(value, what: "'idPrefix'") {
                     model.idPrefix = Located(value: prefix, location: location(of: value))

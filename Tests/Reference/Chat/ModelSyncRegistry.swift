@@ -13,4 +13,8 @@ public enum GeneratedModels {
         ThreadArtifact.self,
         Draft.self,
     ]
+
+    /// The tables of models an earlier version of the spec had and this one removes (`removed:`):
+    /// pass them to `SyncStore(_:models:removedModels:)` so that opening an older database drops them.
+    public static let removedModels: [String] = []
 }
