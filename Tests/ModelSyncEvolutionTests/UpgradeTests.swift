@@ -41,7 +41,8 @@ struct UpgradeTests {
         #expect(bobs.status == .done && bobs.authorId.rawValue == ids["bob"])
         #expect(records.contains { $0.id.rawValue == ids["refusedTemporary"] && $0.priority == 9 })
         #expect(!records.contains { $0.id.rawValue == ids["second"] }, "the deleted note came back")
-        #expect(try await authors.all().count == 2)
+        let authorsBefore = try await authors.all()
+        #expect(Set(authorsBefore.map(\.id.rawValue)) == [ids["author"], ids["bob"]])
         let (tables, columns, parents, indexed) = try await store.read { db in
             (
                 try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table'"),
@@ -65,6 +66,10 @@ struct UpgradeTests {
             #expect(Set(payload.keys) == ["id", "text", "status", "priority", "pinned", "authorId"], "\(payload)")
         }
 
+        // Author switched to server IDs: existing authors keep theirs, a new one gets a temporary ID.
+        let carol = try await authors.save(AuthorV2(name: "Carol"))
+        #expect(carol.id.isTemporary)
+
         // Pushed to a version 2 server holding the synced records (migrated on its side).
         let server = ReferenceServer(models: EvolutionV2Models.GeneratedModels.all, validate: VersionTwoWire.check)
         for author in fixture.serverRecordsBefore["author"] ?? [] {
@@ -86,15 +91,32 @@ struct UpgradeTests {
         let serverMemos = await server.records(of: Memo.self)
         #expect(serverMemos.count == 4, "\(serverMemos)")  // first, offline, bob's, refused; second deleted
         #expect(Set(serverMemos.compactMap { $0["text"]?.stringValue }) == ["first, edited", "offline", "by bob", "refused by v1"])
-        #expect(await server.records(of: AuthorV2.self).count == 2)
+        let serverAuthors = await server.records(of: AuthorV2.self)
+        #expect(serverAuthors.count == 3)
+        let serverIDs = Dictionary(
+            uniqueKeysWithValues: serverAuthors.compactMap { record in
+                record["name"]?.stringValue.flatMap { name in record["id"]?.idString.map { (name, $0) } }
+            })
+        #expect(serverIDs["Ada"] == ids["author"], "an existing author kept its ID")
+        let localAuthors = try await authors.all()
+        #expect(Set(localAuthors.map(\.id.rawValue)) == Set(serverIDs.values))
+        // Bob's create, queued by version 1 with a client ID, went out; the server answered its own ID,
+        // which replaced Bob's everywhere (his memo's foreign key too), and the ID map keeps the old one.
+        let serverBob = try #require(serverIDs["Bob"])
+        let mapped = try await store.read { db in
+            try String.fetchOne(
+                db, sql: "SELECT newID FROM modelsync_id_map WHERE tableName = 'author' AND oldID = ?",
+                arguments: [ids["bob"]])
+        }
+        #expect(mapped == serverBob)
         #expect(await server.replayedCreates == 0)
         let local = try await memos.all()
         #expect(local.allSatisfy { !$0.id.isTemporary })
         #expect(Set(local.map(\.id.rawValue)) == Set(serverMemos.compactMap { $0["id"]?.idString }))
         let bobsNow = try #require(local.first { $0.text == "by bob" })
-        #expect(bobsNow.authorId.rawValue == ids["bob"])
+        #expect(bobsNow.authorId.rawValue == serverBob)
         let serverBobs = try #require(serverMemos.first { $0["text"]?.stringValue == "by bob" })
-        #expect(serverBobs["author_id"]?.idString == ids["bob"] && serverBobs["status"]?.stringValue == "done")
+        #expect(serverBobs["author_id"]?.idString == serverBob && serverBobs["status"]?.stringValue == "done")
     }
 
     @Test("a process killed with SIGKILL inside the migration leaves the version 1 database intact; the next open migrates")
@@ -118,7 +140,7 @@ struct UpgradeTests {
         }
         let text = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
         try #require(reached, "the child never reached the migration: \(text)")
-        #expect(text.contains("migrating memo,sketch"), "\(text)")
+        #expect(text.contains("migrating author,memo,sketch"), "\(text)")
         kill(process.processIdentifier, SIGKILL)
         await waitForExit(process)
         #expect(process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGKILL)

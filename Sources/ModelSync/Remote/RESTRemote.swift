@@ -154,8 +154,16 @@ public struct RESTRemote: SyncRemote {
         -> RecordFields
     {
         let remote = conventions(model)
-        var body = try wireObject(fields, model: model, includeID: model.idGeneration == .client)
-        if model.idGeneration == .server { body.removeValue(forKey: configuration.idField) }
+        // A server-ID record whose ID is not temporary was created with a client ID: by an earlier
+        // version of the app, before its model switched to `idGeneration: server` (or it is a
+        // re-created record). It goes out with that ID; the server keeps it or answers its own,
+        // which then replaces it locally as a temporary ID would be.
+        let localID = fields["id"]?.idString ?? TemporaryID.prefix
+        let sendsID =
+            model.idGeneration == .client
+            || (!TemporaryID.isTemporary(localID) && (remote.idType == .string || Int64(localID) != nil))
+        var body = try wireObject(fields, model: model, includeID: sendsID)
+        if !sendsID { body.removeValue(forKey: configuration.idField) }
         let response = try await send(
             "POST", path: remote.path, body: .object(body), headers: ["Idempotency-Key": idempotencyKey])
         guard var object = response?.objectValue else {
