@@ -18,7 +18,8 @@ struct UnexplainedChangeTests {
             fixture.database, models: EvolutionV2Models.GeneratedModels.all, removedModels: [], table: "sketch")
         #expect(reason.contains("model 'Sketch' (table 'sketch')"), "\(reason)")
         #expect(reason.contains("'renamedFrom: Sketch'") && reason.contains("'removed: [Sketch]'"), "\(reason)")
-        #expect(reason.contains("'modelsync_schema': author(id, name: text); note(id, body: text"), "\(reason)")
+        #expect(reason.contains("'modelsync_schema': author(id, name: text); gadget("), "\(reason)")
+        #expect(reason.contains("note(id, body: text, status: text, priority: integer, legacyColor: text?, authorId: text)"))
         #expect(try await VersionOneDatabase.snapshot(fixture.database) == before)
     }
 
@@ -48,6 +49,22 @@ struct UnexplainedChangeTests {
             fixture.database, models: EvolutionV1Models.GeneratedModels.all, removedModels: [], table: "author")
         #expect(reason.contains("field 'name' of model 'Author' is new and required"), "\(reason)")
         #expect(reason.contains("give it a 'default:'"), "\(reason)")
+        #expect(try await VersionOneDatabase.snapshot(fixture.database) == before)
+    }
+
+    @Test("a stored value that no mapping turns into a case of the new enum is an error naming it")
+    func unmappedEnumValueIsAnError() async throws {
+        let fixture = try await VersionOneDatabase.make()
+        defer { fixture.remove() }
+        let queue = try DatabaseQueue(path: fixture.database.path)
+        try await queue.write { db in try db.execute(sql: "UPDATE gadget SET kind = 'gamma' WHERE label = 'g1'") }
+        try queue.close()
+        let before = try await VersionOneDatabase.snapshot(fixture.database)
+        let reason = try openExpectingIncompatibleSchema(
+            fixture.database, models: EvolutionV2Models.GeneratedModels.all,
+            removedModels: EvolutionV2Models.GeneratedModels.removedModels, table: "gadget")
+        #expect(reason.contains("a record holds 'gamma', which is not one of its cases (alpha, beta)"), "\(reason)")
+        #expect(reason.contains("add 'gamma: <case>' to its 'mapping:'"), "\(reason)")
         #expect(try await VersionOneDatabase.snapshot(fixture.database) == before)
     }
 

@@ -9,6 +9,7 @@ import Testing
 
 typealias Memo = EvolutionV2Models.Memo
 typealias AuthorV2 = EvolutionV2Models.Author
+typealias GadgetV2 = EvolutionV2Models.Gadget
 
 /// Two builds of the same app: version 1 (its own spec and module, run in a child process) makes a
 /// database with synced records, a failed create, and offline creates, an update and a delete;
@@ -66,6 +67,25 @@ struct UpgradeTests {
             #expect(Set(payload.keys) == ["id", "text", "status", "priority", "pinned", "authorId"], "\(payload)")
         }
 
+        // Transforms: T to T?, T? to T with a default, Int to Double, String to an enum, a removed
+        // belongsTo, a new optional one; in rows and in the queued create.
+        let gadgets = try await store.repository(for: GadgetV2.self).all()
+        let synced = try #require(gadgets.first { $0.id.rawValue == ids["gadget"] })
+        #expect(synced.label == "g1" && synced.nickname == "none" && synced.weight == 5.0 && synced.kind == .alpha)
+        #expect(synced.memoId == nil)
+        let queued = try #require(gadgets.first { $0.id.rawValue == ids["offlineGadget"] })
+        #expect(queued.nickname == "twin" && queued.weight == 7.0 && queued.kind == .beta)
+        let gadgetEntry = try #require(entries.first { $0.tableName == "gadget" })
+        let gadgetPayload = try #require(
+            gadgetEntry.payload.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
+        #expect(Set(gadgetPayload.keys) == ["id", "label", "nickname", "weight", "kind", "memoId"], "\(gadgetPayload)")
+        #expect(gadgetPayload["kind"] as? String == "beta" && gadgetPayload["nickname"] as? String == "twin")
+        let gadgetColumns = try await store.read { db in
+            (try db.columns(in: "gadget").map(\.name), try db.foreignKeys(on: "gadget").map(\.destinationTable))
+        }
+        #expect(gadgetColumns.0 == ["id", "label", "nickname", "weight", "kind", "memoId"])
+        #expect(gadgetColumns.1 == ["memo"])
+
         // Author switched to server IDs: existing authors keep theirs, a new one gets a temporary ID.
         let carol = try await authors.save(AuthorV2(name: "Carol"))
         #expect(carol.id.isTemporary)
@@ -110,6 +130,8 @@ struct UpgradeTests {
         }
         #expect(mapped == serverBob)
         #expect(await server.replayedCreates == 0)
+        let serverGadgets = await server.records(of: GadgetV2.self)
+        #expect(serverGadgets.count == 1 && serverGadgets.first?["kind"]?.stringValue == "beta")
         let local = try await memos.all()
         #expect(local.allSatisfy { !$0.id.isTemporary })
         #expect(Set(local.map(\.id.rawValue)) == Set(serverMemos.compactMap { $0["id"]?.idString }))
@@ -140,7 +162,7 @@ struct UpgradeTests {
         }
         let text = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
         try #require(reached, "the child never reached the migration: \(text)")
-        #expect(text.contains("migrating author,memo,sketch"), "\(text)")
+        #expect(text.contains("migrating author,gadget,memo,sketch"), "\(text)")
         kill(process.processIdentifier, SIGKILL)
         await waitForExit(process)
         #expect(process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGKILL)
@@ -171,6 +193,9 @@ enum VersionTwoWire {
             }
         case "author":
             if keys != ["id", "name"] { return "an author has the keys \(keys.sorted())" }
+        case "gadget":
+            let expected: Set<String> = ["id", "label", "nickname", "weight", "kind", "memo_id"]
+            if keys != expected { return "a gadget has the keys \(keys.sorted()), not \(expected.sorted())" }
         default:
             return "version 2 has no table '\(table)'"
         }
@@ -231,7 +256,10 @@ struct VersionOneDatabase {
         }
         try queue.close()
         // The failed create, then the offline changes: note, author, note, note update, note delete, sketch.
-        #expect(entries.map { $0["tableName"] as String } == ["note", "note", "author", "note", "note", "note", "sketch"])
+        #expect(
+            entries.map { $0["tableName"] as String } == [
+                "note", "note", "author", "note", "note", "note", "sketch", "gadget",
+            ])
         #expect(entries.map { $0["state"] as String }.filter { $0 == "failed" }.count == 1)
         #expect((serverRecords["note"] ?? []).count == 2 && (serverRecords["sketch"] ?? []).count == 1)
         return VersionOneDatabase(
@@ -254,7 +282,7 @@ struct VersionOneDatabase {
         return try await queue.read { db in
             let tables = try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
             var rows: [String] = []
-            for table in ["author", "note", "sketch"] where tables.contains(table) {
+            for table in ["author", "note", "sketch", "gadget"] where tables.contains(table) {
                 rows += try Row.fetchAll(db, sql: "SELECT * FROM \(table) ORDER BY id").map { "\(table) \($0)" }
             }
             let outbox = try Row.fetchAll(

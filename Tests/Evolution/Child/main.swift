@@ -52,6 +52,7 @@ func runVersion1(database: URL, server: URL) async throws -> [String: String] {
     typealias Author = EvolutionV1Models.Author
     typealias Note = EvolutionV1Models.Note
     typealias Sketch = EvolutionV1Models.Sketch
+    typealias Gadget = EvolutionV1Models.Gadget
     let models = EvolutionV1Models.GeneratedModels.all
     let store = try SyncStore(.file(database), models: models)
     let engine = SyncEngine(
@@ -61,6 +62,7 @@ func runVersion1(database: URL, server: URL) async throws -> [String: String] {
     let authors = store.repository(for: Author.self)
     let notes = store.repository(for: Note.self)
     let sketches = store.repository(for: Sketch.self)
+    let gadgets = store.repository(for: Gadget.self)
 
     // Synced: an author, two notes, a sketch. The server refuses the note "refused by v1" (422).
     let author = try await authors.save(Author(name: "Ada"))
@@ -69,11 +71,14 @@ func runVersion1(database: URL, server: URL) async throws -> [String: String] {
     _ = try await notes.save(
         Note(body: "second", status: "finished", priority: 1, legacyColor: nil, authorId: author.id))
     let sketch = try await sketches.save(Sketch(caption: "a cat"))
+    let gadget = try await gadgets.save(
+        Gadget(label: "g1", nickname: nil, weight: 5, kind: "a", ownerId: author.id))
     let refused = try await notes.save(
         Note(body: "refused by v1", status: "todo", priority: 9, legacyColor: "blue", authorId: author.id))
     _ = try await engine.push()
     ids["author"] = author.id.rawValue
     ids["sketch"] = sketch.id.rawValue
+    ids["gadget"] = gadget.id.rawValue
     ids["refusedTemporary"] = refused.id.rawValue
     let synced = try await notes.all()
     ids["first"] = synced.first { $0.body == "first" }?.id.rawValue
@@ -90,6 +95,9 @@ func runVersion1(database: URL, server: URL) async throws -> [String: String] {
     _ = try await notes.save(edited)
     _ = try await notes.delete(Note.ID(ids["second"]!))
     let offlineSketch = try await sketches.save(Sketch(caption: "a dog"))
+    let offlineGadget = try await gadgets.save(
+        Gadget(label: "g2", nickname: "twin", weight: 7, kind: "b", ownerId: author.id))
+    ids["offlineGadget"] = offlineGadget.id.rawValue
     ids["offlineTemporary"] = offlineNote.id.rawValue
     ids["bob"] = newAuthor.id.rawValue
     ids["bobsNoteTemporary"] = bobsNote.id.rawValue
