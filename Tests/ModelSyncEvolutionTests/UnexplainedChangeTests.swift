@@ -19,7 +19,9 @@ struct UnexplainedChangeTests {
         #expect(reason.contains("model 'Sketch' (table 'sketch')"), "\(reason)")
         #expect(reason.contains("'renamedFrom: Sketch'") && reason.contains("'removed: [Sketch]'"), "\(reason)")
         #expect(reason.contains("'modelsync_schema': author(id, name: text); gadget("), "\(reason)")
-        #expect(reason.contains("note(id, body: text, status: text, priority: integer, legacyColor: text?, authorId: text)"))
+        #expect(
+            reason.contains("note(id, body: text, status: text, priority: integer, legacyColor: text?, authorId: text)")
+        )
         #expect(try await VersionOneDatabase.snapshot(fixture.database) == before)
     }
 
@@ -29,7 +31,9 @@ struct UnexplainedChangeTests {
         defer { fixture.remove() }
         try editStoredSchema(
             fixture.database, table: "author",
-            sql: "json_insert(schema, '$.fields[#]', json('{\"name\":\"nickname\",\"type\":\"text\",\"isOptional\":true,\"isUnique\":false}'))")
+            sql:
+                "json_insert(schema, '$.fields[#]', json('{\"name\":\"nickname\",\"type\":\"text\",\"isOptional\":true,\"isUnique\":false}'))"
+        )
         let before = try await VersionOneDatabase.snapshot(fixture.database)
         let reason = try openExpectingIncompatibleSchema(
             fixture.database, models: EvolutionV1Models.GeneratedModels.all, removedModels: [], table: "author")

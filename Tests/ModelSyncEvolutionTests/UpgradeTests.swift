@@ -58,12 +58,15 @@ struct UpgradeTests {
 
         // Every pending change, in order, with its key; the failed create still failed.
         let entries = try await store.outbox.entries()
-        #expect(entries.map(\.tableName) == fixture.entriesBefore.filter { $0.table != "sketch" }.map { $0.table == "note" ? "memo" : $0.table })
+        #expect(
+            entries.map(\.tableName)
+                == fixture.entriesBefore.filter { $0.table != "sketch" }.map { $0.table == "note" ? "memo" : $0.table })
         #expect(entries.map(\.idempotencyKey) == fixture.entriesBefore.filter { $0.table != "sketch" }.map(\.key))
         #expect(entries.filter { $0.state == .failed }.map(\.recordID) == [ids["refusedTemporary"]])
         #expect(entries.filter { $0.payload == nil }.map(\.recordID) == [ids["second"]])
         for entry in entries where entry.tableName == "memo" && entry.payload != nil {
-            let payload = try #require(entry.payload.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
+            let payload = try #require(
+                entry.payload.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
             #expect(Set(payload.keys) == ["id", "text", "status", "priority", "pinned", "authorId"], "\(payload)")
         }
 
@@ -102,7 +105,8 @@ struct UpgradeTests {
         defer { Task { await server.stop() } }
         let engine = SyncEngine(
             store: store,
-            remote: RESTRemote(configuration: .init(baseURL: url, timeout: 10), models: EvolutionV2Models.GeneratedModels.all))
+            remote: RESTRemote(
+                configuration: .init(baseURL: url, timeout: 10), models: EvolutionV2Models.GeneratedModels.all))
         #expect(try await store.outbox.retryFailed() == 1)
         let report = try await engine.push()
         #expect(report.failed == 0 && report.conflicts == 0, "\(report)")
@@ -110,7 +114,10 @@ struct UpgradeTests {
 
         let serverMemos = await server.records(of: Memo.self)
         #expect(serverMemos.count == 4, "\(serverMemos)")  // first, offline, bob's, refused; second deleted
-        #expect(Set(serverMemos.compactMap { $0["text"]?.stringValue }) == ["first, edited", "offline", "by bob", "refused by v1"])
+        #expect(
+            Set(serverMemos.compactMap { $0["text"]?.stringValue }) == [
+                "first, edited", "offline", "by bob", "refused by v1",
+            ])
         let serverAuthors = await server.records(of: AuthorV2.self)
         #expect(serverAuthors.count == 3)
         let serverIDs = Dictionary(
@@ -141,7 +148,9 @@ struct UpgradeTests {
         #expect(serverBobs["author_id"]?.idString == serverBob && serverBobs["status"]?.stringValue == "done")
     }
 
-    @Test("a process killed with SIGKILL inside the migration leaves the version 1 database intact; the next open migrates")
+    @Test(
+        "a process killed with SIGKILL inside the migration leaves the version 1 database intact; the next open migrates"
+    )
     func killedDuringMigrationLeavesOldDatabase() async throws {
         let fixture = try await VersionOneDatabase.make()
         defer { fixture.remove() }
@@ -280,13 +289,16 @@ struct VersionOneDatabase {
         let queue = try DatabaseQueue(path: database.path)
         defer { try? queue.close() }
         return try await queue.read { db in
-            let tables = try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            let tables = try String.fetchAll(
+                db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
             var rows: [String] = []
             for table in ["author", "note", "sketch", "gadget"] where tables.contains(table) {
                 rows += try Row.fetchAll(db, sql: "SELECT * FROM \(table) ORDER BY id").map { "\(table) \($0)" }
             }
             let outbox = try Row.fetchAll(
-                db, sql: "SELECT tableName, recordID, operation, payload, idempotencyKey, state FROM modelsync_outbox ORDER BY sequence"
+                db,
+                sql:
+                    "SELECT tableName, recordID, operation, payload, idempotencyKey, state FROM modelsync_outbox ORDER BY sequence"
             ).map { "\($0["tableName"] as String) \($0)" }
             let schema = try String.fetchAll(db, sql: "SELECT schema FROM modelsync_schema ORDER BY tableName")
             return Snapshot(tables: tables, rows: rows, outbox: outbox, schema: schema)

@@ -32,7 +32,9 @@ struct StoredModelSchema: Codable, Hashable, Sendable {
             Field(
                 name: $0.name, type: $0.type, isOptional: $0.isOptional, isUnique: $0.isUnique, enumCases: $0.enumCases)
         }
-        foreignKeys = schema.foreignKeys.map { ForeignKey(column: $0.column, table: $0.table, isOptional: $0.isOptional) }
+        foreignKeys = schema.foreignKeys.map {
+            ForeignKey(column: $0.column, table: $0.table, isOptional: $0.isOptional)
+        }
     }
 
     /// One line for messages: `message(id, body: text, role: text?)`.
@@ -334,14 +336,16 @@ struct MigrationPlan {
             let list = cases.map(Self.sqlText).joined(separator: ", ")
             if let value = try String.fetchOne(
                 db,
-                sql: "SELECT \(from.name.quotedDatabaseIdentifier) FROM \(change.stored.tableName.quotedDatabaseIdentifier) "
+                sql:
+                    "SELECT \(from.name.quotedDatabaseIdentifier) FROM \(change.stored.tableName.quotedDatabaseIdentifier) "
                     + "WHERE \(mapped) IS NOT NULL AND \(mapped) NOT IN (\(list)) LIMIT 1")
             {
                 throw ModelSyncError.incompatibleSchema(
                     table: change.schema.tableName,
                     reason: "field '\(column.field.name)' of model '\(change.schema.name)' is now an enum, and a "
                         + "record holds '\(value)', which is not one of its cases (\(cases.joined(separator: ", "))); "
-                        + "add '\(value): <case>' to its 'mapping:', or give the field a 'default:'. Nothing was changed")
+                        + "add '\(value): <case>' to its 'mapping:', or give the field a 'default:'. Nothing was changed"
+                )
             }
         }
     }

@@ -47,7 +47,9 @@ public enum SpecJSONSchema {
                         "default": ["type": ["string", "number", "boolean", "null"]],
                         "optional": ["type": "boolean"],
                         "renamedFrom": ["type": "string", "pattern": identifier],
-                        "mapping": ["type": "object", "additionalProperties": ["type": "string", "pattern": identifier]],
+                        "mapping": [
+                            "type": "object", "additionalProperties": ["type": "string", "pattern": identifier],
+                        ],
                     ]),
             ]
         ]

@@ -18,7 +18,8 @@ let arguments = CommandLine.arguments
 switch arguments.count > 1 ? arguments[1] : "" {
 case "v1" where arguments.count == 4:
     do {
-        let ids = try await runVersion1(database: URL(fileURLWithPath: arguments[2]), server: URL(string: arguments[3])!)
+        let ids = try await runVersion1(
+            database: URL(fileURLWithPath: arguments[2]), server: URL(string: arguments[3])!)
         let data = try JSONSerialization.data(withJSONObject: ids, options: [.sortedKeys])
         print(String(decoding: data, as: UTF8.self))
         exit(0)
