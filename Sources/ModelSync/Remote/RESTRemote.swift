@@ -74,6 +74,10 @@ public struct RESTRemote: SyncRemote {
         /// Per-table changes to the spec's conventions (path, ID type, key naming); set them with
         /// ``override(_:with:)``.
         public var overrides: [String: RemoteSchema]
+        /// The version of the models' shape this app sends (`GeneratedModels.schemaVersion`), in the
+        /// `ModelSync-Schema-Version` header of every request; `nil` sends no header. A server that
+        /// no longer accepts it answers 426 (``RemoteError/isClientTooOld``).
+        public var schemaVersion: Int?
 
         /// Replaces the spec's REST conventions of `model` (path, ID type, key naming).
         public mutating func override<Model: SyncModel>(_ model: Model.Type, with conventions: RemoteSchema) {
@@ -93,7 +97,8 @@ public struct RESTRemote: SyncRemote {
             deletedFlagKey: String = "deleted",
             versionKey: String? = "_version",
             creationKeyKey: String? = "_idempotency_key",
-            overrides: [String: RemoteSchema] = [:]
+            overrides: [String: RemoteSchema] = [:],
+            schemaVersion: Int? = nil
         ) {
             self.baseURL = baseURL
             self.headers = headers
@@ -108,8 +113,12 @@ public struct RESTRemote: SyncRemote {
             self.versionKey = versionKey
             self.creationKeyKey = creationKeyKey
             self.overrides = overrides
+            self.schemaVersion = schemaVersion
         }
     }
+
+    /// The header that carries ``Configuration/schemaVersion``.
+    public static let schemaVersionHeader = "ModelSync-Schema-Version"
 
     public let configuration: Configuration
     private let schemasByTable: [String: ModelSchema]
@@ -631,6 +640,9 @@ public struct RESTRemote: SyncRemote {
         }
         for (name, value) in try await configuration.headers() { request.setValue(value, forHTTPHeaderField: name) }
         for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
+        if let version = configuration.schemaVersion {
+            request.setValue(String(version), forHTTPHeaderField: Self.schemaVersionHeader)
+        }
 
         let label = "\(method) \(path)"
         let limit = configuration.requestDeadline

@@ -59,6 +59,8 @@ struct SpecFile {
     var fileName: String
     var accessModifier: AccessModifier = .internal
     var templates: Located<String>?
+    /// The version of the models' shape the app sends to the server (`options.schemaVersion`).
+    var schemaVersion: Int?
     var defaultIDGeneration: IDGenerationValue?
     var defaultIDFormat: IDFormatValue?
     var fieldNaming: FieldNamingValue = .camelCase

@@ -97,7 +97,10 @@ public enum SpecJSONSchema {
                 "version": ["const": 1],
                 "options": object(
                     SpecKeys.options,
-                    ["accessModifier": enumeration(AccessModifier.self), "templates": ["type": "string"]]),
+                    [
+                        "accessModifier": enumeration(AccessModifier.self), "templates": ["type": "string"],
+                        "schemaVersion": ["type": "integer", "minimum": 1],
+                    ]),
                 "defaults": object(
                     SpecKeys.defaults,
                     ["idGeneration": enumeration(IDGenerationValue.self), "idFormat": enumeration(IDFormatValue.self)]),

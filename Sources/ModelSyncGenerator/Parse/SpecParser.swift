@@ -55,6 +55,15 @@ struct SpecParser {
                         if let folder = string(optionValue, what: "'templates' (a folder path)") {
                             file.templates = Located(value: folder, location: location(of: optionValue))
                         }
+                    case "schemaVersion":
+                        if let text = optionValue.scalar?.string, let version = Int(text), version >= 1 {
+                            file.schemaVersion = version
+                        } else {
+                            diagnostics.error(
+                                "'schemaVersion' expects a whole number from 1 (raise it with each release whose "
+                                    + "models change shape), found '\(describe(optionValue))'",
+                                at: location(of: optionValue))
+                        }
                     default: unknownKey(optionKey, at: optionKeyNode, in: "options", allowed: SpecKeys.options)
                     }
                 }

@@ -18,7 +18,8 @@ enum RenderContext {
         return RegistryContext(
             header: header(for: graph.files.map(\.fileName).sorted()), access: access.prefix,
             models: graph.dependencyOrder.map { RegistryContext.Model(name: graph.models[$0].name) },
-            removedModels: "[" + graph.removedTables.map { Naming.stringLiteral($0) }.joined(separator: ", ") + "]")
+            removedModels: "[" + graph.removedTables.map { Naming.stringLiteral($0) }.joined(separator: ", ") + "]",
+            schemaVersion: String(graph.schemaVersion))
     }
 
     static func model(_ model: GraphModel, access: AccessModifier, graph: ModelGraph) -> ModelContext {

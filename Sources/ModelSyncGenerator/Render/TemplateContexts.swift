@@ -46,7 +46,7 @@ struct FileContext: TemplateContext {
 /// `ModelSyncRegistry.swift`: `GeneratedModels.all`, parents first.
 struct RegistryContext: TemplateContext {
     typealias Keys = CodingKeys
-    enum CodingKeys: String, CodingKey, CaseIterable { case header, access, models, removedModels }
+    enum CodingKeys: String, CodingKey, CaseIterable { case header, access, models, removedModels, schemaVersion }
     static var itemContexts: [any TemplateContext.Type] { [Model.self] }
 
     var header: String
@@ -56,6 +56,8 @@ struct RegistryContext: TemplateContext {
     var models: [Model]
     /// The tables of removed models (`removed:`), as a Swift array literal: `["old_note"]` or `[]`.
     var removedModels: String
+    /// `options.schemaVersion`, as Swift text (`1` when no file sets it).
+    var schemaVersion: String
 
     struct Model: TemplateContext {
         typealias Keys = CodingKeys

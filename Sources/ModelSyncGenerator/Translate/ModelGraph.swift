@@ -8,6 +8,8 @@ struct ModelGraph: Sendable {
     var dependencyOrder: [Int]
     /// The tables of models an earlier version had and this one removes (`removed:` at the top level).
     var removedTables: [String] = []
+    /// The highest `options.schemaVersion` of the files (1 when none says).
+    var schemaVersion = 1
 }
 
 struct GraphFile: Sendable {
