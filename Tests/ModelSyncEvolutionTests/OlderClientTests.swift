@@ -10,7 +10,9 @@ import Testing
 /// "this app version is too old", and its changes stay queued for the updated app.
 @Suite("An older app talking to a newer server")
 struct OlderClientTests {
-    @Test("a server that needs a newer schema version answers 426; the push throws a too-old error, the change stays queued and the updated app sends it")
+    @Test(
+        "a server that needs a newer schema version answers 426; the push throws a too-old error, the change stays queued and the updated app sends it"
+    )
     func olderClientIsToldItIsTooOld() async throws {
         #expect(EvolutionV1Models.GeneratedModels.schemaVersion == 1)
         #expect(EvolutionV2Models.GeneratedModels.schemaVersion == 2)
@@ -22,7 +24,8 @@ struct OlderClientTests {
         let url = try await server.start()
         defer { Task { await server.stop() } }
         let fastRetries = SyncEngine.Configuration(
-            maximumConcurrentRequests: 2, retry: RetryPolicy(initialDelay: 0.01, maximumDelay: 0.05), maximumRetryWait: 30)
+            maximumConcurrentRequests: 2, retry: RetryPolicy(initialDelay: 0.01, maximumDelay: 0.05),
+            maximumRetryWait: 30)
 
         // Version 1 pushes an author.
         do {
@@ -52,6 +55,7 @@ struct OlderClientTests {
             models: models)
         let report = try await SyncEngine(store: store, remote: remote, configuration: fastRetries).push()
         #expect(report.sent == 1 && report.failed == 0, "\(report)")
-        #expect(await server.records(of: EvolutionV2Models.Author.self).compactMap { $0["name"]?.stringValue } == ["Ada"])
+        #expect(
+            await server.records(of: EvolutionV2Models.Author.self).compactMap { $0["name"]?.stringValue } == ["Ada"])
     }
 }
