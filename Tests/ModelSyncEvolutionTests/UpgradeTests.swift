@@ -42,8 +42,6 @@ struct UpgradeTests {
         #expect(bobs.status == .done && bobs.authorId.rawValue == ids["bob"])
         #expect(records.contains { $0.id.rawValue == ids["refusedTemporary"] && $0.priority == 9 })
         #expect(!records.contains { $0.id.rawValue == ids["second"] }, "the deleted note came back")
-        let authorsBefore = try await authors.all()
-        #expect(Set(authorsBefore.map(\.id.rawValue)) == [ids["author"], ids["bob"]])
         let (tables, columns, parents, indexed) = try await store.read { db in
             (
                 try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table'"),
@@ -89,14 +87,21 @@ struct UpgradeTests {
         #expect(gadgetColumns.0 == ["id", "label", "nickname", "weight", "kind", "memoId"])
         #expect(gadgetColumns.1 == ["memo"])
 
+        let authorsBefore = try await authors.all()
+        #expect(Set(authorsBefore.map(\.id.rawValue)) == [ids["author"], ids["bob"]])
+        #expect(Set(authorsBefore.map(\.displayName)) == ["Ada", "Bob"] && authorsBefore.allSatisfy { $0.bio.isEmpty })
+        let authorColumns = try await store.read { db in try db.columns(in: "author").map(\.name) }
+        #expect(authorColumns == ["id", "displayName", "bio"], "renamed and added in place")
+        let bobsEntry = try #require(entries.first { $0.tableName == "author" })
+        #expect(bobsEntry.payload.map { $0.contains(#""displayName":"Bob""#) && $0.contains(#""bio":"""#) } == true)
         // Author switched to server IDs: existing authors keep theirs, a new one gets a temporary ID.
-        let carol = try await authors.save(AuthorV2(name: "Carol"))
+        let carol = try await authors.save(AuthorV2(displayName: "Carol"))
         #expect(carol.id.isTemporary)
 
         // Pushed to a version 2 server holding the synced records (migrated on its side).
         let server = ReferenceServer(models: EvolutionV2Models.GeneratedModels.all, validate: VersionTwoWire.check)
         for author in fixture.serverRecordsBefore["author"] ?? [] {
-            try await server.insert(author, into: AuthorV2.self)
+            try await server.insert(VersionTwoWire.author(fromAuthor: author), into: AuthorV2.self)
         }
         for note in fixture.serverRecordsBefore["note"] ?? [] {
             try await server.insert(VersionTwoWire.memo(fromNote: note), into: Memo.self)
@@ -122,7 +127,7 @@ struct UpgradeTests {
         #expect(serverAuthors.count == 3)
         let serverIDs = Dictionary(
             uniqueKeysWithValues: serverAuthors.compactMap { record in
-                record["name"]?.stringValue.flatMap { name in record["id"]?.idString.map { (name, $0) } }
+                record["display_name"]?.stringValue.flatMap { name in record["id"]?.idString.map { (name, $0) } }
             })
         #expect(serverIDs["Ada"] == ids["author"], "an existing author kept its ID")
         let localAuthors = try await authors.all()
@@ -201,7 +206,7 @@ enum VersionTwoWire {
                 return "status '\(status)' is no case"
             }
         case "author":
-            if keys != ["id", "name"] { return "an author has the keys \(keys.sorted())" }
+            if keys != ["id", "display_name", "bio"] { return "an author has the keys \(keys.sorted())" }
         case "gadget":
             let expected: Set<String> = ["id", "label", "nickname", "weight", "kind", "memo_id"]
             if keys != expected { return "a gadget has the keys \(keys.sorted()), not \(expected.sorted())" }
@@ -209,6 +214,11 @@ enum VersionTwoWire {
             return "version 2 has no table '\(table)'"
         }
         return nil
+    }
+
+    /// A synced author of the version 1 server as the version 2 server holds it.
+    static func author(fromAuthor author: [String: JSONValue]) -> [String: JSONValue] {
+        ["id": author["id"] ?? .null, "display_name": author["name"] ?? .null, "bio": .string("")]
     }
 
     /// A synced note of the version 1 server as the version 2 server holds it after its own migration.

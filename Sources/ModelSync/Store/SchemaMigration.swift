@@ -224,12 +224,17 @@ struct MigrationPlan {
                             + "queued changes of the earlier version have no value for it; give it a 'default:', "
                             + "make it optional, or if it was renamed write 'renamedFrom: <old name>'")
                 }
-                if !field.isOptional || field.isUnique || foreignKeyColumns.contains(field.name) { rebuild = true }
+                // A new required column with its default is added in place (ALTER TABLE ADD COLUMN).
+                if field.isUnique || foreignKeyColumns.contains(field.name) { rebuild = true }
                 columns.append(ColumnSource(field: field, from: nil))
                 continue
             }
             used.insert(from.name)
-            if from.name != field.name || from.isUnique != field.isUnique || (from.isOptional && !field.isOptional) {
+            // A renamed column is renamed in place (ALTER TABLE RENAME COLUMN), unless it is a foreign key
+            // (its index is named after it).
+            if (from.name != field.name && foreignKeyColumns.contains(field.name)) || from.isUnique != field.isUnique
+                || (from.isOptional && !field.isOptional)
+            {
                 rebuild = true
             }
             if from.isOptional, !field.isOptional, field.defaultValue == nil {
@@ -301,10 +306,31 @@ struct MigrationPlan {
             if change.rebuild {
                 try checkEnumValues(db, change)
                 try rebuildTable(db, change)
+            } else {
+                try alterTable(db, change)
             }
             try rewritePayloads(db, change)
             // Pulled records kept aside have the earlier shape; the next pull lists them again.
             try db.execute(sql: "DELETE FROM \(PulledOrphans.table) WHERE tableName = ?", arguments: [table])
+        }
+    }
+
+    /// Renames columns and adds new ones in place, when nothing else changed: no row is copied.
+    private func alterTable(_ db: Database, _ change: TableChange) throws {
+        let table = change.schema.tableName.quotedDatabaseIdentifier
+        for column in change.columns {
+            if let from = column.from, from.name != column.field.name {
+                try db.execute(
+                    sql: "ALTER TABLE \(table) RENAME COLUMN \(from.name.quotedDatabaseIdentifier) "
+                        + "TO \(column.field.name.quotedDatabaseIdentifier)")
+            } else if column.from == nil {
+                let field = column.field
+                var definition = "\(field.name.quotedDatabaseIdentifier) \(field.type.sqlType)"
+                if !field.isOptional, let value = field.defaultValue {
+                    definition += " NOT NULL DEFAULT \(Self.sqlLiteral(value))"
+                }
+                try db.execute(sql: "ALTER TABLE \(table) ADD COLUMN \(definition)")
+            }
         }
     }
 
