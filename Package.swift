@@ -231,3 +231,7 @@ package.targets += [
         ]
     ),
 ]
+for target in package.targets where target.name == "modelsync-benchmarks" {
+    // migrate100k (MigrationBenchmark.swift) upgrades a version 1 database with version 2.
+    target.dependencies += ["EvolutionV1Models", "EvolutionV2Models"]
+}

@@ -53,6 +53,7 @@ func compare<Fixture>(
 try await runStoreBenchmarks()
 try await runPushBenchmark()
 try await runObservedPushBenchmark()
+try await runMigrationBenchmark()
 if shouldRun("generate500") {
     let (ours, baseline) = try runGeneratorBenchmark(quick: quick)
     report("generate500", ours: [ours], baseline: [baseline])

@@ -56,6 +56,8 @@ struct OlderClientTests {
         let report = try await SyncEngine(store: store, remote: remote, configuration: fastRetries).push()
         #expect(report.sent == 1 && report.failed == 0, "\(report)")
         #expect(
-            await server.records(of: EvolutionV2Models.Author.self).compactMap { $0["display_name"]?.stringValue } == ["Ada"])
+            await server.records(of: EvolutionV2Models.Author.self).compactMap { $0["display_name"]?.stringValue } == [
+                "Ada"
+            ])
     }
 }
