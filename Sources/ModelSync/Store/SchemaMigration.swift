@@ -297,11 +297,14 @@ struct MigrationPlan {
         for change in tables {
             let table = change.schema.tableName
             if change.stored.tableName != table {
-                for ownTable in bookkeeping {
+                for ownTable in bookkeeping where ownTable != PullState.table {
                     try db.execute(
                         sql: "UPDATE \(ownTable) SET tableName = ? WHERE tableName = ?",
                         arguments: [table, change.stored.tableName])
                 }
+                // A renamed model is listed at another path: its next pull starts from the beginning.
+                try db.execute(
+                    sql: "DELETE FROM \(PullState.table) WHERE tableName = ?", arguments: [change.stored.tableName])
             }
             if change.rebuild {
                 try checkEnumValues(db, change)
