@@ -212,3 +212,30 @@ for target in package.targets {
     if target.name == "ModelSyncCLI" { target.dependencies += ["ModelSyncConformance"] }
     if target.name == "modelsync-reference-server" { target.dependencies += ["ModelSyncGenerator"] }
 }
+
+// MARK: Evolution
+// Two builds of the same app (issue 12): version 1 and version 2 of the notes models, each generated
+// by the build plugin from its own spec; a child process that runs version 1 and stops version 2 in
+// the middle of its migration; the tests that upgrade a version 1 database with version 2.
+package.targets += [
+    .target(
+        name: "EvolutionV1Models", dependencies: ["ModelSync"], path: "Tests/Evolution/V1Models",
+        plugins: [.plugin(name: "ModelSyncPlugin")]),
+    .target(
+        name: "EvolutionV2Models", dependencies: ["ModelSync"], path: "Tests/Evolution/V2Models",
+        plugins: [.plugin(name: "ModelSyncPlugin")]),
+    .executableTarget(
+        name: "modelsync-evolution-child", dependencies: ["ModelSync", "EvolutionV1Models", "EvolutionV2Models"],
+        path: "Tests/Evolution/Child"),
+    .testTarget(
+        name: "ModelSyncEvolutionTests",
+        dependencies: [
+            "ModelSync", "EvolutionV1Models", "EvolutionV2Models", "ModelSyncReferenceServer", "ModelSyncTestSupport",
+            .product(name: "GRDB", package: "GRDB.swift"),
+        ]
+    ),
+]
+for target in package.targets where target.name == "modelsync-benchmarks" {
+    // migrate100k (MigrationBenchmark.swift) upgrades a version 1 database with version 2.
+    target.dependencies += ["EvolutionV1Models", "EvolutionV2Models"]
+}

@@ -55,6 +55,7 @@ try await runStoreBenchmarks()
 try await runPushBenchmark()
 try await runObservedPushBenchmark()
 try await runPullBenchmark()
+try await runMigrationBenchmark()
 if shouldRun("generate500") {
     let (ours, baseline) = try runGeneratorBenchmark(quick: quick)
     report("generate500", ours: [ours], baseline: [baseline])

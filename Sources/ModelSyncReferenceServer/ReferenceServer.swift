@@ -22,6 +22,8 @@ public final class ReferenceServer: Sendable {
     let store: ServerStore
     private let state = ServerState()
     private let listingHold = ListingHold()
+    /// The lowest client schema version served (ReferenceServer+SchemaVersion.swift), or `nil`.
+    let minimumClientSchemaVersion = LockedValue<Int?>(nil)
 
     /// - Parameters:
     ///   - models: The collections to serve (`GeneratedModels.all`).
@@ -183,6 +185,7 @@ public final class ReferenceServer: Sendable {
     private func respond(to request: HTTPRequest) async -> HTTPResponse {
         let method = request.method.rawValue
         state.count(method)
+        if let refused = refuseTooOldClient(request) { return refused }
         let isWrite = method == "POST" || method == "PUT" || method == "DELETE"
         let fault = state.nextFault(isWrite: isWrite)
         if case .delay(let milliseconds)? = fault.fault {

@@ -50,7 +50,10 @@ func file(_ name: String, in result: GenerationResult) -> String {
         #expect(projects.contains("self.`in` = `in`"))
         #expect(projects.contains(#"static let `in` = Column("in")"#))
         #expect(projects.contains(#"FieldSchema(name: "in", type: .text, isOptional: true, isUnique: false),"#))
-        #expect(projects.contains(#"FieldSchema(name: "budget", type: .decimal, isOptional: false, isUnique: false),"#))
+        #expect(
+            projects.contains(
+                #"FieldSchema(name: "budget", type: .decimal, isOptional: false, isUnique: false, defaultValue: .decimal("10.5")),"#
+            ))
         #expect(
             projects.contains(#"remote: RemoteSchema(path: "/memberships", idType: .string, fieldNaming: .camelCase)"#))
         // The registry: widest access of the files, every file name, parents before children.
@@ -147,7 +150,7 @@ func file(_ name: String, in result: GenerationResult) -> String {
             "        `class`: Class? = .`default`,\n",
             "        self.`default` = `default`\n",
             #"        public static let `default` = Column("default")"#,
-            #"            FieldSchema(name: "default", type: .text, isOptional: false, isUnique: false),"#,
+            #"            FieldSchema(name: "default", type: .text, isOptional: false, isUnique: false, defaultValue: .text("a \"quoted\" \\ value")),"#,
             "    public func `in`(in store: SyncStore) async throws -> Box? {\n",
             "        guard let inId else { return nil }\n",
             "    public func `for`(in store: SyncStore) async throws -> [Box] {\n",

@@ -50,12 +50,29 @@ public struct FieldSchema: Sendable, Hashable {
     public let type: ColumnType
     public let isOptional: Bool
     public let isUnique: Bool
+    /// The column of this field in the earlier version it was renamed from (`renamedFrom:`).
+    public let renamedFrom: String?
+    /// The value a required field takes where an earlier version had none: rows and queued changes
+    /// from before the field was added, or before it became required.
+    public let defaultValue: FieldDefault?
+    /// The cases of an enum field (its stored raw values), or `nil` for other fields.
+    public let enumCases: [String]?
+    /// Earlier stored values and the enum case each becomes (`mapping:`), for a field that became an
+    /// enum or whose cases were renamed.
+    public let valueMapping: [String: String]
 
-    public init(name: String, type: ColumnType, isOptional: Bool, isUnique: Bool) {
+    public init(
+        name: String, type: ColumnType, isOptional: Bool, isUnique: Bool, renamedFrom: String? = nil,
+        defaultValue: FieldDefault? = nil, enumCases: [String]? = nil, valueMapping: [String: String] = [:]
+    ) {
         self.name = name
         self.type = type
         self.isOptional = isOptional
         self.isUnique = isUnique
+        self.renamedFrom = renamedFrom
+        self.defaultValue = defaultValue
+        self.enumCases = enumCases
+        self.valueMapping = valueMapping
     }
 }
 
@@ -149,6 +166,11 @@ public struct ModelSchema: Sendable {
     /// Every foreign key, in any model, that references this model.
     public let referencedBy: [ForeignKeyReference]
     public let remote: RemoteSchema
+    /// The table of this model in the earlier version it was renamed from (`renamedFrom:`).
+    public let renamedFrom: String?
+    /// Columns of an earlier version that this version removes (`removed:`); a removed belongsTo
+    /// may be named by its relationship (`owner` for the column `ownerId`).
+    public let removedFields: [String]
 
     public init(
         name: String,
@@ -159,7 +181,9 @@ public struct ModelSchema: Sendable {
         fields: [FieldSchema],
         foreignKeys: [ForeignKeySchema],
         referencedBy: [ForeignKeyReference],
-        remote: RemoteSchema
+        remote: RemoteSchema,
+        renamedFrom: String? = nil,
+        removedFields: [String] = []
     ) {
         self.name = name
         self.tableName = tableName
@@ -170,5 +194,18 @@ public struct ModelSchema: Sendable {
         self.foreignKeys = foreignKeys
         self.referencedBy = referencedBy
         self.remote = remote
+        self.renamedFrom = renamedFrom
+        self.removedFields = removedFields
     }
+}
+
+/// The default value of a required field, as the store writes it into rows and queued changes of an
+/// earlier version that lack the field (see "Evolving your models" in the spec format).
+public enum FieldDefault: Sendable, Hashable, Codable {
+    case text(String)
+    case integer(Int64)
+    case double(Double)
+    case boolean(Bool)
+    /// A `Decimal`, as its text.
+    case decimal(String)
 }

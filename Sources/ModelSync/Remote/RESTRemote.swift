@@ -84,6 +84,10 @@ public struct RESTRemote: SyncRemote {
         /// Per-table changes to the spec's conventions (path, ID type, key naming); set them with
         /// ``override(_:with:)``.
         public var overrides: [String: RemoteSchema]
+        /// The version of the models' shape this app sends (`GeneratedModels.schemaVersion`), in the
+        /// `ModelSync-Schema-Version` header of every request; `nil` sends no header. A server that
+        /// no longer accepts it answers 426 (``RemoteError/isClientTooOld``).
+        public var schemaVersion: Int?
 
         /// Replaces the spec's REST conventions of `model` (path, ID type, key naming).
         public mutating func override<Model: SyncModel>(_ model: Model.Type, with conventions: RemoteSchema) {
@@ -106,7 +110,8 @@ public struct RESTRemote: SyncRemote {
             totalKey: String = "total",
             versionKey: String? = "_version",
             creationKeyKey: String? = "_idempotency_key",
-            overrides: [String: RemoteSchema] = [:]
+            overrides: [String: RemoteSchema] = [:],
+            schemaVersion: Int? = nil
         ) {
             self.baseURL = baseURL
             self.headers = headers
@@ -124,8 +129,12 @@ public struct RESTRemote: SyncRemote {
             self.versionKey = versionKey
             self.creationKeyKey = creationKeyKey
             self.overrides = overrides
+            self.schemaVersion = schemaVersion
         }
     }
+
+    /// The header that carries ``Configuration/schemaVersion``.
+    public static let schemaVersionHeader = "ModelSync-Schema-Version"
 
     public let configuration: Configuration
     private let schemasByTable: [String: ModelSchema]
@@ -190,8 +199,16 @@ public struct RESTRemote: SyncRemote {
         -> RecordFields
     {
         let remote = conventions(model)
-        var body = try wireObject(fields, model: model, includeID: model.idGeneration == .client)
-        if model.idGeneration == .server { body.removeValue(forKey: configuration.idField) }
+        // A server-ID record whose ID is not temporary was created with a client ID: by an earlier
+        // version of the app, before its model switched to `idGeneration: server` (or it is a
+        // re-created record). It goes out with that ID; the server keeps it or answers its own,
+        // which then replaces it locally as a temporary ID would be.
+        let localID = fields["id"]?.idString ?? TemporaryID.prefix
+        let sendsID =
+            model.idGeneration == .client
+            || (!TemporaryID.isTemporary(localID) && (remote.idType == .string || Int64(localID) != nil))
+        var body = try wireObject(fields, model: model, includeID: sendsID)
+        if !sendsID { body.removeValue(forKey: configuration.idField) }
         let response = try await send(
             "POST", path: remote.path, body: .object(body), headers: ["Idempotency-Key": idempotencyKey])
         guard var object = response?.objectValue else {
@@ -674,6 +691,9 @@ public struct RESTRemote: SyncRemote {
         }
         for (name, value) in try await configuration.headers() { request.setValue(value, forHTTPHeaderField: name) }
         for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
+        if let version = configuration.schemaVersion {
+            request.setValue(String(version), forHTTPHeaderField: Self.schemaVersionHeader)
+        }
 
         let label = "\(method) \(path)"
         let limit = configuration.requestDeadline

@@ -111,13 +111,24 @@ public enum RemoteError: Error, Sendable, Hashable, CustomStringConvertible {
     /// update was based on (HTTP 409 with the server's copy). `serverCopy` is in local form.
     case conflict(message: String, serverCopy: RecordFields)
 
-    /// `true` for failures worth retrying: network errors, timeouts, 408, 425, 429 and 5xx.
+    /// `true` for failures worth retrying: network errors, timeouts, 408, 425, 426, 429 and 5xx.
+    /// (426 keeps the change queued for the updated app, see ``isClientTooOld``.)
     public var isTransient: Bool {
         switch self {
         case .transport: return true
-        case .http(let status, _, _): return status == 408 || status == 425 || status == 429 || status >= 500
+        case .http(let status, _, _):
+            return status == 408 || status == 425 || status == 426 || status == 429 || status >= 500
         case .invalidResponse, .conflict: return false
         }
+    }
+
+    /// `true` when the server no longer accepts this app's version of the models (HTTP 426 Upgrade
+    /// Required, see `RESTRemote.Configuration.schemaVersion`): show "this app version is too old,
+    /// update it". The push that meets it throws this error; the changes stay queued (not failed)
+    /// and are sent by the updated app, migrated to its shape.
+    public var isClientTooOld: Bool {
+        if case .http(426, _, _) = self { return true }
+        return false
     }
 
     /// The delay the server asked for (`Retry-After`), if any.

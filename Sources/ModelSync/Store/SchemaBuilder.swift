@@ -112,6 +112,8 @@ enum SchemaBuilder {
                         """)
             }
         ),
+        // The schema the store is built with, which the next version migrates from (SchemaMigration.swift).
+        SchemaMigration.createSchemaTable,
     ]
 
     /// Applies the migrations this database lacks and creates or extends the model tables, in the
@@ -122,7 +124,7 @@ enum SchemaBuilder {
     /// migrations are applied inside its own transaction and finds them done. (GRDB's
     /// `DatabaseMigrator` reads them before its transactions, so two processes could both run the
     /// first migration and one would fail with "table already exists".)
-    static func migrate(_ db: Database, models: [any SyncModel.Type]) throws {
+    static func migrate(_ db: Database, models: [any SyncModel.Type], removedModels: [String] = []) throws {
         // Another process may have changed the schema since this connection last looked.
         db.clearSchemaCache()
         try db.execute(sql: "CREATE TABLE IF NOT EXISTS \(migrationsTable) (identifier TEXT NOT NULL PRIMARY KEY)")
@@ -132,6 +134,7 @@ enum SchemaBuilder {
             try db.execute(
                 sql: "INSERT INTO \(migrationsTable) (identifier) VALUES (?)", arguments: [migration.identifier])
         }
+        try SchemaMigration.migrate(db, models: models, removedModels: removedModels)
         for model in models {
             try createOrExtendTable(db, schema: model.schema)
         }

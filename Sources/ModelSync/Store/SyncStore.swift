@@ -90,11 +90,15 @@ public final class SyncStore: Sendable {
     /// - Parameters:
     ///   - location: A database file, or an in-memory database.
     ///   - models: Every model of the app, parents first: pass the generated `GeneratedModels.all`.
+    ///   - removedModels: The tables of models an earlier version had and this one removes: pass the
+    ///     generated `GeneratedModels.removedModels`. A database built by an earlier version of the
+    ///     spec is migrated when it opens (see "Evolving your models" in the spec format).
     ///   - configuration: Busy timeout, claim lease, read-only (the defaults suit most apps).
     ///   - logger: Where the store logs (at debug level, without record payloads).
     public init(
         _ location: StoreLocation,
         models: [any SyncModel.Type],
+        removedModels: [String] = [],
         configuration: Configuration = Configuration(),
         logger: Logger = Logger(label: "ModelSync.SyncStore")
     ) throws {
@@ -141,14 +145,24 @@ public final class SyncStore: Sendable {
             try database.read { db in
                 try SchemaBuilder.checkReadable(
                     db, models: models, path: path ?? ":memory:", readOnlyReason: readOnlyReason)
+                if try SchemaMigration.needsMigration(db, models: models, removedModels: removedModels) {
+                    throw ModelSyncError.readOnlyStore(
+                        path: path ?? ":memory:",
+                        reason: "\(readOnlyReason), and the database was built by an earlier version of the spec, "
+                            + "which opening migrates; open it once where this process may write it, to upgrade it")
+                }
             }
             return
         }
         // Schema, migrations and orphaned claims in one IMMEDIATE transaction: a second store or
-        // process opening the same file at the same moment waits for it, then finds it done.
-        let requeued = try database.write { db in
-            try SchemaBuilder.migrate(db, models: models)
-            return try OutboxStore.requeueStaleClaims(db)
+        // process opening the same file at the same moment waits for it, then finds it done. Foreign
+        // keys are off during it (a schema migration rebuilds tables others reference) and checked
+        // before its commit.
+        let requeued = try database.writeWithoutTransaction { db in
+            try SchemaMigration.withForeignKeysOff(db) { db in
+                try SchemaBuilder.migrate(db, models: models, removedModels: removedModels)
+                return try OutboxStore.requeueStaleClaims(db)
+            }
         }
         if requeued > 0 {
             logger.info(

@@ -366,6 +366,8 @@ public actor SyncEngine {
         answered.removeAll()
         try await record(batch, into: &report)
         for outcome in batch { unrecorded.removeValue(forKey: outcome.entry.sequence) }
+        // The server no longer accepts this app's models: stop, the changes stay queued (not failed).
+        for case .transientFailure(_, let error) in batch where error.isClientTooOld { throw error }
     }
 
     private static func send(_ entry: OutboxEntry, to remote: any SyncRemote, store: SyncStore) async -> Outcome {

@@ -59,10 +59,14 @@ struct SpecFile {
     var fileName: String
     var accessModifier: AccessModifier = .internal
     var templates: Located<String>?
+    /// The version of the models' shape the app sends to the server (`options.schemaVersion`).
+    var schemaVersion: Int?
     var defaultIDGeneration: IDGenerationValue?
     var defaultIDFormat: IDFormatValue?
     var fieldNaming: FieldNamingValue = .camelCase
     var models: [ModelSpec] = []
+    /// Models of an earlier version that this version removes (`removed:` at the top level).
+    var removedModels: [Located<String>] = []
 }
 
 struct ModelSpec {
@@ -74,6 +78,10 @@ struct ModelSpec {
     var remoteIDType: RemoteIDTypeValue?
     var fields: [FieldSpec] = []
     var relationships: [RelationshipSpec] = []
+    /// The model's name in an earlier version (`renamedFrom:`).
+    var renamedFrom: Located<String>?
+    /// Fields and relationships of an earlier version that this version removes (`removed:`).
+    var removed: [Located<String>] = []
     /// Relationships declared but not readable (an error was reported): name -> where that error is.
     /// Later errors that only follow from them (an inverse naming one) are ordered after the cause.
     var unreadableRelationships: [String: SourceLocation] = [:]
@@ -99,6 +107,10 @@ struct FieldSpec {
     /// The `default:` scalar; `nil` when absent.
     var defaultValue: Located<String>?
     var defaultIsNull: Bool
+    /// The field's name in an earlier version (`renamedFrom:`).
+    var renamedFrom: Located<String>? = nil
+    /// How stored values of an earlier version become cases of this enum field (`mapping:`).
+    var mapping: [(from: Located<String>, to: Located<String>)] = []
 }
 
 struct RelationshipSpec {
@@ -116,4 +128,6 @@ struct RelationshipSpec {
     var onDelete: Located<DeleteRuleValue>?
     var inverse: Located<String>?
     var through: Located<String>?
+    /// A belongsTo relationship's name in an earlier version (`renamedFrom:`).
+    var renamedFrom: Located<String>? = nil
 }

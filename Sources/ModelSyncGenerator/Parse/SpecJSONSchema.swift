@@ -46,7 +46,17 @@ public enum SpecJSONSchema {
                         "unique": ["type": "boolean"],
                         "default": ["type": ["string", "number", "boolean", "null"]],
                         "optional": ["type": "boolean"],
+                        "renamedFrom": ["type": "string", "pattern": identifier],
+                        "mapping": [
+                            "type": "object", "additionalProperties": ["type": "string", "pattern": identifier],
+                        ],
                     ]),
+            ]
+        ]
+        let removedList: [String: Any] = [
+            "oneOf": [
+                ["type": "string", "pattern": identifier],
+                ["type": "array", "items": ["type": "string", "pattern": identifier]],
             ]
         ]
         var relationshipProperties: [String: Any] = [
@@ -54,6 +64,7 @@ public enum SpecJSONSchema {
             "onDelete": enumeration(DeleteRuleValue.self),
             "inverse": ["type": "string", "pattern": identifier],
             "through": ["type": "string", "pattern": identifier],
+            "renamedFrom": ["type": "string", "pattern": identifier],
         ]
         for kind in SpecKeys.relationshipKinds {
             relationshipProperties[kind] = ["type": "string", "pattern": identifier]
@@ -77,6 +88,8 @@ public enum SpecJSONSchema {
                     "type": ["object", "null"], "propertyNames": ["pattern": identifier],
                     "additionalProperties": relationship,
                 ],
+                "renamedFrom": ["type": "string", "pattern": identifier],
+                "removed": removedList,
             ])
         var root = object(
             SpecKeys.file,
@@ -84,7 +97,10 @@ public enum SpecJSONSchema {
                 "version": ["const": 1],
                 "options": object(
                     SpecKeys.options,
-                    ["accessModifier": enumeration(AccessModifier.self), "templates": ["type": "string"]]),
+                    [
+                        "accessModifier": enumeration(AccessModifier.self), "templates": ["type": "string"],
+                        "schemaVersion": ["type": "integer", "minimum": 1],
+                    ]),
                 "defaults": object(
                     SpecKeys.defaults,
                     ["idGeneration": enumeration(IDGenerationValue.self), "idFormat": enumeration(IDFormatValue.self)]),
@@ -93,6 +109,7 @@ public enum SpecJSONSchema {
                     "type": ["object", "null"], "propertyNames": ["pattern": identifier],
                     "additionalProperties": ["anyOf": [["type": "null"], model]],
                 ],
+                "removed": removedList,
             ],
             required: ["version", "models"])
         root["$schema"] = "https://json-schema.org/draft/2020-12/schema"

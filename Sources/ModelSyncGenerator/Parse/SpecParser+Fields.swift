@@ -40,6 +40,8 @@ extension SpecParser {
         var optionalNode: Node?
         var defaultValue: Located<String>?
         var defaultIsNull = false
+        var renamedFrom: Located<String>?
+        var valueMapping: [(from: Located<String>, to: Located<String>)] = []
         for (key, keyNode, value) in entries {
             switch key {
             case "type":
@@ -83,6 +85,10 @@ extension SpecParser {
                 } else if let text = string(value, what: "'default' (a literal value)") {
                     defaultValue = Located(value: text, location: location(of: value))
                 }
+            case "renamedFrom":
+                renamedFrom = parseRenamedFrom(value, what: "field")
+            case "mapping":
+                valueMapping = parseValueMapping(value, field: name)
             default:
                 unknownKey(key, at: keyNode, in: "field '\(name)'", allowed: SpecKeys.field)
             }
@@ -111,8 +117,14 @@ extension SpecParser {
                 "field '\(name)' needs a 'type' (or an 'enum' list of cases)", at: nameLocated.location)
             return nil
         }
+        if !valueMapping.isEmpty, case .type = kind {
+            diagnostics.error(
+                "'mapping' of field '\(name)' turns earlier values into enum cases; it applies to 'enum' fields only",
+                at: location(of: node))
+        }
         return FieldSpec(
-            name: nameLocated, kind: kind, isUnique: isUnique, defaultValue: defaultValue, defaultIsNull: defaultIsNull)
+            name: nameLocated, kind: kind, isUnique: isUnique, defaultValue: defaultValue, defaultIsNull: defaultIsNull,
+            renamedFrom: renamedFrom, mapping: valueMapping)
     }
 
     /// Reads a type as written (`String`, `Date?`, `[String]`, `[Int]?`); names are resolved later.

@@ -57,6 +57,8 @@ extension SpecParser {
                 if let through = string(value, what: "'through' (a join model name)") {
                     relationship.through = Located(value: through, location: location(of: value))
                 }
+            case "renamedFrom":
+                relationship.renamedFrom = parseRenamedFrom(value, what: "relationship")
             default: break
             }
         }

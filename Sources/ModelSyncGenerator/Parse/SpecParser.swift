@@ -55,6 +55,15 @@ struct SpecParser {
                         if let folder = string(optionValue, what: "'templates' (a folder path)") {
                             file.templates = Located(value: folder, location: location(of: optionValue))
                         }
+                    case "schemaVersion":
+                        if let text = optionValue.scalar?.string, let version = Int(text), version >= 1 {
+                            file.schemaVersion = version
+                        } else {
+                            diagnostics.error(
+                                "'schemaVersion' expects a whole number from 1 (raise it with each release whose "
+                                    + "models change shape), found '\(describe(optionValue))'",
+                                at: location(of: optionValue))
+                        }
                     default: unknownKey(optionKey, at: optionKeyNode, in: "options", allowed: SpecKeys.options)
                     }
                 }
@@ -91,6 +100,8 @@ struct SpecParser {
                 for (modelName, modelKeyNode, modelNode) in mapping(value, what: "'models'") ?? [] {
                     file.models.append(parseModel(modelName, keyNode: modelKeyNode, node: modelNode))
                 }
+            case "removed":
+                file.removedModels = parseRemovedList(value, what: "model")
             default:
                 unknownKey(key, at: keyNode, in: "the spec file", allowed: SpecKeys.file)
             }
@@ -117,6 +128,8 @@ struct SpecParser {
             switch key {
             case "idGeneration": model.idGeneration = choice(value, IDGenerationValue.self, key: "idGeneration")
             case "idFormat": model.idFormat = choice(value, IDFormatValue.self, key: "idFormat")
+            case "renamedFrom": model.renamedFrom = parseRenamedFrom(value, what: "model")
+            case "removed": model.removed = parseRemovedList(value, what: "field or relationship")
             case "idPrefix":
                 if let prefix = string(value, what: "'idPrefix'") {
                     model.idPrefix = Located(value: prefix, location: location(of: value))

@@ -17,7 +17,9 @@ enum RenderContext {
         let access = graph.files.map(\.access).max() ?? .internal
         return RegistryContext(
             header: header(for: graph.files.map(\.fileName).sorted()), access: access.prefix,
-            models: graph.dependencyOrder.map { RegistryContext.Model(name: graph.models[$0].name) })
+            models: graph.dependencyOrder.map { RegistryContext.Model(name: graph.models[$0].name) },
+            removedModels: "[" + graph.removedTables.map { Naming.stringLiteral($0) }.joined(separator: ", ") + "]",
+            schemaVersion: String(graph.schemaVersion))
     }
 
     static func model(_ model: GraphModel, access: AccessModifier, graph: ModelGraph) -> ModelContext {
@@ -55,7 +57,7 @@ enum RenderContext {
         let fieldSchemas = model.fields.map { field in
             Context.FieldSchema(
                 name: field.name, columnType: field.columnType, isOptional: "\(field.isOptional)",
-                isUnique: "\(field.isUnique)")
+                isUnique: "\(field.isUnique)", evolution: fieldEvolution(field))
         }
         let foreignKeys = model.foreignKeys.map { foreignKey in
             Context.ForeignKey(
@@ -120,7 +122,39 @@ enum RenderContext {
             referencedBy: referencedBy,
             copyKeyword: model.foreignKeys.isEmpty ? "let" : "var",
             hasResolvers: !resolvers.isEmpty,
-            resolvers: resolvers)
+            resolvers: resolvers,
+            evolution: modelEvolution(model))
+    }
+
+    /// `, renamedFrom: "old", defaultValue: .text("x"), enumCases: [...], valueMapping: [...]`, or "".
+    static func fieldEvolution(_ field: GraphField) -> String {
+        var text = ""
+        if let renamedFrom = field.renamedFrom { text += ", renamedFrom: \(Naming.stringLiteral(renamedFrom))" }
+        if let runtimeDefault = field.runtimeDefault { text += ", defaultValue: \(runtimeDefault)" }
+        if let enumeration = field.enumeration {
+            text += ", enumCases: [" + enumeration.cases.map { Naming.stringLiteral($0) }.joined(separator: ", ") + "]"
+        }
+        if !field.valueMapping.isEmpty {
+            text +=
+                ", valueMapping: ["
+                + field.valueMapping.map { "\(Naming.stringLiteral($0.from)): \(Naming.stringLiteral($0.to))" }
+                .joined(separator: ", ") + "]"
+        }
+        return text
+    }
+
+    /// The model-level evolution arguments of the schema, each on its own line, or "".
+    static func modelEvolution(_ model: GraphModel) -> String {
+        var text = ""
+        if let previous = model.previousTableName {
+            text += ",\n        renamedFrom: \(Naming.stringLiteral(previous))"
+        }
+        if !model.removedColumns.isEmpty {
+            text +=
+                ",\n        removedFields: ["
+                + model.removedColumns.map { Naming.stringLiteral($0) }.joined(separator: ", ") + "]"
+        }
+        return text
     }
 
     /// How a field is read from a row and written as a stored value. Strings, Doubles, dates,

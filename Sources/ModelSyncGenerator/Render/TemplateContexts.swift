@@ -46,7 +46,7 @@ struct FileContext: TemplateContext {
 /// `ModelSyncRegistry.swift`: `GeneratedModels.all`, parents first.
 struct RegistryContext: TemplateContext {
     typealias Keys = CodingKeys
-    enum CodingKeys: String, CodingKey, CaseIterable { case header, access, models }
+    enum CodingKeys: String, CodingKey, CaseIterable { case header, access, models, removedModels, schemaVersion }
     static var itemContexts: [any TemplateContext.Type] { [Model.self] }
 
     var header: String
@@ -54,6 +54,10 @@ struct RegistryContext: TemplateContext {
     var access: String
     /// In dependency order.
     var models: [Model]
+    /// The tables of removed models (`removed:`), as a Swift array literal: `["old_note"]` or `[]`.
+    var removedModels: String
+    /// `options.schemaVersion`, as Swift text (`1` when no file sets it).
+    var schemaVersion: String
 
     struct Model: TemplateContext {
         typealias Keys = CodingKeys
@@ -71,7 +75,7 @@ struct ModelContext: TemplateContext {
     typealias Keys = CodingKeys
     enum CodingKeys: String, CodingKey, CaseIterable {
         case name, access, hookAccess, phrase, tableName, accessor, idGeneration, idFormat, idPrefix
-        case remotePath, remoteIDType, fieldNaming, enums, properties, initParameters, columns
+        case remotePath, remoteIDType, fieldNaming, enums, properties, initParameters, columns, evolution
         case columnsExample, rowDecoders, storedValues, fieldSchemas, foreignKeys, referencedBy
         case copyKeyword, hasResolvers, resolvers
     }
@@ -115,6 +119,9 @@ struct ModelContext: TemplateContext {
     var copyKeyword: String
     var hasResolvers: Bool
     var resolvers: [Resolver]
+    /// The schema's evolution arguments (`renamedFrom`, `removedFields`), each on its own line
+    /// preceded by ",\n", or "" when the model did not change.
+    var evolution: String
 
     /// An enum field's nested type.
     struct EnumType: TemplateContext {
@@ -178,12 +185,15 @@ struct ModelContext: TemplateContext {
 
     struct FieldSchema: TemplateContext {
         typealias Keys = CodingKeys
-        enum CodingKeys: String, CodingKey, CaseIterable { case name, columnType, isOptional, isUnique }
+        enum CodingKeys: String, CodingKey, CaseIterable { case name, columnType, isOptional, isUnique, evolution }
         var name: String
         var columnType: String
         /// "true" or "false": Swift text for the schema.
         var isOptional: String
         var isUnique: String
+        /// The field's extra arguments (`renamedFrom`, `defaultValue`, `enumCases`, `valueMapping`),
+        /// each preceded by ", ", or "".
+        var evolution: String
     }
 
     struct ForeignKey: TemplateContext {

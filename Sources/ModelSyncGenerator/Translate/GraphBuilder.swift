@@ -41,8 +41,11 @@ struct GraphBuilder {
         linkReferences(&models, indexByName: indexByName)
         resolveRelationships(&models, entries: entries, modelNames: modelNames)
         let order = dependencyOrder(entries.map(\.spec), indexByName: indexByName)
+        let removedTables = translateEvolution(&models, entries: entries, files: specFiles)
         guard !diagnostics.hasErrors else { return nil }
-        return ModelGraph(files: graphFiles, models: models, dependencyOrder: order)
+        return ModelGraph(
+            files: graphFiles, models: models, dependencyOrder: order, removedTables: removedTables,
+            schemaVersion: specFiles.compactMap(\.schemaVersion).max() ?? 1)
     }
 
     /// The files of the target and their models, each model once (a duplicate is reported, and its own

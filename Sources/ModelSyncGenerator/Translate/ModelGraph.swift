@@ -6,6 +6,10 @@ struct ModelGraph: Sendable {
     var models: [GraphModel]
     /// Indexes into `models`, parents before children.
     var dependencyOrder: [Int]
+    /// The tables of models an earlier version had and this one removes (`removed:` at the top level).
+    var removedTables: [String] = []
+    /// The highest `options.schemaVersion` of the files (1 when none says).
+    var schemaVersion = 1
 }
 
 struct GraphFile: Sendable {
@@ -36,6 +40,10 @@ struct GraphModel: Sendable {
     var foreignKeys: [GraphForeignKey]
     var referencedBy: [GraphReference] = []
     var resolvers: [GraphResolver] = []
+    /// The table of this model in an earlier version (`renamedFrom:`), if it was renamed.
+    var previousTableName: String? = nil
+    /// Columns of an earlier version this one removes (`removed:`).
+    var removedColumns: [String] = []
 }
 
 struct GraphEnum: Sendable {
@@ -54,6 +62,12 @@ struct GraphField: Sendable {
     /// A Swift literal for the init parameter's default value.
     var defaultLiteral: String?
     var enumeration: GraphEnum?
+    /// The column of this field in an earlier version (`renamedFrom:`), if it was renamed.
+    var renamedFrom: String? = nil
+    /// The runtime's `FieldDefault` for a required field with a `default:` (Swift text, `.text("x")`).
+    var runtimeDefault: String? = nil
+    /// Earlier stored values and the enum case each becomes (`mapping:`), sorted by old value.
+    var valueMapping: [(from: String, to: String)] = []
 }
 
 struct GraphForeignKey: Sendable {

@@ -200,7 +200,7 @@ extension Thread {
         idFormat: .uuidv7,
         idPrefix: "",
         fields: [
-            FieldSchema(name: "title", type: .text, isOptional: false, isUnique: false),
+            FieldSchema(name: "title", type: .text, isOptional: false, isUnique: false, defaultValue: .text("New Chat")),
             FieldSchema(name: "createdAt", type: .date, isOptional: false, isUnique: false),
             FieldSchema(name: "tags", type: .json, isOptional: false, isUnique: false),
             FieldSchema(name: "ownerId", type: .text, isOptional: false, isUnique: false),
@@ -338,7 +338,7 @@ extension Message {
         idFormat: .uuidv7,
         idPrefix: "",
         fields: [
-            FieldSchema(name: "role", type: .text, isOptional: false, isUnique: false),
+            FieldSchema(name: "role", type: .text, isOptional: false, isUnique: false, enumCases: ["user", "assistant", "system"]),
             FieldSchema(name: "body", type: .text, isOptional: false, isUnique: false),
             FieldSchema(name: "threadId", type: .text, isOptional: false, isUnique: false),
             FieldSchema(name: "replyToId", type: .text, isOptional: true, isUnique: false),
@@ -569,7 +569,7 @@ extension ThreadArtifact {
         idFormat: .uuidv7,
         idPrefix: "",
         fields: [
-            FieldSchema(name: "relation", type: .text, isOptional: false, isUnique: false),
+            FieldSchema(name: "relation", type: .text, isOptional: false, isUnique: false, enumCases: ["created", "referenced"]),
             FieldSchema(name: "threadId", type: .text, isOptional: false, isUnique: false),
             FieldSchema(name: "artifactId", type: .text, isOptional: false, isUnique: false),
         ],

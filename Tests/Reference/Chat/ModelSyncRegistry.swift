@@ -13,4 +13,12 @@ public enum GeneratedModels {
         ThreadArtifact.self,
         Draft.self,
     ]
+
+    /// The tables of models an earlier version of the spec had and this one removes (`removed:`):
+    /// pass them to `SyncStore(_:models:removedModels:)` so that opening an older database drops them.
+    public static let removedModels: [String] = []
+
+    /// The version of the models' shape (`options.schemaVersion`): give it to `RESTRemote` so that
+    /// a server that no longer accepts this shape answers "this app version is too old".
+    public static let schemaVersion = 1
 }

@@ -1,0 +1,2 @@
+// Version 2 of the notes app: the build plugin generates its models from Notes.modelsync.yaml.
+import ModelSync
