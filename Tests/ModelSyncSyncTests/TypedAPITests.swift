@@ -46,6 +46,47 @@ struct TypedAPITests {
                 == .array([.string("local"), .string("server")]))
     }
 
+    @Test(
+        "a three-way resolver gets the server's copy the local change was made on, in a pull and in a 409",
+        arguments: [ConflictPath.pull, .staleUpdate])
+    func threeWayResolverGetsTheBase(path: ConflictPath) async throws {
+        let seen = LockedBox<[ChatThread?]>([])
+        let policy = ConflictPolicy.keepLocalChanges.resolving(ChatThread.self) { local, remote, base in
+            seen.update { $0.append(base) }
+            var merged = remote
+            // Each side keeps what it changed since the base.
+            if local.title != base?.title { merged.title = local.title }
+            if local.tags != base?.tags { merged.tags = local.tags }
+            return .merged(merged)
+        }
+        let harness = try await SyncHarness.start(conflictPolicy: policy)
+        defer { Task { await harness.server.stop() } }
+        let chat = try await makeChat(in: harness.store, messageCount: 0)
+        try await harness.engine.push()
+        var thread = try #require(try await harness.store.threads.find(chat.thread.id))
+        let synced = thread
+        // Another device changes the tags; this one changes the title.
+        var serverCopy = try #require(await harness.serverRecords(ChatThread.self)[thread.id.rawValue])
+        serverCopy["tags"] = .array([.string("server")])
+        try await harness.server.update(serverCopy, in: ChatThread.self, id: thread.id.rawValue)
+        thread.title = "Renamed here"
+        try await harness.store.threads.save(thread)
+        thread.title = "Renamed here, twice"
+        try await harness.store.threads.save(thread)
+
+        switch path {
+        case .pull: try await harness.engine.pull(ChatThread.self)
+        case .staleUpdate: try await harness.engine.push()
+        }
+        #expect(seen.value.map { $0?.title } == [synced.title])
+        #expect(seen.value.first??.tags == synced.tags)
+        let report = try await harness.engine.sync()
+        #expect(report.push.failed == 0)
+        let server = await harness.serverRecords(ChatThread.self)[thread.id.rawValue]
+        #expect(server?["title"] == .string("Renamed here, twice"))
+        #expect(server?["tags"] == .array([.string("server")]))
+    }
+
     @Test("REST conventions are overridden per model type")
     func overridesByModelType() {
         var configuration = RESTRemote.Configuration(baseURL: URL(string: "http://127.0.0.1:1")!)
@@ -54,4 +95,18 @@ struct TypedAPITests {
         #expect(remote.conventions(User.schema).path == "/people")
         #expect(remote.conventions(ChatThread.schema).path == "/threads")
     }
+}
+
+enum ConflictPath: String, Sendable, CustomStringConvertible {
+    case pull, staleUpdate
+    var description: String { rawValue }
+}
+
+/// A value shared with a `@Sendable` closure.
+final class LockedBox<Value: Sendable>: @unchecked Sendable {
+    private var storage: Value
+    private let lock = NSLock()
+    init(_ value: Value) { storage = value }
+    var value: Value { lock.withLock { storage } }
+    func update(_ change: (inout Value) -> Void) { lock.withLock { change(&storage) } }
 }

@@ -114,6 +114,11 @@ enum SchemaBuilder {
         ),
         // The schema the store is built with, which the next version migrates from (SchemaMigration.swift).
         SchemaMigration.createSchemaTable,
+        (
+            // The server's copy a local change is based on (JSON, local form), for conflict resolvers.
+            "modelsync-record-version-base-v1",
+            { db in try db.execute(sql: "ALTER TABLE \(RecordVersions.table) ADD COLUMN base TEXT") }
+        ),
     ]
 
     /// Applies the migrations this database lacks and creates or extends the model tables, in the

@@ -67,6 +67,12 @@ public final class SyncTransaction {
         try insert.execute(arguments: arguments)
         let created = database.changesCount > 0
         if !created {
+            // The row as the server last had it becomes the base of this change (conflict resolvers
+            // get it), unless an earlier pending change already keeps one.
+            try RecordVersions.keepBase(database, table: Model.schema.tableName, recordID: record.id.rawValue) {
+                guard let stored = try Model.fetchOne(database, key: record.id) else { return "{}" }
+                return try PayloadWriter.payload(values: stored.databaseValues(), schema: Model.schema)
+            }
             let update = try database.cachedStatement(sql: statements.updateByID)
             try update.execute(arguments: StatementArguments(Array(values.dropFirst()) + [values[0]]))
         }

@@ -86,11 +86,15 @@ enum OutcomeRecorder {
                     serverID = id
                 }
                 if let version = serverCopy?[RecordMetadata.version]?.idString {
-                    try RecordVersions.set(db, table: table, recordID: recordID, version: version)
+                    try RecordVersions.set(
+                        db, table: table, recordID: recordID, version: version,
+                        base: try baseAfterAnswer(entry, recordID: recordID, in: db))
                 }
             case .update:
                 if let version = serverCopy?[RecordMetadata.version]?.idString {
-                    try RecordVersions.set(db, table: table, recordID: recordID, version: version)
+                    try RecordVersions.set(
+                        db, table: table, recordID: recordID, version: version,
+                        base: try baseAfterAnswer(entry, recordID: recordID, in: db))
                 }
             case .delete:
                 try RecordVersions.remove(db, table: table, recordID: recordID)
@@ -145,6 +149,17 @@ enum OutcomeRecorder {
         }
     }
 
+    /// The base of the record's next pending change once the server accepted `entry`: what was sent
+    /// (the server's copy at its new version) when later changes of the record are queued behind it,
+    /// else none.
+    private static func baseAfterAnswer(_ entry: OutboxEntry, recordID: String, in db: Database) throws -> String? {
+        guard let payload = entry.payload, try OutboxStore.hasEntries(db, table: entry.tableName, recordID: recordID),
+            var fields = try JSONValue.parse(Data(payload.utf8)).objectValue
+        else { return nil }
+        fields["id"] = .string(recordID)
+        return String(decoding: try JSONValue.object(fields).serialized(), as: UTF8.self)
+    }
+
     /// An update met a newer server copy: the conflict policy decides, as it does for a pull.
     private static func resolveConflict(
         _ entry: OutboxEntry, serverCopy: RecordFields, in tx: SyncTransaction, policy: ConflictPolicy
@@ -159,7 +174,8 @@ enum OutcomeRecorder {
         var remote = serverCopy
         remote["id"] = .string(current.recordID)
         let local = try current.payload.flatMap { try JSONValue.parse(Data($0.utf8)).objectValue } ?? [:]
-        switch policy.resolve(SyncConflict(model: model.schema, local: local, remote: remote)) {
+        let base = try RecordVersions.base(db, table: current.tableName, recordID: current.recordID)
+        switch policy.resolve(SyncConflict(model: model.schema, local: local, remote: remote, base: base)) {
         case .keepLocal:
             guard current.attempts < maximumConflictRetries else {
                 let reason =
@@ -170,7 +186,7 @@ enum OutcomeRecorder {
             }
             // Sent again at once, based on the server's version: the local change overwrites it. The
             // refused request changed nothing, so the new one gets a key of its own.
-            try RecordVersions.record(db, table: current.tableName, fields: remote)
+            try RecordVersions.record(db, table: current.tableName, fields: remote, base: remote)
             try db.execute(
                 sql: """
                     UPDATE \(outbox) SET state = 'pending', nextAttemptAt = NULL, idempotencyKey = ?, lastError = ?,
@@ -189,7 +205,7 @@ enum OutcomeRecorder {
         case .merged(var merged):
             merged["id"] = .string(current.recordID)
             try db.execute(sql: "DELETE FROM \(outbox) WHERE sequence = ?", arguments: [current.sequence])
-            try RecordVersions.record(db, table: current.tableName, fields: remote)
+            try RecordVersions.record(db, table: current.tableName, fields: remote, base: remote)
             func save<Model: SyncModel>(_: Model.Type) throws {
                 try tx.save(try tx.decodeRecord(Model.self, merged))
             }

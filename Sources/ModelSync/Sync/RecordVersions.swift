@@ -1,3 +1,4 @@
+import Foundation
 import GRDB
 
 /// The server version each record was last seen at (from a create or update answer, or a pull).
@@ -25,18 +26,53 @@ enum RecordVersions {
     }
 
     /// Remembers the version of `fields` (``RecordMetadata/version``), if the server sent one.
-    static func record(_ db: Database, table recordTable: String, fields: RecordFields) throws {
+    ///
+    /// - Parameter base: The server's copy a local change is now based on (a conflict kept the local
+    ///   change): the `base` a later conflict's resolver gets. `nil` when no local change is pending.
+    static func record(_ db: Database, table recordTable: String, fields: RecordFields, base: RecordFields? = nil)
+        throws
+    {
         guard let version = fields[RecordMetadata.version]?.idString, let id = fields["id"]?.idString else { return }
-        try set(db, table: recordTable, recordID: id, version: version)
+        let baseText = try base.map { String(decoding: try JSONValue.object($0).serialized(), as: UTF8.self) }
+        try set(db, table: recordTable, recordID: id, version: version, base: baseText)
     }
 
-    static func set(_ db: Database, table recordTable: String, recordID: String, version: String) throws {
+    /// Sets the version (and the base: JSON text, or `nil`) of a record.
+    static func set(_ db: Database, table recordTable: String, recordID: String, version: String, base: String? = nil)
+        throws
+    {
         try db.cachedStatement(
             sql: """
-                INSERT INTO \(table) (tableName, recordID, version) VALUES (?, ?, ?)
-                ON CONFLICT (tableName, recordID) DO UPDATE SET version = excluded.version
+                INSERT INTO \(table) (tableName, recordID, version, base) VALUES (?, ?, ?, ?)
+                ON CONFLICT (tableName, recordID) DO UPDATE SET version = excluded.version, base = excluded.base
                 """
-        ).execute(arguments: [recordTable, recordID, version])
+        ).execute(arguments: [recordTable, recordID, version, base])
+    }
+
+    /// The server's copy of a record its pending local change is based on, when known: the record as
+    /// the server last answered or listed it, kept once a local change is made (servers that send
+    /// versions only).
+    static func base(_ db: Database, table recordTable: String, recordID: String) throws -> RecordFields? {
+        guard
+            let text = try String.fetchOne(
+                db.cachedStatement(sql: "SELECT base FROM \(table) WHERE tableName = ? AND recordID = ?"),
+                arguments: [recordTable, recordID])
+        else { return nil }
+        return try JSONValue.parse(Data(text.utf8)).objectValue
+    }
+
+    /// Before a local change overwrites a record the server has a version of, keeps the stored row
+    /// (the server's copy, as no local change is pending) as the base of that change. Does nothing
+    /// when a base is already kept (an earlier change is pending) or no version is known.
+    static func keepBase(_ db: Database, table recordTable: String, recordID: String, row: () throws -> String) throws {
+        guard
+            let needsBase = try Bool.fetchOne(
+                db.cachedStatement(sql: "SELECT base IS NULL FROM \(table) WHERE tableName = ? AND recordID = ?"),
+                arguments: [recordTable, recordID]),
+            needsBase
+        else { return }
+        try db.cachedStatement(sql: "UPDATE \(table) SET base = ? WHERE tableName = ? AND recordID = ?")
+            .execute(arguments: [try row(), recordTable, recordID])
     }
 
     static func remove(_ db: Database, table recordTable: String, recordID: String) throws {

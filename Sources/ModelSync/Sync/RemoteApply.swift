@@ -11,13 +11,25 @@ public enum ConflictResolution: Sendable, Hashable {
     case merged(RecordFields)
 }
 
-/// A server record that arrived while the local record had unsent changes.
+/// A server record that arrived while the local record had unsent changes (a pull), or that refused
+/// a local change as stale (a `409` to an update).
 public struct SyncConflict: Sendable {
     public var model: ModelSchema
     /// The local record (local form), as stored.
     public var local: RecordFields
     /// The server's record (local form).
     public var remote: RecordFields
+    /// The server's copy the local change was made on (local form), when known: with a server that
+    /// sends versions (`_version`), the record as it was last received from or accepted by the
+    /// server before the local change. A three-way merge compares `local` and `remote` with it.
+    public var base: RecordFields?
+
+    public init(model: ModelSchema, local: RecordFields, remote: RecordFields, base: RecordFields? = nil) {
+        self.model = model
+        self.local = local
+        self.remote = remote
+        self.base = base
+    }
 }
 
 /// How pulls resolve conflicts. The default, ``keepLocalChanges``, never overwrites a record that
@@ -63,13 +75,33 @@ extension ConflictPolicy {
         _ model: Model.Type,
         with resolve: @escaping @Sendable (_ local: Model, _ remote: Model) -> ConflictChoice<Model>
     ) -> ConflictPolicy {
+        resolving(model) { local, remote, _ in resolve(local, remote) }
+    }
+
+    /// This policy, except for conflicts of `Model`, which `resolve` decides with typed records: the
+    /// local record, the server's, and the server's copy the local change was made on (`base`, when
+    /// known: see ``SyncConflict/base``), for three-way merges.
+    ///
+    /// ```swift
+    /// let policy = ConflictPolicy.keepLocalChanges.resolving(ChatThread.self) { local, remote, base in
+    ///     var merged = remote
+    ///     // The title the user changed wins; a title only the server changed is kept.
+    ///     if local.title != base?.title { merged.title = local.title }
+    ///     return .merged(merged)
+    /// }
+    /// ```
+    public func resolving<Model: SyncModel>(
+        _ model: Model.Type,
+        with resolve: @escaping @Sendable (_ local: Model, _ remote: Model, _ base: Model?) -> ConflictChoice<Model>
+    ) -> ConflictPolicy {
         let otherwise = self
         return .custom { conflict in
             guard conflict.model.tableName == Model.schema.tableName,
                 let local = try? Self.decode(Model.self, conflict.local),
                 let remote = try? Self.decode(Model.self, conflict.remote)
             else { return otherwise.resolve(conflict) }
-            switch resolve(local, remote) {
+            let base = conflict.base.flatMap { try? Self.decode(Model.self, $0) }
+            switch resolve(local, remote, base) {
             case .keepLocal: return .keepLocal
             case .acceptRemote: return .acceptRemote
             case .merged(let merged):
@@ -133,17 +165,19 @@ extension SyncTransaction {
                     try JSONValue.parse(
                         Data(try PayloadWriter.payload(values: local.databaseValues(), schema: Model.schema).utf8)
                     ).objectValue ?? [:]
-                switch policy.resolve(SyncConflict(model: Model.schema, local: localFields, remote: remote)) {
+                let base = try RecordVersions.base(database, table: table, recordID: id)
+                switch policy.resolve(SyncConflict(model: Model.schema, local: localFields, remote: remote, base: base))
+                {
                 case .keepLocal:
                     // The local change is to replace this server version: it is sent based on it.
-                    try RecordVersions.record(database, table: table, fields: remote)
+                    try RecordVersions.record(database, table: table, fields: remote, base: remote)
                     return .keptLocal
                 case .acceptRemote:
                     try OutboxStore.removeEntries(database, table: table, recordID: id)
                 case .merged(var merged):
                     merged["id"] = .string(id)
                     try save(try decodeRecord(Model.self, merged))
-                    try RecordVersions.record(database, table: table, fields: remote)
+                    try RecordVersions.record(database, table: table, fields: remote, base: remote)
                     return .merged
                 }
             }
