@@ -239,14 +239,35 @@ public final class SyncService: Sendable {
         binds.append(Int64(pageSize))
         let query = PostgresQuery(
             unsafeSQL: cursor?.isEmpty == false ? statements.listChanges : statements.listLive, binds: binds)
-        let rows = try await runMapped(model: model, operation: "list") {
-            var rows: [(String, Int64, String)] = []
-            for try await row in try await self.database.query(query, logger: self.logger).decode(
-                (String, Int64, String).self)
-            {
-                rows.append(row)
+        var rows: [(String, Int64, String)] = []
+        // A short page may be short because an older transaction is still running (the cursor must not
+        // pass it). Wait for it briefly, so that a change committed before this request is listed.
+        for attempt in 0..<Self.heldBackAttempts {
+            rows = try await runMapped(model: model, operation: "list") {
+                var rows: [(String, Int64, String)] = []
+                for try await row in try await self.database.query(query, logger: self.logger).decode(
+                    (String, Int64, String).self)
+                {
+                    rows.append(row)
+                }
+                return rows
             }
-            return rows
+            if rows.count == pageSize || attempt == Self.heldBackAttempts - 1 { break }
+            var check = PostgresBindings()
+            check.append(identity.tenant)
+            check.append(rows.last?.0 ?? position.xid)
+            check.append(rows.last?.1 ?? position.seq)
+            let heldBack = try await runMapped(model: model, operation: "list") {
+                var held = false
+                for try await value in try await self.database.query(
+                    PostgresQuery(unsafeSQL: statements.heldBack, binds: check), logger: self.logger
+                ).decode(Bool.self) {
+                    held = value
+                }
+                return held
+            }
+            if !heldBack { break }
+            try await Task.sleep(for: .milliseconds(min(2 << attempt, 100)))
         }
         if let last = rows.last { position = (last.0, last.1) }
         let data = rows.map(\.2).joined(separator: ",")
@@ -288,6 +309,9 @@ public final class SyncService: Sendable {
             status: 200,
             body: #"{"data":["# + rows.map(\.1).joined(separator: ",") + #"],"next_cursor":""# + String(next) + "\"}")
     }
+
+    /// How often a listing checks for changes held back by a running transaction (about 1.5 s in all).
+    static let heldBackAttempts = 20
 
     static let historySQL = """
         SELECT h."seq", jsonb_build_object('seq', h."seq", 'at', h."at", 'actor', h."actor", 'operation', h."operation",

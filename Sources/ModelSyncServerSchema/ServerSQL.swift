@@ -34,11 +34,14 @@ public struct ServerSQL: Sendable, Hashable {
         public var listChanges: String
         /// As ``listChanges`` without tombstones: a first listing, without a cursor.
         public var listLive: String
+        /// `$1` tenant, `$2` cursor xid, `$3` cursor sequence -> whether committed changes after the cursor
+        /// are held back because an older transaction is still running (the listing waits for it).
+        public var heldBack: String
 
         /// A statement set.
         public init(
             insert: String, update: String, selectForUpdate: String, select: String, delete: String,
-            listChanges: String, listLive: String
+            listChanges: String, listLive: String, heldBack: String
         ) {
             self.insert = insert
             self.update = update
@@ -47,6 +50,7 @@ public struct ServerSQL: Sendable, Hashable {
             self.delete = delete
             self.listChanges = listChanges
             self.listLive = listLive
+            self.heldBack = heldBack
         }
     }
 
@@ -196,7 +200,13 @@ public struct ServerSQL: Sendable, Hashable {
         return ModelStatements(
             insert: insert, update: update, selectForUpdate: selectForUpdate, select: select, delete: delete,
             listChanges: "SELECT * FROM (\n\(live)\nUNION ALL\n\(tombstones)\n) AS changes ORDER BY xid::xid8, seq LIMIT $4",
-            listLive: live + "\nORDER BY r.\"_xid\", r.\"_seq\" LIMIT $4")
+            listLive: live + "\nORDER BY r.\"_xid\", r.\"_seq\" LIMIT $4",
+            heldBack:
+                "SELECT EXISTS (SELECT 1 FROM \(table) AS r WHERE r.\"tenant_id\" = $1 "
+                + "AND (r.\"_xid\", r.\"_seq\") > ($2::text::xid8, $3::bigint) AND r.\"_xid\" >= \(finished))\n"
+                + "OR EXISTS (SELECT 1 FROM modelsync_tombstones AS t WHERE t.\"tenant_id\" = $1 "
+                + "AND t.\"table_name\" = \(literal(model.table)) "
+                + "AND (t.\"_xid\", t.\"_seq\") > ($2::text::xid8, $3::bigint) AND t.\"_xid\" >= \(finished))")
     }
 
     /// The record as JSON text: wire keys, `_version`, and `_idempotency_key` when set.

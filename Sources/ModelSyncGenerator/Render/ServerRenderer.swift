@@ -137,7 +137,7 @@ enum ServerRenderer {
                 ("insert", statements.insert), ("update", statements.update),
                 ("selectForUpdate", statements.selectForUpdate), ("select", statements.select),
                 ("delete", statements.delete), ("listChanges", statements.listChanges),
-                ("listLive", statements.listLive),
+                ("listLive", statements.listLive), ("heldBack", statements.heldBack),
             ]
             for (index, part) in parts.enumerated() {
                 out += "                \(part.0):\n" + block(part.1, indent: 20)

@@ -382,6 +382,11 @@ public enum ServerModels {
                     SELECT r."_xid"::text AS xid, r."_seq" AS seq, (jsonb_build_object('id', r."id", 'name', r."name", 'email', r."email", 'bio', r."bio", '_version', r."_version") || jsonb_strip_nulls(jsonb_build_object('_idempotency_key', r."_idempotency_key")))::text AS record FROM "user" AS r
                     WHERE r."tenant_id" = $1 AND (r."_xid", r."_seq") > ($2::text::xid8, $3::bigint) AND r."_xid" < pg_snapshot_xmin(pg_current_snapshot())
                     ORDER BY r."_xid", r."_seq" LIMIT $4
+                    """#,
+                heldBack:
+                    #"""
+                    SELECT EXISTS (SELECT 1 FROM "user" AS r WHERE r."tenant_id" = $1 AND (r."_xid", r."_seq") > ($2::text::xid8, $3::bigint) AND r."_xid" >= pg_snapshot_xmin(pg_current_snapshot()))
+                    OR EXISTS (SELECT 1 FROM modelsync_tombstones AS t WHERE t."tenant_id" = $1 AND t."table_name" = 'user' AND (t."_xid", t."_seq") > ($2::text::xid8, $3::bigint) AND t."_xid" >= pg_snapshot_xmin(pg_current_snapshot()))
                     """#),
             "thread": ServerSQL.ModelStatements(
                 insert:
@@ -423,6 +428,11 @@ public enum ServerModels {
                     SELECT r."_xid"::text AS xid, r."_seq" AS seq, (jsonb_build_object('id', r."id", 'title', r."title", 'created_at', r."created_at", 'tags', r."tags", 'owner_id', r."owner_id", '_version', r."_version") || jsonb_strip_nulls(jsonb_build_object('_idempotency_key', r."_idempotency_key")))::text AS record FROM "thread" AS r
                     WHERE r."tenant_id" = $1 AND (r."_xid", r."_seq") > ($2::text::xid8, $3::bigint) AND r."_xid" < pg_snapshot_xmin(pg_current_snapshot())
                     ORDER BY r."_xid", r."_seq" LIMIT $4
+                    """#,
+                heldBack:
+                    #"""
+                    SELECT EXISTS (SELECT 1 FROM "thread" AS r WHERE r."tenant_id" = $1 AND (r."_xid", r."_seq") > ($2::text::xid8, $3::bigint) AND r."_xid" >= pg_snapshot_xmin(pg_current_snapshot()))
+                    OR EXISTS (SELECT 1 FROM modelsync_tombstones AS t WHERE t."tenant_id" = $1 AND t."table_name" = 'thread' AND (t."_xid", t."_seq") > ($2::text::xid8, $3::bigint) AND t."_xid" >= pg_snapshot_xmin(pg_current_snapshot()))
                     """#),
             "message": ServerSQL.ModelStatements(
                 insert:
@@ -464,6 +474,11 @@ public enum ServerModels {
                     SELECT r."_xid"::text AS xid, r."_seq" AS seq, (jsonb_build_object('id', r."id", 'role', r."role", 'body', r."body", 'thread_id', r."thread_id", 'reply_to_id', r."reply_to_id", '_version', r."_version") || jsonb_strip_nulls(jsonb_build_object('_idempotency_key', r."_idempotency_key")))::text AS record FROM "message" AS r
                     WHERE r."tenant_id" = $1 AND (r."_xid", r."_seq") > ($2::text::xid8, $3::bigint) AND r."_xid" < pg_snapshot_xmin(pg_current_snapshot())
                     ORDER BY r."_xid", r."_seq" LIMIT $4
+                    """#,
+                heldBack:
+                    #"""
+                    SELECT EXISTS (SELECT 1 FROM "message" AS r WHERE r."tenant_id" = $1 AND (r."_xid", r."_seq") > ($2::text::xid8, $3::bigint) AND r."_xid" >= pg_snapshot_xmin(pg_current_snapshot()))
+                    OR EXISTS (SELECT 1 FROM modelsync_tombstones AS t WHERE t."tenant_id" = $1 AND t."table_name" = 'message' AND (t."_xid", t."_seq") > ($2::text::xid8, $3::bigint) AND t."_xid" >= pg_snapshot_xmin(pg_current_snapshot()))
                     """#),
             "artifact": ServerSQL.ModelStatements(
                 insert:
@@ -505,6 +520,11 @@ public enum ServerModels {
                     SELECT r."_xid"::text AS xid, r."_seq" AS seq, (jsonb_build_object('id', r."id", 'title', r."title", 'kind', r."kind", '_version', r."_version") || jsonb_strip_nulls(jsonb_build_object('_idempotency_key', r."_idempotency_key")))::text AS record FROM "artifact" AS r
                     WHERE r."tenant_id" = $1 AND (r."_xid", r."_seq") > ($2::text::xid8, $3::bigint) AND r."_xid" < pg_snapshot_xmin(pg_current_snapshot())
                     ORDER BY r."_xid", r."_seq" LIMIT $4
+                    """#,
+                heldBack:
+                    #"""
+                    SELECT EXISTS (SELECT 1 FROM "artifact" AS r WHERE r."tenant_id" = $1 AND (r."_xid", r."_seq") > ($2::text::xid8, $3::bigint) AND r."_xid" >= pg_snapshot_xmin(pg_current_snapshot()))
+                    OR EXISTS (SELECT 1 FROM modelsync_tombstones AS t WHERE t."tenant_id" = $1 AND t."table_name" = 'artifact' AND (t."_xid", t."_seq") > ($2::text::xid8, $3::bigint) AND t."_xid" >= pg_snapshot_xmin(pg_current_snapshot()))
                     """#),
             "thread_artifact": ServerSQL.ModelStatements(
                 insert:
@@ -546,6 +566,11 @@ public enum ServerModels {
                     SELECT r."_xid"::text AS xid, r."_seq" AS seq, (jsonb_build_object('id', r."id", 'relation', r."relation", 'thread_id', r."thread_id", 'artifact_id', r."artifact_id", '_version', r."_version") || jsonb_strip_nulls(jsonb_build_object('_idempotency_key', r."_idempotency_key")))::text AS record FROM "thread_artifact" AS r
                     WHERE r."tenant_id" = $1 AND (r."_xid", r."_seq") > ($2::text::xid8, $3::bigint) AND r."_xid" < pg_snapshot_xmin(pg_current_snapshot())
                     ORDER BY r."_xid", r."_seq" LIMIT $4
+                    """#,
+                heldBack:
+                    #"""
+                    SELECT EXISTS (SELECT 1 FROM "thread_artifact" AS r WHERE r."tenant_id" = $1 AND (r."_xid", r."_seq") > ($2::text::xid8, $3::bigint) AND r."_xid" >= pg_snapshot_xmin(pg_current_snapshot()))
+                    OR EXISTS (SELECT 1 FROM modelsync_tombstones AS t WHERE t."tenant_id" = $1 AND t."table_name" = 'thread_artifact' AND (t."_xid", t."_seq") > ($2::text::xid8, $3::bigint) AND t."_xid" >= pg_snapshot_xmin(pg_current_snapshot()))
                     """#),
             "draft": ServerSQL.ModelStatements(
                 insert:
@@ -587,6 +612,11 @@ public enum ServerModels {
                     SELECT r."_xid"::text AS xid, r."_seq" AS seq, (jsonb_build_object('id', r."id", 'body', r."body", 'updated_at', r."updated_at", 'thread_id', r."thread_id", '_version', r."_version") || jsonb_strip_nulls(jsonb_build_object('_idempotency_key', r."_idempotency_key")))::text AS record FROM "draft" AS r
                     WHERE r."tenant_id" = $1 AND (r."_xid", r."_seq") > ($2::text::xid8, $3::bigint) AND r."_xid" < pg_snapshot_xmin(pg_current_snapshot())
                     ORDER BY r."_xid", r."_seq" LIMIT $4
+                    """#,
+                heldBack:
+                    #"""
+                    SELECT EXISTS (SELECT 1 FROM "draft" AS r WHERE r."tenant_id" = $1 AND (r."_xid", r."_seq") > ($2::text::xid8, $3::bigint) AND r."_xid" >= pg_snapshot_xmin(pg_current_snapshot()))
+                    OR EXISTS (SELECT 1 FROM modelsync_tombstones AS t WHERE t."tenant_id" = $1 AND t."table_name" = 'draft' AND (t."_xid", t."_seq") > ($2::text::xid8, $3::bigint) AND t."_xid" >= pg_snapshot_xmin(pg_current_snapshot()))
                     """#),
         ],
         constraints: [
