@@ -36,7 +36,9 @@ public struct JWTAuthenticator: SyncAuthenticator {
         guard secret.utf8.count >= 32 else {
             throw SyncServerError(
                 status: 0,
-                message: "the JWT secret has \(secret.utf8.count) bytes; HS256 needs at least 32 (e.g. `openssl rand -hex 32`)")
+                message:
+                    "the JWT secret has \(secret.utf8.count) bytes; HS256 needs at least 32 (e.g. `openssl rand -hex 32`)"
+            )
         }
         keys = JWTKeyCollection()
         await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
@@ -83,7 +85,8 @@ public struct JWTAuthenticator: SyncAuthenticator {
         } catch let error as JWTError where error.errorType == .claimVerificationFailure {
             throw SyncServerError.unauthorized("the token has expired")
         } catch {
-            throw SyncServerError.unauthorized("the token is invalid (malformed, or not signed with this server's secret)")
+            throw SyncServerError.unauthorized(
+                "the token is invalid (malformed, or not signed with this server's secret)")
         }
         guard !claims.tenant.isEmpty, !claims.sub.value.isEmpty else {
             throw SyncServerError.unauthorized("the token needs non-empty 'tenant' and 'sub' claims")

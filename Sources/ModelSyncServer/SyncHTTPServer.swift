@@ -19,7 +19,8 @@ public struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             let message =
                 status == .notFound
                 ? "no collection or record at \(request.uri.path)" : "\(status.code) \(status.reasonPhrase)"
-            return SyncService.response(Int(status.code), SyncServerError(status: Int(status.code), message: message).body)
+            return SyncService.response(
+                Int(status.code), SyncServerError(status: Int(status.code), message: message).body)
         }
     }
 }

@@ -56,9 +56,10 @@ public final class SyncService: Sendable {
                 "CREATE TABLE IF NOT EXISTS modelsync_schema (singleton boolean PRIMARY KEY DEFAULT true, ddl_hash text NOT NULL)",
                 logger: self.logger)
             var stored: String?
-            for try await hash in try await connection.query("SELECT ddl_hash FROM modelsync_schema", logger: self.logger)
-                .decode(String.self)
-            {
+            for try await hash in try await connection.query(
+                "SELECT ddl_hash FROM modelsync_schema", logger: self.logger
+            )
+            .decode(String.self) {
                 stored = hash
             }
             let current = Self.hash(ddl)
@@ -68,7 +69,8 @@ public final class SyncService: Sendable {
                         status: 500,
                         message:
                             "the database holds another ModelSync schema (its hash is \(stored), this spec's is "
-                            + "\(current)); schema migrations are not supported yet: use a new database or drop its tables")
+                            + "\(current)); schema migrations are not supported yet: use a new database or drop its tables"
+                    )
                 }
                 return
             }
@@ -226,7 +228,8 @@ public final class SyncService: Sendable {
             let parts = cursor.split(separator: "-")
             guard parts.count == 2, let xid = UInt64(parts[0]), let seq = Int64(parts[1]) else {
                 throw SyncServerError(
-                    status: 400, message: "the cursor '\(cursor)' is not one this server gave; send a next_cursor back as is")
+                    status: 400,
+                    message: "the cursor '\(cursor)' is not one this server gave; send a next_cursor back as is")
             }
             position = (String(xid), seq)
         }
@@ -272,7 +275,8 @@ public final class SyncService: Sendable {
         if let last = rows.last { position = (last.0, last.1) }
         let data = rows.map(\.2).joined(separator: ",")
         return Answer(
-            status: 200, body: #"{"data":["# + data + #"],"next_cursor":"# + jsonString("\(position.xid)-\(position.seq)") + "}")
+            status: 200,
+            body: #"{"data":["# + data + #"],"next_cursor":"# + jsonString("\(position.xid)-\(position.seq)") + "}")
     }
 
     /// `GET {path}/{id}/history?cursor=…&limit=…`: the record's changes, oldest first
@@ -284,7 +288,8 @@ public final class SyncService: Sendable {
         var after: Int64 = 0
         if let cursor, !cursor.isEmpty {
             guard let value = Int64(cursor) else {
-                throw SyncServerError(status: 400, message: "the history cursor '\(cursor)' must be a next_cursor of this server")
+                throw SyncServerError(
+                    status: 400, message: "the history cursor '\(cursor)' must be a next_cursor of this server")
             }
             after = value
         }
@@ -416,11 +421,13 @@ public final class SyncService: Sendable {
                 throw SyncServerError(
                     status: 422,
                     message:
-                        "the Idempotency-Key '\(key)' was already used for another request; use a new key for a new change")
+                        "the Idempotency-Key '\(key)' was already used for another request; use a new key for a new change"
+                )
             }
             if let status, let response { return Answer(status: status, body: response) }
         }
-        throw SyncServerError(status: 503, message: "the first request with this Idempotency-Key is still running; retry")
+        throw SyncServerError(
+            status: 503, message: "the first request with this Idempotency-Key is still running; retry")
     }
 
     private func remember(
@@ -486,12 +493,15 @@ public final class SyncService: Sendable {
             if let constraint {
                 return SyncServerError(
                     status: 422,
-                    message: "'\(constraint.column)' must be unique: another \(constraint.table) already has this value")
+                    message: "'\(constraint.column)' must be unique: another \(constraint.table) already has this value"
+                )
             }
             return SyncServerError(status: 409, message: "a \(table) with this id already exists")
         case "23503":
             if operation == "delete" || info[.tableName] != model?.table {
-                let child = constraint.map { "\($0.table) records still reference it (\($0.column))" } ?? "other records reference it"
+                let child =
+                    constraint.map { "\($0.table) records still reference it (\($0.column))" }
+                    ?? "other records reference it"
                 return SyncServerError(status: 409, message: "this \(table) cannot be deleted: \(child)")
             }
             let column = constraint?.column ?? "a reference"

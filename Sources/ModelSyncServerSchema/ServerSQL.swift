@@ -199,7 +199,8 @@ public struct ServerSQL: Sendable, Hashable {
             + "AND (t.\"_xid\", t.\"_seq\") > ($2::text::xid8, $3::bigint) AND t.\"_xid\" < \(finished)"
         return ModelStatements(
             insert: insert, update: update, selectForUpdate: selectForUpdate, select: select, delete: delete,
-            listChanges: "SELECT * FROM (\n\(live)\nUNION ALL\n\(tombstones)\n) AS changes ORDER BY xid::xid8, seq LIMIT $4",
+            listChanges:
+                "SELECT * FROM (\n\(live)\nUNION ALL\n\(tombstones)\n) AS changes ORDER BY xid::xid8, seq LIMIT $4",
             listLive: live + "\nORDER BY r.\"_xid\", r.\"_seq\" LIMIT $4",
             heldBack:
                 "SELECT EXISTS (SELECT 1 FROM \(table) AS r WHERE r.\"tenant_id\" = $1 "

@@ -40,7 +40,9 @@ struct ModelSyncServerCommand: AsyncParsableCommand {
 
     func run() async throws {
         let sources = try ModelSyncGenerator.specFiles(in: specs).map { try SpecSource(contentsOf: $0) }
-        guard !sources.isEmpty else { throw ValidationError("no *.modelsync.yaml file in \(specs.joined(separator: ", "))") }
+        guard !sources.isEmpty else {
+            throw ValidationError("no *.modelsync.yaml file in \(specs.joined(separator: ", "))")
+        }
         let schema: ServerSchema
         do {
             schema = try ModelSyncGenerator.serverSchema(sources)
@@ -53,7 +55,8 @@ struct ModelSyncServerCommand: AsyncParsableCommand {
         let authenticator: any SyncAuthenticator
         if let developmentTenant {
             authenticator = DevelopmentAuthenticator(tenant: developmentTenant)
-        } else if let secret = jwtSecret ?? ProcessInfo.processInfo.environment["MODELSYNC_JWT_SECRET"], !secret.isEmpty {
+        } else if let secret = jwtSecret ?? ProcessInfo.processInfo.environment["MODELSYNC_JWT_SECRET"], !secret.isEmpty
+        {
             authenticator = try await JWTAuthenticator(secret: secret)
         } else {
             throw ValidationError(

@@ -23,9 +23,12 @@ struct CursorCompletenessTests {
                     for index in 0..<perWriter {
                         let id = "w\(writer)-\(index)"
                         let answer = try await api.send(
-                            "POST", "/artifacts", .object(["id": .string(id), "title": .string(id), "kind": .string("k")]),
+                            "POST", "/artifacts",
+                            .object(["id": .string(id), "title": .string(id), "kind": .string("k")]),
                             headers: ["Idempotency-Key": id])
-                        guard answer.status == 201 else { throw TestFailure(description: "create \(id): \(answer.text)") }
+                        guard answer.status == 201 else {
+                            throw TestFailure(description: "create \(id): \(answer.text)")
+                        }
                     }
                     return nil
                 }

@@ -7,7 +7,9 @@ import Testing
 /// PostgreSQL: both keep the protocol the client relies on (Docs/Protocol.md).
 @Suite("End-to-end sync against the reference server and the generated server")
 struct EndToEndSyncTests {
-    @Test("the chat created offline syncs: one server copy each, children after parents, IDs replaced", arguments: ServerKind.allCases)
+    @Test(
+        "the chat created offline syncs: one server copy each, children after parents, IDs replaced",
+        arguments: ServerKind.allCases)
     func chatScenario(kind: ServerKind) async throws {
         let backend = try await Backend.start(kind)
         defer { Task { await backend.stop() } }
@@ -42,7 +44,9 @@ struct EndToEndSyncTests {
         #expect(try await store.threads.find(chat.thread.id)?.id == thread.id)
     }
 
-    @Test("a create answer lost after the server committed is retried with its key: no duplicate", arguments: ServerKind.allCases)
+    @Test(
+        "a create answer lost after the server committed is retried with its key: no duplicate",
+        arguments: ServerKind.allCases)
     func lostCreateResponse(kind: ServerKind) async throws {
         let backend = try await Backend.start(kind)
         defer { Task { await backend.stop() } }
@@ -62,7 +66,9 @@ struct EndToEndSyncTests {
         #expect(try await backend.otherClient.records("/messages").count == 1)
     }
 
-    @Test("an app that died after the server stored its create converges after restart, without a duplicate", arguments: ServerKind.allCases)
+    @Test(
+        "an app that died after the server stored its create converges after restart, without a duplicate",
+        arguments: ServerKind.allCases)
     func clientRestart(kind: ServerKind) async throws {
         let backend = try await Backend.start(kind)
         defer { Task { await backend.stop() } }
@@ -76,7 +82,8 @@ struct EndToEndSyncTests {
             let store = try SyncStore(.file(url), models: GeneratedModels.all)
             chat = try await makeChat(in: store, messageCount: 1)
             let remote = backend.makeRemote()
-            let userEntry = try #require(try await store.outbox.claimReadyEntries(limit: 10).first { $0.tableName == "user" })
+            let userEntry = try #require(
+                try await store.outbox.claimReadyEntries(limit: 10).first { $0.tableName == "user" })
             _ = try await remote.create(
                 try JSONValue.parse(Data(userEntry.payload!.utf8)).objectValue!, of: User.schema,
                 idempotencyKey: userEntry.idempotencyKey)
@@ -98,12 +105,15 @@ struct EndToEndSyncTests {
         #expect(try await backend.otherClient.records("/messages").count == 1)
     }
 
-    @Test("a 4xx (unique email) fails that record with the server's message naming the field; the rest syncs", arguments: ServerKind.allCases)
+    @Test(
+        "a 4xx (unique email) fails that record with the server's message naming the field; the rest syncs",
+        arguments: ServerKind.allCases)
     func permanentFailure(kind: ServerKind) async throws {
         let backend = try await Backend.start(kind)
         defer { Task { await backend.stop() } }
         let seeded = try await backend.otherClient.send(
-            "POST", "/users", .object(["id": .string("usr_other"), "name": .string("Other"), "email": .string("taken@example.com")]),
+            "POST", "/users",
+            .object(["id": .string("usr_other"), "name": .string("Other"), "email": .string("taken@example.com")]),
             headers: ["Idempotency-Key": "seed-1"])
         #expect(seeded.status == 201)
         let store = try SyncStore(.inMemory, models: GeneratedModels.all)
@@ -124,7 +134,8 @@ struct EndToEndSyncTests {
         #expect(try await backend.otherClient.records("/messages").count == 1)
     }
 
-    @Test("pull merges remote changes, applies remote deletes, keeps pending local edits", arguments: ServerKind.allCases)
+    @Test(
+        "pull merges remote changes, applies remote deletes, keeps pending local edits", arguments: ServerKind.allCases)
     func pullMerges(kind: ServerKind) async throws {
         let backend = try await Backend.start(kind)
         defer { Task { await backend.stop() } }
@@ -141,11 +152,15 @@ struct EndToEndSyncTests {
         #expect(try await other.send("PUT", "/threads/\(thread.id.rawValue)", .object(serverThread)).status == 200)
         var serverMessage = try #require(try await other.records("/messages")[messages[0].id.rawValue])
         serverMessage["body"] = .string("edited on the server")
-        #expect(try await other.send("PUT", "/messages/\(messages[0].id.rawValue)", .object(serverMessage)).status == 200)
+        #expect(
+            try await other.send("PUT", "/messages/\(messages[0].id.rawValue)", .object(serverMessage)).status == 200)
         #expect(try await other.send("DELETE", "/messages/\(messages[1].id.rawValue)").status == 204)
         let added = try await other.send(
             "POST", "/messages",
-            .object(["role": .string("assistant"), "body": .string("from elsewhere"), "thread_id": .integer(Int64(thread.id.rawValue)!)]),
+            .object([
+                "role": .string("assistant"), "body": .string("from elsewhere"),
+                "thread_id": .integer(Int64(thread.id.rawValue)!),
+            ]),
             headers: ["Idempotency-Key": "other-1"])
         #expect(added.status == 201)
 
@@ -168,7 +183,9 @@ struct EndToEndSyncTests {
         #expect(try await other.records("/threads")[thread.id.rawValue]?["title"] == .string("Renamed locally"))
     }
 
-    @Test("a stale update gets a 409 with the server's copy and the ConflictPolicy decides", arguments: ServerKind.allCases)
+    @Test(
+        "a stale update gets a 409 with the server's copy and the ConflictPolicy decides",
+        arguments: ServerKind.allCases)
     func staleUpdateConflict(kind: ServerKind) async throws {
         for policy in ["keep local", "accept remote"] {
             let backend = try await Backend.start(kind)
@@ -180,7 +197,9 @@ struct EndToEndSyncTests {
             try await engine.push()
             var elsewhere = try #require(try await backend.otherClient.records("/users")[user.id.rawValue])
             elsewhere["name"] = .string("renamed elsewhere")
-            #expect(try await backend.otherClient.send("PUT", "/users/\(user.id.rawValue)", .object(elsewhere)).status == 200)
+            #expect(
+                try await backend.otherClient.send("PUT", "/users/\(user.id.rawValue)", .object(elsewhere)).status
+                    == 200)
             user.name = "renamed here"
             try await store.users.save(user)
 

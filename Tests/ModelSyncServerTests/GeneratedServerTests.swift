@@ -10,14 +10,18 @@ struct GeneratedServerTests {
         -> ProtocolClient
     {
         ProtocolClient(
-            baseURL: server.url, headers: ["Authorization": "Bearer " + (try await token(tenant: tenant, subject: subject))])
+            baseURL: server.url,
+            headers: ["Authorization": "Bearer " + (try await token(tenant: tenant, subject: subject))])
     }
 
-    static let user: JSONValue = .object(["id": .string("usr_1"), "name": .string("Ada"), "email": .string("ada@example.com")])
+    static let user: JSONValue = .object([
+        "id": .string("usr_1"), "name": .string("Ada"), "email": .string("ada@example.com"),
+    ])
 
     static func thread(title: String = "Trip", owner: String = "usr_1") -> JSONValue {
         .object([
-            "title": .string(title), "created_at": .string("2026-11-22T19:02:50.123456789Z"), "tags": .array([.string("a")]),
+            "title": .string(title), "created_at": .string("2026-11-22T19:02:50.123456789Z"),
+            "tags": .array([.string("a")]),
             "owner_id": .string(owner),
         ])
     }
@@ -45,7 +49,8 @@ struct GeneratedServerTests {
             for index in 0..<8 {
                 let target = index.isMultiple(of: 2) ? api : secondAPI
                 group.addTask {
-                    try await target.send("POST", "/threads", Self.thread(title: "Both"), headers: ["Idempotency-Key": "t2"])
+                    try await target.send(
+                        "POST", "/threads", Self.thread(title: "Both"), headers: ["Idempotency-Key": "t2"])
                 }
             }
             return try await group.reduce(into: []) { $0.append($1) }
@@ -64,10 +69,13 @@ struct GeneratedServerTests {
         let api = try await Self.client(server)
         #expect(try await api.send("POST", "/users", Self.user, headers: ["Idempotency-Key": "u1"]).status == 201)
         #expect(try await api.send("POST", "/threads", Self.thread(), headers: ["Idempotency-Key": "k"]).status == 201)
-        let reused = try await api.send("POST", "/threads", Self.thread(title: "Other"), headers: ["Idempotency-Key": "k"])
+        let reused = try await api.send(
+            "POST", "/threads", Self.thread(title: "Other"), headers: ["Idempotency-Key": "k"])
         #expect(reused.status == 422)
         #expect(reused.error.contains("Idempotency-Key 'k' was already used"))
-        #expect(try await api.send("POST", "/threads", Self.thread(title: "Other"), headers: ["Idempotency-Key": "k2"]).status == 201)
+        #expect(
+            try await api.send("POST", "/threads", Self.thread(title: "Other"), headers: ["Idempotency-Key": "k2"])
+                .status == 201)
         #expect(try await api.records("/threads").count == 2)
     }
 
@@ -81,7 +89,8 @@ struct GeneratedServerTests {
         #expect(unknownOwner.status == 422)
         #expect(unknownOwner.error == "'owner_id' references an unknown user; create the user first")
         let duplicate = try await api.send(
-            "POST", "/users", .object(["id": .string("usr_2"), "name": .string("B"), "email": .string("ada@example.com")]))
+            "POST", "/users",
+            .object(["id": .string("usr_2"), "name": .string("B"), "email": .string("ada@example.com")]))
         #expect(duplicate.status == 422)
         #expect(duplicate.error.contains("'email' must be unique"))
         let badEnum = try await api.send(
@@ -90,11 +99,15 @@ struct GeneratedServerTests {
         #expect(badEnum.error.contains("'role' must be one of"))
         let badDate = try await api.send(
             "POST", "/threads",
-            .object(["title": .string("t"), "created_at": .string("yesterday"), "tags": .array([]), "owner_id": .string("usr_1")]))
+            .object([
+                "title": .string("t"), "created_at": .string("yesterday"), "tags": .array([]),
+                "owner_id": .string("usr_1"),
+            ]))
         #expect(badDate.status == 422)
         #expect(badDate.error.contains("'created_at' must be an ISO 8601 date-time"))
         let wrongType = try await api.send(
-            "POST", "/threads", .object(["title": .integer(5), "created_at": .string("2026-01-01T00:00:00Z"), "tags": .array([])]))
+            "POST", "/threads",
+            .object(["title": .integer(5), "created_at": .string("2026-01-01T00:00:00Z"), "tags": .array([])]))
         #expect(wrongType.status == 422)
         #expect(wrongType.error == "'title' must be a string, got a number; 'owner_id' is required")
         let malformed = try await api.sendRaw("POST", "/users", body: Data("{\"id\": ".utf8))
@@ -105,11 +118,17 @@ struct GeneratedServerTests {
         #expect(unknownPath.error.contains("/nowhere"))
         // A delete refused by `restrict` (a thread-artifact link still references the artifact).
         let thread = try await api.send("POST", "/threads", Self.thread())
-        #expect(try await api.send("POST", "/artifacts", .object(["id": .string("a1"), "title": .string("P"), "kind": .string("doc")])).status == 201)
+        #expect(
+            try await api.send(
+                "POST", "/artifacts", .object(["id": .string("a1"), "title": .string("P"), "kind": .string("doc")])
+            ).status == 201)
         #expect(
             try await api.send(
                 "POST", "/thread_artifacts",
-                .object(["id": .string("l1"), "relation": .string("created"), "thread_id": thread.object["id"]!, "artifact_id": .string("a1")])
+                .object([
+                    "id": .string("l1"), "relation": .string("created"), "thread_id": thread.object["id"]!,
+                    "artifact_id": .string("a1"),
+                ])
             ).status == 201)
         let refused = try await api.send("DELETE", "/artifacts/a1")
         #expect(refused.status == 409)
@@ -125,10 +144,12 @@ struct GeneratedServerTests {
         let thread = try await api.send("POST", "/threads", Self.thread())
         let id = try #require(thread.object["id"]?.idString)
         let message = try await api.send(
-            "POST", "/messages", .object(["role": .string("user"), "body": .string("hi"), "thread_id": thread.object["id"]!]))
+            "POST", "/messages",
+            .object(["role": .string("user"), "body": .string("hi"), "thread_id": thread.object["id"]!]))
         #expect(message.status == 201)
         let first = try await api.send("GET", "/threads")
-        let cursor = try #require(first.object["next_cursor"].flatMap { if case .string(let text) = $0 { text } else { nil } })
+        let cursor = try #require(
+            first.object["next_cursor"].flatMap { if case .string(let text) = $0 { text } else { nil } })
 
         #expect(try await api.send("DELETE", "/threads/\(id)").status == 204)
         #expect(try await api.send("GET", "/threads/\(id)").status == 404)
@@ -141,7 +162,8 @@ struct GeneratedServerTests {
         #expect(changes.object["data"] == .array([.object(["id": thread.object["id"]!, "deleted": .bool(true)])]))
         // The cascade reached the message: its tombstone is listed too.
         let messageChanges = try await api.send("GET", "/messages?cursor=0-0")
-        #expect(messageChanges.object["data"] == .array([.object(["id": message.object["id"]!, "deleted": .bool(true)])]))
+        #expect(
+            messageChanges.object["data"] == .array([.object(["id": message.object["id"]!, "deleted": .bool(true)])]))
     }
 
     @Test("ID types: bigint server IDs, text server IDs, client IDs kept; an ID of the wrong type is a 404")
@@ -160,7 +182,8 @@ struct GeneratedServerTests {
         #expect(thread.object["_idempotency_key"] == .string("key-1"))
         #expect(thread.object["created_at"] == .string("2026-11-22T19:02:50.123456789Z"))
         let message = try await api.send(
-            "POST", "/messages", .object(["role": .string("user"), "body": .string("hi"), "thread_id": .integer(threadID)]))
+            "POST", "/messages",
+            .object(["role": .string("user"), "body": .string("hi"), "thread_id": .integer(threadID)]))
         guard case .string(let messageID)? = message.object["id"] else {
             Issue.record("a message's id must be a JSON string: \(message.text)")
             return
@@ -172,7 +195,8 @@ struct GeneratedServerTests {
         #expect(noID.status == 422)
         #expect(noID.error.contains("'id' is required"))
         let stringThreadRef = try await api.send(
-            "POST", "/messages", .object(["role": .string("user"), "body": .string("hi"), "thread_id": .string("\(threadID)")]))
+            "POST", "/messages",
+            .object(["role": .string("user"), "body": .string("hi"), "thread_id": .string("\(threadID)")]))
         #expect(stringThreadRef.status == 422)
         #expect(stringThreadRef.error.contains("'thread_id' must be an integer ID"))
     }
@@ -183,17 +207,25 @@ struct GeneratedServerTests {
         defer { Task { await server.stop() } }
         let api = try await Self.client(server)
         #expect(try await api.send("POST", "/users", Self.user).status == 201)
-        for date in ["+292277026596-12-04T15:30:07.00000000000000001Z", "-010000-01-01T00:00:00Z", "0001-01-01T00:00:00.000001234Z"] {
+        for date in [
+            "+292277026596-12-04T15:30:07.00000000000000001Z", "-010000-01-01T00:00:00Z",
+            "0001-01-01T00:00:00.000001234Z",
+        ] {
             let thread = try await api.send(
                 "POST", "/threads",
-                .object(["title": .string("t"), "created_at": .string(date), "tags": .array([.string("x"), .string("ü")]), "owner_id": .string("usr_1")]))
+                .object([
+                    "title": .string("t"), "created_at": .string(date), "tags": .array([.string("x"), .string("ü")]),
+                    "owner_id": .string("usr_1"),
+                ]))
             #expect(thread.status == 201, "\(thread.text)")
             #expect(thread.object["created_at"] == .string(date))
             #expect(thread.object["tags"] == .array([.string("x"), .string("ü")]))
         }
     }
 
-    @Test("history: every change with actor, operation, before and after, paged; stale update is a 409 with the current copy")
+    @Test(
+        "history: every change with actor, operation, before and after, paged; stale update is a 409 with the current copy"
+    )
     func historyAndVersions() async throws {
         let server = try await GeneratedServer.start()
         defer { Task { await server.stop() } }
@@ -216,13 +248,17 @@ struct GeneratedServerTests {
             Issue.record("no history: \(history.text)")
             return
         }
-        #expect(entries.compactMap { $0.objectValue?["operation"] } == [.string("create"), .string("update"), .string("delete")])
+        #expect(
+            entries.compactMap { $0.objectValue?["operation"] } == [
+                .string("create"), .string("update"), .string("delete"),
+            ])
         #expect(entries.compactMap { $0.objectValue?["actor"] } == [.string("ada"), .string("bob"), .string("ada")])
         #expect(entries[1].objectValue?["before"]?.objectValue?["name"] == .string("Ada"))
         #expect(entries[1].objectValue?["after"]?.objectValue?["name"] == .string("Ada L."))
         #expect(entries[2].objectValue?["after"] == .null)
         let page = try await api.send("GET", "/users/usr_1/history?limit=2")
-        guard case .array(let firstPage)? = page.object["data"], case .string(let next)? = page.object["next_cursor"] else {
+        guard case .array(let firstPage)? = page.object["data"], case .string(let next)? = page.object["next_cursor"]
+        else {
             Issue.record("no page: \(page.text)")
             return
         }

@@ -16,7 +16,9 @@ let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().de
         #expect(file.name == "ModelSyncServerModels.swift")
         let expected = try String(
             contentsOf: reference.appending(path: "ChatServer/ModelSyncServerModels.swift"), encoding: .utf8)
-        #expect(file.contents == expected, "regenerate: modelsync generate --server -o Tests/Reference/ChatServer Tests/Reference/Chat.modelsync.yaml")
+        #expect(
+            file.contents == expected,
+            "regenerate: modelsync generate --server -o Tests/Reference/ChatServer Tests/Reference/Chat.modelsync.yaml")
     }
 
     @Test("the generated SQL is what modelsync-server builds at run time from the same spec (one source)")

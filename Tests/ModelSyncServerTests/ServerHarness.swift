@@ -6,8 +6,8 @@ import Logging
 import ModelSync
 import ModelSyncReferenceServer
 import ModelSyncServer
-import PostgresNIO
 @_exported import ModelSyncTestSupport
+import PostgresNIO
 
 #if canImport(FoundationNetworking)
     import FoundationNetworking
@@ -134,7 +134,9 @@ struct ProtocolClient: Sendable {
         var byID: [String: [String: JSONValue]] = [:]
         var cursor: String?
         while true {
-            let query = cursor.map { "?cursor=" + ($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0) } ?? ""
+            let query =
+                cursor.map { "?cursor=" + ($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0) }
+                ?? ""
             let page = try await send("GET", path + query)
             guard page.status == 200, case .array(let items)? = page.object["data"] else {
                 throw TestFailure(description: "listing \(path) failed: \(page.status) \(page.text)")

@@ -45,7 +45,8 @@ public final class ForwardingProxy: Sendable {
                 return
             }
             var headers: [String: String] = [:]
-            for (name, value) in answer.headers where !["content-length", "connection", "transfer-encoding"].contains(name.lowercased()) {
+            for (name, value) in answer.headers
+            where !["content-length", "connection", "transfer-encoding"].contains(name.lowercased()) {
                 headers[name] = value
             }
             connection.write(Self.head(answer.status, headers: headers, length: answer.body.count) + answer.body)
@@ -75,7 +76,8 @@ public final class ForwardingProxy: Sendable {
         guard let url = URL(string: target.absoluteString + request.target) else { return nil }
         var forwarded = URLRequest(url: url)
         forwarded.httpMethod = request.method
-        for (name, value) in request.headers where !["host", "content-length", "connection"].contains(name.lowercased()) {
+        for (name, value) in request.headers
+        where !["host", "content-length", "connection"].contains(name.lowercased()) {
             forwarded.setValue(value, forHTTPHeaderField: name)
         }
         if !request.body.isEmpty { forwarded.httpBody = request.body }

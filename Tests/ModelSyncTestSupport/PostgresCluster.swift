@@ -69,7 +69,8 @@ public final class PostgresCluster: Sendable {
     public func createDatabase(_ prefix: String = "test") async throws -> String {
         let name = "\(prefix)_\(UUID().uuidString.prefix(8).lowercased())"
         let result = await Self.spawn(
-            Self.asPostgres([binDirectory + "/createdb", "-h", "127.0.0.1", "-p", String(port), "-U", "postgres", name]))
+            Self.asPostgres([binDirectory + "/createdb", "-h", "127.0.0.1", "-p", String(port), "-U", "postgres", name])
+        )
         guard result.status == 0 else { throw ClusterError("createdb \(name) failed: \(result.output)") }
         return url(database: name)
     }
@@ -99,12 +100,15 @@ public final class PostgresCluster: Sendable {
         if getuid() == 0 {
             let chown = await spawn(["chown", "-R", "postgres:postgres", directory.path])
             guard chown.status == 0 else {
-                throw ClusterError("chown of \(directory.path) to postgres failed (is there a 'postgres' user?): \(chown.output)")
+                throw ClusterError(
+                    "chown of \(directory.path) to postgres failed (is there a 'postgres' user?): \(chown.output)")
             }
         }
         let data = directory.appendingPathComponent("data").path
         let initdb = await spawn(
-            asPostgres([bin + "/initdb", "-D", data, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync"]))
+            asPostgres([
+                bin + "/initdb", "-D", data, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync",
+            ]))
         guard initdb.status == 0 else { throw ClusterError("initdb failed: \(initdb.output)") }
         let port = try freePort()
         let options =

@@ -106,7 +106,8 @@ enum ServerRenderer {
             """
         for model in schema.models {
             out += "        ServerModel(\n"
-            out += "            name: \(string(model.name)), table: \(string(model.table)), path: \(string(model.path)),\n"
+            out +=
+                "            name: \(string(model.name)), table: \(string(model.table)), path: \(string(model.path)),\n"
             out += "            idType: .\(model.idType.rawValue), idGeneration: .\(model.idGeneration.rawValue),\n"
             out += "            columns: [\n"
             for column in model.columns {
@@ -120,7 +121,8 @@ enum ServerRenderer {
             }
             out += "            ],\n            foreignKeys: [" + (model.foreignKeys.isEmpty ? "]),\n" : "\n")
             for key in model.foreignKeys {
-                out += "                ServerForeignKey(column: \(string(key.column)), targetTable: \(string(key.targetTable)), "
+                out +=
+                    "                ServerForeignKey(column: \(string(key.column)), targetTable: \(string(key.targetTable)), "
                 out += "isOptional: \(key.isOptional), onDelete: .\(key.onDelete.rawValue)),\n"
             }
             if !model.foreignKeys.isEmpty { out += "            ]),\n" }
