@@ -231,6 +231,17 @@ package.targets += [
         ],
         path: "Tests/Reference/ChatServer"
     ),
+    // server-create8: the generated server against a hand-written Hummingbird + postgres-nio handler.
+    // Its own executable, so that `modelsync-benchmarks` (run by CI) never builds the server stack.
+    .executableTarget(
+        name: "modelsync-server-benchmarks",
+        dependencies: [
+            "ModelSyncServer", "ChatServer", "ModelSyncTestSupport",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "PostgresNIO", package: "postgres-nio"),
+        ],
+        path: "Benchmarks/modelsync-server-benchmarks"
+    ),
     // The generated server on a private PostgreSQL cluster, and the end-to-end sync suite run against
     // both the reference server and the generated server.
     .testTarget(

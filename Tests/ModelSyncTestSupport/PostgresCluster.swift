@@ -185,7 +185,7 @@ public final class PostgresCluster: Sendable {
                 + "install them with `apt-get install postgresql` (Debian/Ubuntu) and run the tests again")
     }
 
-    private static func freePort() throws -> Int {
+    static func freePort() throws -> Int {
         #if os(Linux)
             let socketFD = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         #else
@@ -206,6 +206,11 @@ public final class PostgresCluster: Sendable {
         }
         return Int(UInt16(bigEndian: address.sin_port))
     }
+}
+
+/// A free TCP port on 127.0.0.1 (free when asked: bind it soon).
+public func freeLoopbackPort() throws -> Int {
+    try PostgresCluster.freePort()
 }
 
 /// A test cluster could not be set up; the message says what to do.
