@@ -315,8 +315,10 @@ public final class SyncService: Sendable {
             body: #"{"data":["# + rows.map(\.1).joined(separator: ",") + #"],"next_cursor":""# + String(next) + "\"}")
     }
 
-    /// How often a listing checks for changes held back by a running transaction (about 1.5 s in all).
-    static let heldBackAttempts = 20
+    /// How often a listing checks for changes held back by a running transaction (about 5.5 s in all:
+    /// transaction IDs are cluster-wide, so a `CREATE DATABASE` or a slow transaction in another
+    /// database of the cluster holds listings back too).
+    static let heldBackAttempts = 60
 
     static let historySQL = """
         SELECT h."seq", jsonb_build_object('seq', h."seq", 'at', h."at", 'actor', h."actor", 'operation', h."operation",
