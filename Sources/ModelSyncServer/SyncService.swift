@@ -102,12 +102,23 @@ public final class SyncService: Sendable {
         try validate(fields, for: model, creating: true)
         let text = String(decoding: body, as: UTF8.self)
         let statements = sql.models[model.table]!
+        // Four round trips with a key: BEGIN, claim the key (and name the actor), insert the record and
+        // store the answer in one statement, COMMIT.
         return try await transaction { connection in
-            try await self.setActor(identity, on: connection)
             let scope = "create:" + model.table
-            if let idempotencyKey,
-                let replay = try await self.claim(
-                    idempotencyKey, scope: scope, request: text, identity: identity, on: connection)
+            guard let idempotencyKey else {
+                try await self.setActor(identity, on: connection)
+                var binds = PostgresBindings()
+                binds.append(identity.tenant)
+                binds.append(text)
+                binds.append(String?.none)
+                let record = try await self.single(
+                    PostgresQuery(unsafeSQL: statements.insert, binds: binds), on: connection, model: model,
+                    operation: "create")
+                return Answer(status: 201, body: record ?? "{}")
+            }
+            if let replay = try await self.claim(
+                idempotencyKey, scope: scope, request: text, identity: identity, on: connection)
             {
                 return replay
             }
@@ -115,14 +126,14 @@ public final class SyncService: Sendable {
             binds.append(identity.tenant)
             binds.append(text)
             binds.append(idempotencyKey)
+            binds.append(scope)
             let record = try await self.single(
-                PostgresQuery(unsafeSQL: statements.insert, binds: binds), on: connection, model: model,
-                operation: "create")
-            let answer = Answer(status: 201, body: record ?? "{}")
-            if let idempotencyKey {
-                try await self.remember(answer, key: idempotencyKey, scope: scope, identity: identity, on: connection)
-            }
-            return answer
+                PostgresQuery(
+                    unsafeSQL: "WITH created(record) AS (\n\(statements.insert)\n)\n"
+                        + "UPDATE modelsync_idempotency SET \"status\" = 201, \"response\" = (SELECT record FROM created)\n"
+                        + "WHERE \"tenant_id\" = $1 AND \"scope\" = $4 AND \"key\" = $3 RETURNING \"response\"",
+                    binds: binds), on: connection, model: model, operation: "create")
+            return Answer(status: 201, body: record ?? "{}")
         }
     }
 
@@ -407,7 +418,9 @@ public final class SyncService: Sendable {
         for try await _ in try await connection.query(
             """
             INSERT INTO modelsync_idempotency ("tenant_id", "scope", "key", "request_hash")
-            VALUES (\(identity.tenant), \(scope), \(key), \(hash)) ON CONFLICT DO NOTHING RETURNING 1
+            SELECT \(identity.tenant), \(scope), \(key), \(hash)
+            FROM (SELECT set_config('modelsync.actor', \(identity.actor), true)) AS actor
+            ON CONFLICT DO NOTHING RETURNING 1
             """, logger: logger)
         {
             claimed = true

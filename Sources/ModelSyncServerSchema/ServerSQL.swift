@@ -34,8 +34,9 @@ public struct ServerSQL: Sendable, Hashable {
         public var listChanges: String
         /// As ``listChanges`` without tombstones: a first listing, without a cursor.
         public var listLive: String
-        /// `$1` tenant, `$2` cursor xid, `$3` cursor sequence -> whether committed changes after the cursor
-        /// are held back because an older transaction is still running (the listing waits for it).
+        /// `$1` tenant, `$2` xid, `$3` sequence of the end of a short page -> whether committed changes
+        /// follow it: the page was cut by a transaction still running (the listing waits for it). Its own
+        /// snapshot: the transaction may have finished since the page was read.
         public var heldBack: String
 
         /// A statement set.
@@ -204,10 +205,10 @@ public struct ServerSQL: Sendable, Hashable {
             listLive: live + "\nORDER BY r.\"_xid\", r.\"_seq\" LIMIT $4",
             heldBack:
                 "SELECT EXISTS (SELECT 1 FROM \(table) AS r WHERE r.\"tenant_id\" = $1 "
-                + "AND (r.\"_xid\", r.\"_seq\") > ($2::text::xid8, $3::bigint) AND r.\"_xid\" >= \(finished))\n"
+                + "AND (r.\"_xid\", r.\"_seq\") > ($2::text::xid8, $3::bigint))\n"
                 + "OR EXISTS (SELECT 1 FROM modelsync_tombstones AS t WHERE t.\"tenant_id\" = $1 "
                 + "AND t.\"table_name\" = \(literal(model.table)) "
-                + "AND (t.\"_xid\", t.\"_seq\") > ($2::text::xid8, $3::bigint) AND t.\"_xid\" >= \(finished))")
+                + "AND (t.\"_xid\", t.\"_seq\") > ($2::text::xid8, $3::bigint))")
     }
 
     /// The record as JSON text: wire keys, `_version`, and `_idempotency_key` when set.

@@ -385,8 +385,8 @@ public enum ServerModels {
                     """#,
                 heldBack:
                     #"""
-                    SELECT EXISTS (SELECT 1 FROM "user" AS r WHERE r."tenant_id" = $1 AND (r."_xid", r."_seq") > ($2::text::xid8, $3::bigint) AND r."_xid" >= pg_snapshot_xmin(pg_current_snapshot()))
-                    OR EXISTS (SELECT 1 FROM modelsync_tombstones AS t WHERE t."tenant_id" = $1 AND t."table_name" = 'user' AND (t."_xid", t."_seq") > ($2::text::xid8, $3::bigint) AND t."_xid" >= pg_snapshot_xmin(pg_current_snapshot()))
+                    SELECT EXISTS (SELECT 1 FROM "user" AS r WHERE r."tenant_id" = $1 AND (r."_xid", r."_seq") > ($2::text::xid8, $3::bigint))
+                    OR EXISTS (SELECT 1 FROM modelsync_tombstones AS t WHERE t."tenant_id" = $1 AND t."table_name" = 'user' AND (t."_xid", t."_seq") > ($2::text::xid8, $3::bigint))
                     """#),
             "thread": ServerSQL.ModelStatements(
                 insert:
@@ -431,8 +431,8 @@ public enum ServerModels {
                     """#,
                 heldBack:
                     #"""
-                    SELECT EXISTS (SELECT 1 FROM "thread" AS r WHERE r."tenant_id" = $1 AND (r."_xid", r."_seq") > ($2::text::xid8, $3::bigint) AND r."_xid" >= pg_snapshot_xmin(pg_current_snapshot()))
-                    OR EXISTS (SELECT 1 FROM modelsync_tombstones AS t WHERE t."tenant_id" = $1 AND t."table_name" = 'thread' AND (t."_xid", t."_seq") > ($2::text::xid8, $3::bigint) AND t."_xid" >= pg_snapshot_xmin(pg_current_snapshot()))
+                    SELECT EXISTS (SELECT 1 FROM "thread" AS r WHERE r."tenant_id" = $1 AND (r."_xid", r."_seq") > ($2::text::xid8, $3::bigint))
+                    OR EXISTS (SELECT 1 FROM modelsync_tombstones AS t WHERE t."tenant_id" = $1 AND t."table_name" = 'thread' AND (t."_xid", t."_seq") > ($2::text::xid8, $3::bigint))
                     """#),
             "message": ServerSQL.ModelStatements(
                 insert:
@@ -477,8 +477,8 @@ public enum ServerModels {
                     """#,
                 heldBack:
                     #"""
-                    SELECT EXISTS (SELECT 1 FROM "message" AS r WHERE r."tenant_id" = $1 AND (r."_xid", r."_seq") > ($2::text::xid8, $3::bigint) AND r."_xid" >= pg_snapshot_xmin(pg_current_snapshot()))
-                    OR EXISTS (SELECT 1 FROM modelsync_tombstones AS t WHERE t."tenant_id" = $1 AND t."table_name" = 'message' AND (t."_xid", t."_seq") > ($2::text::xid8, $3::bigint) AND t."_xid" >= pg_snapshot_xmin(pg_current_snapshot()))
+                    SELECT EXISTS (SELECT 1 FROM "message" AS r WHERE r."tenant_id" = $1 AND (r."_xid", r."_seq") > ($2::text::xid8, $3::bigint))
+                    OR EXISTS (SELECT 1 FROM modelsync_tombstones AS t WHERE t."tenant_id" = $1 AND t."table_name" = 'message' AND (t."_xid", t."_seq") > ($2::text::xid8, $3::bigint))
                     """#),
             "artifact": ServerSQL.ModelStatements(
                 insert:
@@ -523,8 +523,8 @@ public enum ServerModels {
                     """#,
                 heldBack:
                     #"""
-                    SELECT EXISTS (SELECT 1 FROM "artifact" AS r WHERE r."tenant_id" = $1 AND (r."_xid", r."_seq") > ($2::text::xid8, $3::bigint) AND r."_xid" >= pg_snapshot_xmin(pg_current_snapshot()))
-                    OR EXISTS (SELECT 1 FROM modelsync_tombstones AS t WHERE t."tenant_id" = $1 AND t."table_name" = 'artifact' AND (t."_xid", t."_seq") > ($2::text::xid8, $3::bigint) AND t."_xid" >= pg_snapshot_xmin(pg_current_snapshot()))
+                    SELECT EXISTS (SELECT 1 FROM "artifact" AS r WHERE r."tenant_id" = $1 AND (r."_xid", r."_seq") > ($2::text::xid8, $3::bigint))
+                    OR EXISTS (SELECT 1 FROM modelsync_tombstones AS t WHERE t."tenant_id" = $1 AND t."table_name" = 'artifact' AND (t."_xid", t."_seq") > ($2::text::xid8, $3::bigint))
                     """#),
             "thread_artifact": ServerSQL.ModelStatements(
                 insert:
@@ -569,8 +569,8 @@ public enum ServerModels {
                     """#,
                 heldBack:
                     #"""
-                    SELECT EXISTS (SELECT 1 FROM "thread_artifact" AS r WHERE r."tenant_id" = $1 AND (r."_xid", r."_seq") > ($2::text::xid8, $3::bigint) AND r."_xid" >= pg_snapshot_xmin(pg_current_snapshot()))
-                    OR EXISTS (SELECT 1 FROM modelsync_tombstones AS t WHERE t."tenant_id" = $1 AND t."table_name" = 'thread_artifact' AND (t."_xid", t."_seq") > ($2::text::xid8, $3::bigint) AND t."_xid" >= pg_snapshot_xmin(pg_current_snapshot()))
+                    SELECT EXISTS (SELECT 1 FROM "thread_artifact" AS r WHERE r."tenant_id" = $1 AND (r."_xid", r."_seq") > ($2::text::xid8, $3::bigint))
+                    OR EXISTS (SELECT 1 FROM modelsync_tombstones AS t WHERE t."tenant_id" = $1 AND t."table_name" = 'thread_artifact' AND (t."_xid", t."_seq") > ($2::text::xid8, $3::bigint))
                     """#),
             "draft": ServerSQL.ModelStatements(
                 insert:
@@ -615,8 +615,8 @@ public enum ServerModels {
                     """#,
                 heldBack:
                     #"""
-                    SELECT EXISTS (SELECT 1 FROM "draft" AS r WHERE r."tenant_id" = $1 AND (r."_xid", r."_seq") > ($2::text::xid8, $3::bigint) AND r."_xid" >= pg_snapshot_xmin(pg_current_snapshot()))
-                    OR EXISTS (SELECT 1 FROM modelsync_tombstones AS t WHERE t."tenant_id" = $1 AND t."table_name" = 'draft' AND (t."_xid", t."_seq") > ($2::text::xid8, $3::bigint) AND t."_xid" >= pg_snapshot_xmin(pg_current_snapshot()))
+                    SELECT EXISTS (SELECT 1 FROM "draft" AS r WHERE r."tenant_id" = $1 AND (r."_xid", r."_seq") > ($2::text::xid8, $3::bigint))
+                    OR EXISTS (SELECT 1 FROM modelsync_tombstones AS t WHERE t."tenant_id" = $1 AND t."table_name" = 'draft' AND (t."_xid", t."_seq") > ($2::text::xid8, $3::bigint))
                     """#),
         ],
         constraints: [
