@@ -239,3 +239,76 @@ for target in package.targets where target.name == "modelsync-benchmarks" {
     // migrate100k (MigrationBenchmark.swift) upgrades a version 1 database with version 2.
     target.dependencies += ["EvolutionV1Models", "EvolutionV2Models"]
 }
+
+// MARK: Server
+// The generated sync server on PostgreSQL (issue 11). Its own products and targets: an app that uses the
+// `ModelSync` library never builds Hummingbird, postgres-nio or jwt-kit. `ModelSyncServerSchema` has no
+// dependencies: the generator and the server share its SQL builder (one source for the SQL).
+package.dependencies += [
+    .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+    .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+    .package(url: "https://github.com/vapor/jwt-kit", from: "5.8.0"),
+    .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+]
+package.products += [
+    .library(name: "ModelSyncServer", targets: ["ModelSyncServer"]),
+    .executable(name: "modelsync-server", targets: ["modelsync-server"]),
+]
+package.targets += [
+    .target(name: "ModelSyncServerSchema"),
+    .target(
+        name: "ModelSyncServer",
+        dependencies: [
+            "ModelSyncServerSchema",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "PostgresNIO", package: "postgres-nio"),
+            .product(name: "JWTKit", package: "jwt-kit"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+        ]
+    ),
+    .executableTarget(
+        name: "modelsync-server",
+        dependencies: [
+            "ModelSyncServer", "ModelSyncGenerator",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]
+    ),
+]
+for target in package.targets where target.name == "ModelSyncGenerator" {
+    target.dependencies += ["ModelSyncServerSchema"]
+}
+package.targets += [
+    // The generator's server output for the chat spec (`modelsync generate --server`), compiled, and
+    // diffed byte for byte by ServerGoldenTests.
+    .target(
+        name: "ChatServer",
+        dependencies: [
+            "ModelSyncServer",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "PostgresNIO", package: "postgres-nio"),
+        ],
+        path: "Tests/Reference/ChatServer"
+    ),
+    // server-create8: the generated server against a hand-written Hummingbird + postgres-nio handler.
+    // Its own executable, so that `modelsync-benchmarks` (run by CI) never builds the server stack.
+    .executableTarget(
+        name: "modelsync-server-benchmarks",
+        dependencies: [
+            "ModelSyncServer", "ChatServer", "ModelSyncTestSupport",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "PostgresNIO", package: "postgres-nio"),
+        ],
+        path: "Benchmarks/modelsync-server-benchmarks"
+    ),
+    // The generated server on a private PostgreSQL cluster, and the end-to-end sync suite run against
+    // both the reference server and the generated server.
+    .testTarget(
+        name: "ModelSyncServerTests",
+        dependencies: [
+            "ModelSync", "ChatModels", "ModelSyncReferenceServer", "ModelSyncServer", "ChatServer",
+            "ModelSyncGenerator", "ModelSyncTestSupport",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "PostgresNIO", package: "postgres-nio"),
+        ]
+    ),
+]

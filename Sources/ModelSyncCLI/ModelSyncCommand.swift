@@ -50,9 +50,21 @@ struct Generate: ParsableCommand {
     @Option(help: "The module the models are generated into (messages spell qualified names with it).")
     var moduleName: String?
 
+    @Flag(
+        help: """
+            Generate the sync server's side instead (ModelSyncServerModels.swift: the PostgreSQL schema, its \
+            statements and the Hummingbird routes, for a target that depends on the ModelSyncServer library).
+            """)
+    var server = false
+
     func run() throws {
         let sources = try readSpecs(paths)
         do {
+            if server {
+                let file = try ModelSyncGenerator.generateServer(sources, moduleName: moduleName)
+                try ModelSyncGenerator.write([file], to: output)
+                return
+            }
             let result = try ModelSyncGenerator.generate(sources, moduleName: moduleName)
             report(result.warnings)
             try ModelSyncGenerator.write(result.files, to: output)

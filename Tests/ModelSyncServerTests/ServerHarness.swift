@@ -1,0 +1,261 @@
+import ChatModels
+import ChatServer
+import Foundation
+import Hummingbird
+import Logging
+import ModelSync
+import ModelSyncReferenceServer
+import ModelSyncServer
+@_exported import ModelSyncTestSupport
+import PostgresNIO
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
+typealias ChatThread = ChatModels.Thread
+
+/// The HS256 secret of the test servers' tokens.
+let testSecret = "modelsync-test-secret-of-at-least-32-bytes"
+
+/// The generated chat server (Tests/Reference/ChatServer) on a database of the test cluster, served
+/// over HTTP on a free loopback port. Several may serve one database (scale-out).
+final class GeneratedServer: Sendable {
+    let url: URL
+    let databaseURL: String
+    let service: SyncService
+    private let client: PostgresClient
+    private let clientTask: Task<Void, Never>
+    private let appTask: Task<Void, any Error>
+
+    private init(
+        url: URL, databaseURL: String, service: SyncService, client: PostgresClient, clientTask: Task<Void, Never>,
+        appTask: Task<Void, any Error>
+    ) {
+        self.url = url
+        self.databaseURL = databaseURL
+        self.service = service
+        self.client = client
+        self.clientTask = clientTask
+        self.appTask = appTask
+    }
+
+    /// A new database with the chat schema (`nil`), or another server on `databaseURL`.
+    static func start(databaseURL: String? = nil, authenticator: (any SyncAuthenticator)? = nil) async throws
+        -> GeneratedServer
+    {
+        let database: String
+        if let databaseURL {
+            database = databaseURL
+        } else {
+            database = try await PostgresCluster.shared().createDatabase("chat")
+        }
+        var configuration = try DatabaseURL.configuration(database)
+        configuration.options.maximumConnections = 40
+        let client = PostgresClient(configuration: configuration)
+        let clientTask = Task { await client.run() }
+        let auth: any SyncAuthenticator
+        if let authenticator { auth = authenticator } else { auth = try await JWTAuthenticator(secret: testSecret) }
+        let router = Router()
+        router.add(middleware: JSONErrorMiddleware())
+        let service = ServerModels.addRoutes(to: router, database: client, authenticator: auth)
+        try await service.migrate()
+        let port = AsyncStream<Int>.makeStream()
+        var logger = Logger(label: "test-server")
+        logger.logLevel = .error
+        let app = Application(
+            router: router, configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { channel in
+                port.continuation.yield(channel.localAddress?.port ?? 0)
+                port.continuation.finish()
+            }, logger: logger)
+        let appTask = Task { try await app.run() }
+        var bound = 0
+        for await value in port.stream { bound = value }
+        return GeneratedServer(
+            url: URL(string: "http://127.0.0.1:\(bound)")!, databaseURL: database, service: service, client: client,
+            clientTask: clientTask, appTask: appTask)
+    }
+
+    func stop() async {
+        appTask.cancel()
+        _ = await appTask.result
+        clientTask.cancel()
+        _ = await clientTask.value
+    }
+}
+
+/// A token of `tenant` for `subject`, valid for an hour (or already expired).
+func token(tenant: String, subject: String = "tester", expired: Bool = false) async throws -> String {
+    let authenticator = try await JWTAuthenticator(secret: testSecret)
+    return try await authenticator.token(
+        for: .init(subject: subject, tenant: tenant, expires: Date().addingTimeInterval(expired ? -60 : 3600)))
+}
+
+/// An HTTP client speaking the protocol by hand: "another client", and the checks of the tests.
+struct ProtocolClient: Sendable {
+    var baseURL: URL
+    var headers: [String: String] = [:]
+
+    struct Answer: Sendable {
+        var status: Int
+        var json: JSONValue?
+        var text: String
+        var object: [String: JSONValue] { json?.objectValue ?? [:] }
+        var error: String { object["error"].flatMap { if case .string(let text) = $0 { text } else { nil } } ?? "" }
+    }
+
+    @discardableResult
+    func send(_ method: String, _ path: String, _ body: JSONValue? = nil, headers extra: [String: String] = [:])
+        async throws -> Answer
+    {
+        try await sendRaw(method, path, body: try body.map { try $0.serialized() }, headers: extra)
+    }
+
+    func sendRaw(_ method: String, _ path: String, body: Data?, headers extra: [String: String] = [:]) async throws
+        -> Answer
+    {
+        var request = URLRequest(url: URL(string: baseURL.absoluteString + path)!)
+        request.httpMethod = method
+        for (name, value) in headers.merging(extra, uniquingKeysWith: { $1 }) {
+            request.setValue(value, forHTTPHeaderField: name)
+        }
+        if let body {
+            request.httpBody = body
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        }
+        let (data, response) = try await URLSession.shared.data(for: request)
+        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+        return Answer(status: status, json: try? JSONValue.parse(data), text: String(decoding: data, as: UTF8.self))
+    }
+
+    /// Every live record of a collection (listing pages from no cursor), keyed by ID.
+    func records(_ path: String) async throws -> [String: [String: JSONValue]] {
+        var byID: [String: [String: JSONValue]] = [:]
+        var cursor: String?
+        while true {
+            let query =
+                cursor.map { "?cursor=" + ($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0) }
+                ?? ""
+            let page = try await send("GET", path + query)
+            guard page.status == 200, case .array(let items)? = page.object["data"] else {
+                throw TestFailure(description: "listing \(path) failed: \(page.status) \(page.text)")
+            }
+            if items.isEmpty { return byID }
+            for item in items {
+                guard let object = item.objectValue, let id = object["id"]?.idString else { continue }
+                if object["deleted"] == .bool(true) { byID[id] = nil } else { byID[id] = object }
+            }
+            guard case .string(let next)? = page.object["next_cursor"], next != cursor else { return byID }
+            cursor = next
+        }
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// The two servers the end-to-end suite runs against.
+enum ServerKind: String, CaseIterable, Sendable, CustomStringConvertible {
+    case reference
+    case generatedPostgres
+
+    var description: String { self == .reference ? "reference server" : "generated server on PostgreSQL" }
+}
+
+/// A server of either kind behind a forwarding proxy, and an engine syncing a store with it.
+final class Backend: Sendable {
+    let kind: ServerKind
+    let proxy: ForwardingProxy
+    let headers: [String: String]
+    let serverURL: URL
+    private let reference: ReferenceServer?
+    private let generated: GeneratedServer?
+
+    private init(
+        kind: ServerKind, proxy: ForwardingProxy, headers: [String: String], reference: ReferenceServer?,
+        generated: GeneratedServer?
+    ) {
+        self.kind = kind
+        self.proxy = proxy
+        self.headers = headers
+        self.serverURL = generated?.url ?? proxy.target
+        self.reference = reference
+        self.generated = generated
+    }
+
+    static func start(_ kind: ServerKind) async throws -> Backend {
+        switch kind {
+        case .reference:
+            let server = ReferenceServer(models: GeneratedModels.all)
+            let url = try await server.start()
+            return Backend(
+                kind: kind, proxy: try ForwardingProxy(target: url), headers: [:], reference: server, generated: nil)
+        case .generatedPostgres:
+            let server = try await GeneratedServer.start()
+            let headers = ["Authorization": "Bearer " + (try await token(tenant: "acme", subject: "ada"))]
+            return Backend(
+                kind: kind, proxy: try ForwardingProxy(target: server.url), headers: headers, reference: nil,
+                generated: server)
+        }
+    }
+
+    var baseURL: URL { proxy.baseURL }
+
+    /// "Another client" that talks to the server directly (not through the proxy).
+    var otherClient: ProtocolClient { ProtocolClient(baseURL: serverURL, headers: headers) }
+
+    func makeEngine(
+        store: SyncStore, timeout: TimeInterval = 5,
+        conflictPolicy: ConflictPolicy = .keepLocalChanges
+    ) -> SyncEngine {
+        let headers = self.headers
+        let remote = RESTRemote(
+            configuration: .init(baseURL: baseURL, headers: { headers }, timeout: timeout), models: GeneratedModels.all)
+        return SyncEngine(
+            store: store, remote: remote,
+            configuration: .init(
+                maximumConcurrentRequests: 4, retry: RetryPolicy(initialDelay: 0.05, maximumDelay: 0.5, jitter: 0.2),
+                conflictPolicy: conflictPolicy, maximumRetryWait: 30))
+    }
+
+    func makeRemote() -> RESTRemote {
+        let headers = self.headers
+        return RESTRemote(configuration: .init(baseURL: baseURL, headers: { headers }), models: GeneratedModels.all)
+    }
+
+    func stop() async {
+        proxy.stop()
+        await reference?.stop()
+        await generated?.stop()
+    }
+}
+
+/// Creates, offline, a user, a thread, `messageCount` messages replying to each other, and two
+/// artifacts linked to the thread.
+func makeChat(in store: SyncStore, messageCount: Int = 3, email: String = "ada@example.com") async throws
+    -> (user: User, thread: ChatThread, messages: [Message], artifacts: [Artifact])
+{
+    try await store.write { tx in
+        let user = try tx.save(User(name: "Ada", email: email))
+        let thread = try tx.save(
+            ChatThread(
+                title: "Trip", createdAt: Date(timeIntervalSinceReferenceDate: 800_000_000.5), tags: ["t"],
+                ownerId: user.id))
+        var messages: [Message] = []
+        for index in 0..<messageCount {
+            messages.append(
+                try tx.save(
+                    Message(
+                        role: index.isMultiple(of: 2) ? .user : .assistant, body: "message \(index)",
+                        threadId: thread.id, replyToId: messages.last?.id)))
+        }
+        let artifacts = [Artifact(title: "Plan", kind: "doc"), Artifact(title: "Map", kind: "image")]
+        try tx.save(artifacts)
+        for artifact in artifacts {
+            try tx.save(ThreadArtifact(relation: .created, threadId: thread.id, artifactId: artifact.id))
+        }
+        return (user, thread, messages, artifacts)
+    }
+}
