@@ -176,7 +176,7 @@ for target in package.targets where target.name == "modelsync-benchmarks" {
 package.targets += [
     .executableTarget(
         name: "modelsync-crash-child",
-        dependencies: ["ModelSync", "ChatModels"],
+        dependencies: ["ModelSync", "ChatModels", "ModelSyncReferenceServer"],
         path: "Tests/CrashChild"
     ),
     .testTarget(

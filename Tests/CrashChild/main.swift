@@ -14,6 +14,9 @@
 //         Drops root privileges, opens the store, reads and tries a save (see ReadOnlyProbe.swift).
 //     modelsync-crash-child pull <database path> <server URL>
 //         Pulls every model and prints what the pull did (see PullChild.swift).
+//     modelsync-crash-child large-pull <database path> <messages>
+//         Pulls that many messages from a server of its own while saving on the main actor, and
+//         prints the slowest save (see LargePullChild.swift).
 
 import ChatModels
 import Foundation
@@ -30,6 +33,8 @@ case "read-only-probe":
     exit(await probeReadOnly(Array(arguments.dropFirst(2))))
 case "pull":
     exit(await runPull(Array(arguments.dropFirst(2))))
+case "large-pull":
+    exit(await runLargePull(Array(arguments.dropFirst(2))))
 default:
     break
 }
