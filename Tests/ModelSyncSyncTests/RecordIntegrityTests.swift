@@ -345,7 +345,10 @@ struct RecordIntegrityTests {
             defer { done.withLock { $0 = true } }
             return try await harness.engine.pull(User.self)
         }
-        let returned = try await eventually(timeout: .seconds(10)) { done.withLock { $0 } }
+        // A pull that loops would make hundreds of requests in this time (checked below); one that stops
+        // takes three. The bound only keeps a looping pull from hanging the suite: in the full suite on
+        // two loaded cores, these three requests once took more than 10 s.
+        let returned = try await eventually(timeout: .seconds(60)) { done.withLock { $0 } }
         #expect(returned, "the pull kept listing: \(harness.server.requestCounts["GET", default: 0]) GETs")
         if !returned { pull.cancel() }
         let result = await pull.result
