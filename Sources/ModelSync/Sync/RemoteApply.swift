@@ -92,7 +92,7 @@ extension ConflictPolicy {
     /// ```
     public func resolving<Model: SyncModel>(
         _ model: Model.Type,
-        with resolve: @escaping @Sendable (_ local: Model, _ remote: Model, _ base: Model?) -> ConflictChoice<Model>
+        withBase resolve: @escaping @Sendable (_ local: Model, _ remote: Model, _ base: Model?) -> ConflictChoice<Model>
     ) -> ConflictPolicy {
         let otherwise = self
         return .custom { conflict in
