@@ -280,7 +280,7 @@ let package = Package(
             name: "ModelSyncServerTests",
             dependencies: [
                 "ModelSync", "ChatModels", "ModelSyncReferenceServer", "ModelSyncServer", "ChatServer",
-                "ModelSyncGenerator", "ModelSyncTestSupport",
+                "ModelSyncGenerator", "ModelSyncConformance", "ModelSyncTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ]
