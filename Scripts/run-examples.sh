@@ -27,6 +27,10 @@ test -s "$work/kept.sqlite"
 threads=$(sed -n '/^4. Final state/,/^Result/p' "$work/run2.txt" | grep -c '^  thread ')
 [ "$threads" -eq 2 ] || { echo "expected the kept database to hold 2 threads, found $threads"; exit 1; }
 
+echo "--- ChatSync against the generated server on PostgreSQL"
+./Scripts/demo-on-postgres.sh > "$work/postgres.txt" 2>&1 || { cat "$work/postgres.txt"; exit 1; }
+tail -1 "$work/postgres.txt"
+
 echo "--- TodoOffline"
 swift run --package-path Examples/TodoOffline todo-offline | tee "$work/todo.txt"
 grep -q "failed: HTTP 422: title must be at most 40 characters" "$work/todo.txt"

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The README's demo against the generated server on PostgreSQL instead of the embedded reference
+# server: starts a private PostgreSQL cluster (initdb + pg_ctl, as the postgres user when run as root,
+# on a unix socket in a temporary folder, so no port can clash), serves the demo's spec with
+# `modelsync-server`, runs `chat-sync --server URL` against it twice on one kept database, and
+# stops everything. Needs Debian's `postgresql` package (initdb, pg_ctl) and nothing else.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bin="$(command -v initdb >/dev/null 2>&1 && dirname "$(readlink -f "$(command -v initdb)")" || ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
+if [ -z "$bin" ] || [ ! -x "$bin/initdb" ]; then
+    echo "PostgreSQL's server programs (initdb, pg_ctl) were not found: install them with 'apt-get install postgresql'" >&2
+    exit 1
+fi
+as_postgres() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+work="$(mktemp -d)"
+chmod 755 "$work"
+server_pid=""
+cleanup() {
+    [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+    [ -d "$work/data" ] && as_postgres "$bin/pg_ctl" -D "$work/data" -m immediate stop >/dev/null 2>&1
+    rm -rf "$work"
+}
+trap cleanup EXIT
+mkdir "$work/data" "$work/socket" "$work/log"
+[ "$(id -u)" -eq 0 ] && chown postgres "$work/data" "$work/socket" "$work/log"
+
+echo "--- a private PostgreSQL cluster in $work"
+as_postgres "$bin/initdb" -D "$work/data" -A trust -U postgres -E UTF8 --locale=C --no-sync >/dev/null
+as_postgres "$bin/pg_ctl" -D "$work/data" -l "$work/log/postgres.log" -w \
+    -o "-k $work/socket -c listen_addresses='' -c fsync=off" start >/dev/null
+as_postgres "$bin/createdb" -h "$work/socket" -U postgres chat
+
+echo "--- modelsync-server with the demo's spec (development tenant 'demo')"
+swift build --product modelsync-server >/dev/null
+"$(swift build --show-bin-path)/modelsync-server" \
+    --spec Examples/ChatSync/Sources/ChatSyncModels/ChatSync.modelsync.yaml \
+    --database "postgres://postgres@localhost/chat?host=$work/socket" \
+    --development-tenant demo --host 127.0.0.1 --port 0 > "$work/server.txt" 2> "$work/server.err" &
+server_pid=$!
+for _ in $(seq 1 300); do grep -q "^listening on " "$work/server.txt" 2>/dev/null && break; sleep 0.1; done
+if ! grep -q "^listening on " "$work/server.txt"; then
+    echo "modelsync-server did not start:" >&2
+    cat "$work/server.err" >&2
+    exit 1
+fi
+url="$(sed -n 's/^listening on //p' "$work/server.txt" | head -1)"
+
+echo "--- chat-sync --server $url (twice, one kept database)"
+swift run --package-path Examples/ChatSync chat-sync --server "$url" --database "$work/kept.sqlite" | tee "$work/run1.txt"
+swift run --package-path Examples/ChatSync chat-sync --server "$url" --database "$work/kept.sqlite" > "$work/run2.txt"
+grep -q "4 of 4 temporary IDs replaced, 0 left" "$work/run1.txt"
+grep -q "4 of 4 temporary IDs replaced, 0 left" "$work/run2.txt"
+threads=$(sed -n '/^4. Final state/,/^Result/p' "$work/run2.txt" | grep -c '^  thread ')
+[ "$threads" -eq 2 ] || { echo "expected the kept database to hold 2 threads, found $threads" >&2; exit 1; }
+echo "demo on PostgreSQL ok"
