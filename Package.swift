@@ -177,6 +177,20 @@ let package = Package(
             path: "Benchmarks/modelsync-server-benchmarks"
         ),
 
+        // The source of the Examples/ChatServer package (generated routes mounted in an app's own
+        // Hummingbird server), compiled here too: CI builds and runs it without building the server
+        // stack a second time for the example package. The build plugin makes its server side.
+        .executableTarget(
+            name: "chat-server-example",
+            dependencies: [
+                "ModelSyncServer",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            path: "Examples/ChatServer/Sources/ChatServer",
+            plugins: [.plugin(name: "ModelSyncPlugin")]
+        ),
+
         // MARK: Targets only tests use
         // The expected output for the chat example of the spec format: the generator must reproduce
         // these files byte for byte (GoldenTests, ServerGoldenTests).

@@ -1,11 +1,21 @@
 #!/usr/bin/env bash
 # The README's demo against the generated server on PostgreSQL instead of the embedded reference
 # server: starts a private PostgreSQL cluster (initdb + pg_ctl, as the postgres user when run as root,
-# on a unix socket in a temporary folder, so no port can clash), serves the demo's spec with
-# `modelsync-server`, runs `chat-sync --server URL` against it twice on one kept database, and
-# stops everything. Needs Debian's `postgresql` package (initdb, pg_ctl) and nothing else.
+# on a unix socket in a temporary folder, so no port can clash), serves the demo's spec, runs
+# `chat-sync --server URL` against it twice on one kept database, and stops everything. Needs
+# Debian's `postgresql` package (initdb, pg_ctl) and nothing else.
+#
+#     Scripts/demo-on-postgres.sh                  # the server is `modelsync-server --spec …`
+#     Scripts/demo-on-postgres.sh chat-server      # the server is Examples/ChatServer (mounted routes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+server_kind="${1:-modelsync-server}"
+case "$server_kind" in
+    modelsync-server) product=modelsync-server; spec_arguments=(--spec Examples/ChatSync/Sources/ChatSyncModels/ChatSync.modelsync.yaml) ;;
+    # The example package's source, built as a target of this package (see Package.swift).
+    chat-server) product=chat-server-example; spec_arguments=() ;;
+    *) echo "usage: $0 [modelsync-server | chat-server]" >&2; exit 2 ;;
+esac
 
 bin="$(command -v initdb >/dev/null 2>&1 && dirname "$(readlink -f "$(command -v initdb)")" || ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
 if [ -z "$bin" ] || [ ! -x "$bin/initdb" ]; then
@@ -32,16 +42,15 @@ as_postgres "$bin/pg_ctl" -D "$work/data" -l "$work/log/postgres.log" -w \
     -o "-k $work/socket -c listen_addresses='' -c fsync=off" start >/dev/null
 as_postgres "$bin/createdb" -h "$work/socket" -U postgres chat
 
-echo "--- modelsync-server with the demo's spec (development tenant 'demo')"
-swift build --product modelsync-server >/dev/null
-"$(swift build --show-bin-path)/modelsync-server" \
-    --spec Examples/ChatSync/Sources/ChatSyncModels/ChatSync.modelsync.yaml \
+echo "--- $server_kind with the demo's spec (development tenant 'demo')"
+swift build --product "$product" >/dev/null
+"$(swift build --show-bin-path)/$product" "${spec_arguments[@]}" \
     --database "postgres://postgres@localhost/chat?host=$work/socket" \
     --development-tenant demo --host 127.0.0.1 --port 0 > "$work/server.txt" 2> "$work/server.err" &
 server_pid=$!
 for _ in $(seq 1 300); do grep -q "^listening on " "$work/server.txt" 2>/dev/null && break; sleep 0.1; done
 if ! grep -q "^listening on " "$work/server.txt"; then
-    echo "modelsync-server did not start:" >&2
+    echo "$server_kind did not start:" >&2
     cat "$work/server.err" >&2
     exit 1
 fi
@@ -54,4 +63,4 @@ grep -q "4 of 4 temporary IDs replaced, 0 left" "$work/run1.txt"
 grep -q "4 of 4 temporary IDs replaced, 0 left" "$work/run2.txt"
 threads=$(sed -n '/^4. Final state/,/^Result/p' "$work/run2.txt" | grep -c '^  thread ')
 [ "$threads" -eq 2 ] || { echo "expected the kept database to hold 2 threads, found $threads" >&2; exit 1; }
-echo "demo on PostgreSQL ok"
+echo "demo on PostgreSQL ($server_kind) ok"

@@ -27,9 +27,14 @@ test -s "$work/kept.sqlite"
 threads=$(sed -n '/^4. Final state/,/^Result/p' "$work/run2.txt" | grep -c '^  thread ')
 [ "$threads" -eq 2 ] || { echo "expected the kept database to hold 2 threads, found $threads"; exit 1; }
 
-echo "--- ChatSync against the generated server on PostgreSQL"
-./Scripts/demo-on-postgres.sh > "$work/postgres.txt" 2>&1 || { cat "$work/postgres.txt"; exit 1; }
-tail -1 "$work/postgres.txt"
+echo "--- ChatServer: its manifest loads (its source is built as this package's chat-server-example)"
+swift package --package-path Examples/ChatServer describe > /dev/null
+
+echo "--- ChatSync against the generated server on PostgreSQL: modelsync-server, then ChatServer's mounted routes"
+for server in modelsync-server chat-server; do
+    ./Scripts/demo-on-postgres.sh "$server" > "$work/postgres.txt" 2>&1 || { cat "$work/postgres.txt"; exit 1; }
+    tail -1 "$work/postgres.txt"
+done
 
 echo "--- TodoOffline"
 swift run --package-path Examples/TodoOffline todo-offline | tee "$work/todo.txt"

@@ -6,6 +6,11 @@ import PackagePlugin
 /// Outputs are declared up front: `<Name>.modelsync.swift` per spec and `ModelSyncRegistry.swift`.
 /// The specs, the target's `*.mustache` files (user templates) and the built-in templates are
 /// inputs, so editing any of them regenerates.
+///
+/// A target that depends on the `ModelSyncServer` library is a server: it gets the server's side
+/// of the same specs instead (`modelsync generate --server`: `ModelSyncServerModels.swift` with
+/// the PostgreSQL schema, its statements and the routes), so one spec file, or a link to the
+/// app's, builds both ends.
 @main
 struct ModelSyncPlugin: BuildToolPlugin {
     func createBuildCommands(context: PluginContext, target: Target) throws -> [Command] {
@@ -16,6 +21,19 @@ struct ModelSyncPlugin: BuildToolPlugin {
         guard !specs.isEmpty else { return [] }
         let userTemplates = files.filter { $0.pathExtension == "mustache" }
         let output = context.pluginWorkDirectoryURL.appending(path: "GeneratedSources")
+        if Self.isServer(target) {
+            return [
+                .buildCommand(
+                    displayName: "Generating the ModelSync server for \(target.name)",
+                    executable: try context.tool(named: "ModelSyncCLI").url,
+                    arguments: ["generate", "--server"] + specs.map(\.path) + [
+                        "--output", output.path, "--module-name", target.name,
+                    ],
+                    inputFiles: specs + Self.builtinTemplates(),
+                    outputFiles: [output.appending(path: "ModelSyncServerModels.swift")]
+                )
+            ]
+        }
         let outputs =
             specs.map { output.appending(path: $0.deletingPathExtension().lastPathComponent + ".swift") }
             + [output.appending(path: "ModelSyncRegistry.swift")]
@@ -28,6 +46,18 @@ struct ModelSyncPlugin: BuildToolPlugin {
                 outputFiles: outputs
             )
         ]
+    }
+
+    /// Whether `target` depends directly on the `ModelSyncServer` library (as a product of this
+    /// package, or as a target inside it).
+    static func isServer(_ target: SourceModuleTarget) -> Bool {
+        target.dependencies.contains { dependency in
+            switch dependency {
+            case .product(let product): product.name == "ModelSyncServer"
+            case .target(let target): target.name == "ModelSyncServer"
+            @unknown default: false
+            }
+        }
     }
 
     /// The package's own Templates folder, found from this file's location.
