@@ -70,8 +70,11 @@ final class ServerProcess: Sendable {
 
 @Suite("modelsync-server processes")
 struct ServerProcessTests {
+    /// Half the kills are pinned between commit and answer: a proxy in front of each server holds
+    /// the next successful create's answer, kills the server at that moment and never delivers it.
+    /// The other half land anywhere (mid-request, mid-transaction, idle).
     @Test(
-        "two modelsync-server processes on one database, SIGKILLed and restarted under load: clients converge with 0 duplicates, 0 dangling references, 0 lost writes"
+        "two modelsync-server processes on one database, SIGKILLed (between commit and answer, and anywhere) and restarted under load: clients converge with 0 duplicates, 0 dangling references, 0 lost writes"
     )
     func chaosConvergenceWithKilledServers() async throws {
         let database = try await PostgresCluster.shared().createDatabase("chaos")
@@ -81,20 +84,38 @@ struct ServerProcessTests {
             let server = try await ServerProcess.start(database: database, port: port)
             servers.withLock { $0.append(server) }
         }
+        let proxies = try ports.map { try ForwardingProxy(target: URL(string: "http://127.0.0.1:\($0)")!) }
         let authorization = "Bearer " + (try await token(tenant: "chaos", subject: "client"))
         let clients = 4
         let rounds = 10
         let done = Mutex(false)
         let kills = Mutex(0)
+        let pinnedKills = Mutex(0)
 
         let killer = Task {
             var generator = SystemRandomNumberGenerator()
+            var pinNext = true
             while !done.withLock({ $0 }) {
                 try? await Task.sleep(for: .milliseconds(Int.random(in: 100...400, using: &generator)))
                 if done.withLock({ $0 }) { break }
                 let index = Int.random(in: 0..<2, using: &generator)
                 let victim = servers.withLock { $0[index] }
-                victim.kill()
+                if pinNext {
+                    let fired = Mutex(false)
+                    proxies[index].dropNextSuccessfulResponse(method: "POST", pathPrefix: "/") {
+                        victim.kill()
+                        fired.withLock { $0 = true }
+                    }
+                    for _ in 0..<40 where !fired.withLock({ $0 }) && !done.withLock({ $0 }) {
+                        try? await Task.sleep(for: .milliseconds(50))
+                    }
+                    proxies[index].cancelDrops()
+                    guard fired.withLock({ $0 }) else { continue }  // no create went through it meanwhile
+                    pinnedKills.withLock { $0 += 1 }
+                } else {
+                    victim.kill()
+                }
+                pinNext.toggle()
                 await victim.waitForExit()
                 kills.withLock { $0 += 1 }
                 if let restarted = try? await ServerProcess.start(database: database, port: victim.port) {
@@ -109,7 +130,7 @@ struct ServerProcessTests {
                     let store = try SyncStore(.inMemory, models: GeneratedModels.all)
                     let remote = RESTRemote(
                         configuration: .init(
-                            baseURL: URL(string: "http://127.0.0.1:\(ports[client % 2])")!,
+                            baseURL: proxies[client % 2].baseURL,
                             headers: { ["Authorization": authorization] }, timeout: 3),
                         models: GeneratedModels.all)
                     let engine = SyncEngine(
@@ -140,7 +161,8 @@ struct ServerProcessTests {
         let threads = try await api.records("/threads")
         let messages = try await api.records("/messages")
         let users = try await api.records("/users")
-        #expect(kills.withLock { $0 } >= 1)
+        #expect(kills.withLock { $0 } >= 2)
+        #expect(pinnedKills.withLock { $0 } >= 1, "no kill landed between a commit and its answer")
         #expect(users.count == clients * rounds, "duplicates or lost users")
         #expect(threads.count == clients * rounds, "duplicates or lost threads")
         #expect(messages.count == clients * rounds * 2, "duplicates or lost messages")
@@ -156,7 +178,10 @@ struct ServerProcessTests {
             }
             #expect(try await store.messages.all().allSatisfy { messages[$0.id.rawValue] != nil })
         }
-        print("chaos: \(kills.withLock { $0 }) server kills, \(threads.count) threads, \(messages.count) messages")
+        print(
+            "chaos: \(kills.withLock { $0 }) server kills (\(pinnedKills.withLock { $0 }) between commit and answer), "
+                + "\(threads.count) threads, \(messages.count) messages")
+        for proxy in proxies { proxy.stop() }
         await survivor.waitForExitAfterKill()
     }
 }

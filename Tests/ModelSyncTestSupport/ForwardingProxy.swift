@@ -9,8 +9,18 @@ import Foundation
 /// the client's connection without the answer, as a network that fails at the worst moment would.
 /// Works with any server, the reference server and the generated one alike.
 public final class ForwardingProxy: Sendable {
+    /// Which answers to drop, and what to do the moment one is dropped.
+    struct DropRule: Sendable {
+        var method: String
+        var pathPrefix: String
+        var remaining: Int
+        /// Only answers that say the change was made (2xx): the server has committed.
+        var successfulOnly: Bool
+        var action: (@Sendable () -> Void)?
+    }
+
     private let server: LoopbackHTTPServer
-    private let drops: Mutex<[(method: String, pathPrefix: String, remaining: Int)]>
+    private let drops: Mutex<[DropRule]>
     private let dropped = Mutex(0)
 
     /// The server the proxy forwards to.
@@ -21,23 +31,26 @@ public final class ForwardingProxy: Sendable {
 
     /// A proxy forwarding every request to `target` (a base URL such as `http://127.0.0.1:8080`).
     public init(target: URL) throws {
-        let drops = Mutex<[(method: String, pathPrefix: String, remaining: Int)]>([])
+        let drops = Mutex<[DropRule]>([])
         let dropped = self.dropped
         self.drops = drops
         self.target = target
         server = try LoopbackHTTPServer { request, connection in
             let answer = Self.forward(request, to: target)
-            let drop = drops.withLock { rules -> Bool in
+            let succeeded = answer.map { (200..<300).contains($0.status) } ?? false
+            let drop = drops.withLock { rules -> DropRule? in
                 guard
                     let index = rules.firstIndex(where: {
                         $0.method == request.method && request.path.hasPrefix($0.pathPrefix) && $0.remaining > 0
+                            && (succeeded || !$0.successfulOnly)
                     })
-                else { return false }
+                else { return nil }
                 rules[index].remaining -= 1
-                return true
+                return rules[index]
             }
-            if drop {
+            if let drop {
                 dropped.withLock { $0 += 1 }
+                drop.action?()
                 return  // the server has answered; the client gets a closed connection
             }
             guard let answer else {
@@ -55,8 +68,26 @@ public final class ForwardingProxy: Sendable {
 
     /// Drops the answers of the next `count` requests with this method whose path starts with `pathPrefix`.
     public func dropResponses(method: String, pathPrefix: String, count: Int = 1) {
-        drops.withLock { $0.append((method, pathPrefix, count)) }
+        drops.withLock {
+            $0.append(
+                DropRule(method: method, pathPrefix: pathPrefix, remaining: count, successfulOnly: false, action: nil))
+        }
     }
+
+    /// Drops the next successful (2xx) answer to a request with this method whose path starts with
+    /// `pathPrefix`, and runs `action` at that moment: after the server committed the change, before
+    /// the client learns of it (the chaos tests kill the server process there).
+    public func dropNextSuccessfulResponse(
+        method: String, pathPrefix: String, then action: @escaping @Sendable () -> Void
+    ) {
+        drops.withLock {
+            $0.append(
+                DropRule(method: method, pathPrefix: pathPrefix, remaining: 1, successfulOnly: true, action: action))
+        }
+    }
+
+    /// Forgets the drops not used yet.
+    public func cancelDrops() { drops.withLock { $0.removeAll() } }
 
     /// How many answers were dropped so far.
     public var droppedCount: Int { dropped.withLock { $0 } }
