@@ -8,6 +8,7 @@ swift build --scratch-path .build-gen --product modelsync
 tool=.build-gen/debug/modelsync
 
 "$tool" generate Tests/Reference/Chat.modelsync.yaml --output Tests/Reference/Chat --module-name ChatModels
+"$tool" generate --server Tests/Reference/Chat.modelsync.yaml --output Tests/Reference/ChatServer
 "$tool" json-schema > Schemas/modelsync.schema.json
 
 # Each corpus fixture ends with its expected diagnostics as `# expect:` comments: rewrite them.

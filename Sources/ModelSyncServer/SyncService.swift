@@ -102,39 +102,68 @@ public final class SyncService: Sendable {
         try validate(fields, for: model, creating: true)
         let text = String(decoding: body, as: UTF8.self)
         let statements = sql.models[model.table]!
-        // Four round trips with a key: BEGIN, claim the key (and name the actor), insert the record and
-        // store the answer in one statement, COMMIT.
-        return try await transaction { connection in
-            let scope = "create:" + model.table
-            guard let idempotencyKey else {
-                try await self.setActor(identity, on: connection)
-                var binds = PostgresBindings()
-                binds.append(identity.tenant)
-                binds.append(text)
-                binds.append(String?.none)
-                let record = try await self.single(
-                    PostgresQuery(unsafeSQL: statements.insert, binds: binds), on: connection, model: model,
-                    operation: "create")
-                return Answer(status: 201, body: record ?? "{}")
+        let scope = "create:" + model.table
+        let requestHash = Self.requestHash(text)
+        // One statement, one round trip: the record, its history and the answer stored under the key
+        // commit together (`ModelStatements.create`). A repeat of the key fails on a primary key and
+        // changes nothing; its stored answer is read then.
+        var binds = PostgresBindings()
+        binds.append(identity.tenant)
+        binds.append(text)
+        binds.append(idempotencyKey)
+        binds.append(scope)
+        binds.append(requestHash)
+        binds.append(identity.actor)
+        do {
+            let record = try await database.withConnection { connection in
+                var result: String?
+                for try await text in try await connection.query(
+                    PostgresQuery(unsafeSQL: statements.create, binds: binds), logger: self.logger
+                ).decode(String.self) {
+                    result = text
+                }
+                return result
             }
-            if let replay = try await self.claim(
-                idempotencyKey, scope: scope, request: text, identity: identity, on: connection)
+            return Answer(status: 201, body: record ?? "{}")
+        } catch let error as PSQLError {
+            if let idempotencyKey, error.serverInfo?[.sqlState] == "23505",
+                let replay = try await storedAnswer(
+                    idempotencyKey, scope: scope, requestHash: requestHash, identity: identity)
             {
                 return replay
             }
-            var binds = PostgresBindings()
-            binds.append(identity.tenant)
-            binds.append(text)
-            binds.append(idempotencyKey)
-            binds.append(scope)
-            let record = try await self.single(
-                PostgresQuery(
-                    unsafeSQL: "WITH created(record) AS (\n\(statements.insert)\n)\n"
-                        + "UPDATE modelsync_idempotency SET \"status\" = 201, \"response\" = (SELECT record FROM created)\n"
-                        + "WHERE \"tenant_id\" = $1 AND \"scope\" = $4 AND \"key\" = $3 RETURNING \"response\"",
-                    binds: binds), on: connection, model: model, operation: "create")
-            return Answer(status: 201, body: record ?? "{}")
+            throw mapped(error, model: model, operation: "create")
         }
+    }
+
+    /// The answer stored under an idempotency key, or `nil` when the key is unused; `422` when the
+    /// key was used for another request.
+    private func storedAnswer(_ key: String, scope: String, requestHash: String, identity: SyncIdentity)
+        async throws -> Answer?
+    {
+        for try await (storedHash, status, response) in try await database.query(
+            """
+            SELECT "request_hash", "status", "response" FROM modelsync_idempotency
+            WHERE "tenant_id" = \(identity.tenant) AND "scope" = \(scope) AND "key" = \(key)
+            """, logger: logger
+        ).decode((String, Int?, String?).self) {
+            guard storedHash == requestHash else { throw Self.keyReused(key) }
+            if let status, let response { return Answer(status: status, body: response) }
+        }
+        return nil
+    }
+
+    /// The answer to a key used before for another request.
+    static func keyReused(_ key: String) -> SyncServerError {
+        SyncServerError(
+            status: 422,
+            message: "the Idempotency-Key '\(key)' was already used for another request; use a new key for a new change"
+        )
+    }
+
+    /// What identifies a request under an idempotency key: the hash of its body and its length.
+    static func requestHash(_ request: String) -> String {
+        hash(request) + String(request.utf8.count, radix: 16)
     }
 
     /// `PUT {path}/{id}`: replaces a record; `404` for an unknown ID (never a re-create), `409` with
@@ -413,7 +442,7 @@ public final class SyncService: Sendable {
     private func claim(
         _ key: String, scope: String, request: String, identity: SyncIdentity, on connection: PostgresConnection
     ) async throws -> Answer? {
-        let hash = Self.hash(request) + String(request.utf8.count, radix: 16)
+        let hash = Self.requestHash(request)
         var claimed = false
         for try await _ in try await connection.query(
             """
@@ -432,13 +461,7 @@ public final class SyncService: Sendable {
             WHERE "tenant_id" = \(identity.tenant) AND "scope" = \(scope) AND "key" = \(key)
             """, logger: logger
         ).decode((String, Int?, String?).self) {
-            guard storedHash == hash else {
-                throw SyncServerError(
-                    status: 422,
-                    message:
-                        "the Idempotency-Key '\(key)' was already used for another request; use a new key for a new change"
-                )
-            }
+            guard storedHash == hash else { throw Self.keyReused(key) }
             if let status, let response { return Answer(status: status, body: response) }
         }
         throw SyncServerError(

@@ -21,6 +21,13 @@ public struct ServerSQL: Sendable, Hashable {
     public struct ModelStatements: Sendable, Hashable {
         /// `$1` tenant, `$2` the body (JSON text), `$3` the idempotency key or null -> the record (JSON text).
         public var insert: String
+        /// A whole create in one statement, so in one round trip and its own transaction: names the
+        /// actor for the history trigger, inserts the record and, with a key, stores the answer under
+        /// it. A key used before makes the statement fail on `modelsync_idempotency`'s primary key
+        /// (or, for a client ID, on the record's), undoing the insert; the caller then reads the
+        /// stored answer. `$1` tenant, `$2` the body, `$3` the idempotency key or null, `$4` the key's
+        /// scope, `$5` the request's hash, `$6` the actor -> the record (JSON text).
+        public var create: String
         /// `$1` tenant, `$2` id, `$3` the body -> the record; no row when the ID is unknown.
         public var update: String
         /// `$1` tenant, `$2` id -> `_version`, the record; locks the row for an update.
@@ -41,10 +48,11 @@ public struct ServerSQL: Sendable, Hashable {
 
         /// A statement set.
         public init(
-            insert: String, update: String, selectForUpdate: String, select: String, delete: String,
-            listChanges: String, listLive: String, heldBack: String
+            insert: String, create: String, update: String, selectForUpdate: String, select: String,
+            delete: String, listChanges: String, listLive: String, heldBack: String
         ) {
             self.insert = insert
+            self.create = create
             self.update = update
             self.selectForUpdate = selectForUpdate
             self.select = select
@@ -179,6 +187,14 @@ public struct ServerSQL: Sendable, Hashable {
         let insert =
             "INSERT INTO \(table) AS r (\(insertColumns.joined(separator: ", ")))\n"
             + "VALUES (\(insertValues.joined(separator: ", ")))\nRETURNING \(record)"
+        let create =
+            "WITH created AS (\nINSERT INTO \(table) AS r (\(insertColumns.joined(separator: ", ")))\n"
+            + "SELECT \(insertValues.joined(separator: ", "))\n"
+            + "FROM (SELECT set_config('modelsync.actor', $6, true)) AS actor\nRETURNING \(record) AS record\n"
+            + "), remembered AS (\nINSERT INTO modelsync_idempotency "
+            + "(\"tenant_id\", \"scope\", \"key\", \"request_hash\", \"status\", \"response\")\n"
+            + "SELECT $1, $4, $3, $5, 201, created.record FROM created WHERE $3::text IS NOT NULL\n"
+            + ")\nSELECT record FROM created"
         let assignments = model.columns.map { "\(quoted($0.name)) = \(input($0, parameter: "$3"))" }
         let update =
             "UPDATE \(table) AS r SET \(assignments.isEmpty ? "\"_version\" = r.\"_version\"" : assignments.joined(separator: ", "))\n"
@@ -199,7 +215,8 @@ public struct ServerSQL: Sendable, Hashable {
             + "WHERE t.\"tenant_id\" = $1 AND t.\"table_name\" = \(literal(model.table)) "
             + "AND (t.\"_xid\", t.\"_seq\") > ($2::text::xid8, $3::bigint) AND t.\"_xid\" < \(finished)"
         return ModelStatements(
-            insert: insert, update: update, selectForUpdate: selectForUpdate, select: select, delete: delete,
+            insert: insert, create: create, update: update, selectForUpdate: selectForUpdate, select: select,
+            delete: delete,
             listChanges:
                 "SELECT * FROM (\n\(live)\nUNION ALL\n\(tombstones)\n) AS changes ORDER BY xid::xid8, seq LIMIT $4",
             listLive: live + "\nORDER BY r.\"_xid\", r.\"_seq\" LIMIT $4",
