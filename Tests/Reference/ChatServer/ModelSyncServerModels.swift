@@ -22,7 +22,7 @@ public enum ServerModels {
             name: "Thread", table: "thread", path: "/threads",
             idType: .int, idGeneration: .server,
             columns: [
-                ServerColumn(name: "title", type: .text, isOptional: false),
+                ServerColumn(name: "title", type: .text, isOptional: false, defaultValue: #""New Chat""#),
                 ServerColumn(name: "created_at", type: .date, isOptional: false),
                 ServerColumn(name: "tags", type: .json, isOptional: false),
                 ServerColumn(name: "owner_id", type: .text, isOptional: false),
