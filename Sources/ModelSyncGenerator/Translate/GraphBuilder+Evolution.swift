@@ -128,17 +128,10 @@ extension GraphBuilder {
 
     /// A checked `default:` value of a required field as JSON text (what the server fills in).
     static func defaultJSON(_ text: String, field: GraphField) -> String? {
-        func string(_ value: String) -> String {
-            var result = "\""
-            for scalar in value.unicodeScalars {
-                switch scalar {
-                case "\"": result += "\\\""
-                case "\\": result += "\\\\"
-                case _ where scalar.value < 0x20: result += String(format: "\\u%04x", scalar.value)
-                default: result.unicodeScalars.append(scalar)
-                }
-            }
-            return result + "\""
+        func string(_ value: String) -> String? {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.withoutEscapingSlashes]
+            return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) }
         }
         if field.enumeration != nil { return string(text) }
         switch field.columnType {
