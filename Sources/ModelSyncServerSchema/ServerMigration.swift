@@ -364,21 +364,24 @@ private struct Planner {
             statements += [
                 "UPDATE modelsync_tombstones SET \"table_name\" = \(literal(model.table)) WHERE \"table_name\" = "
                     + literal(old),
-                "UPDATE modelsync_history SET \"model\" = \(literal(model.table)) WHERE \"model\" = \(literal(old))",
                 "UPDATE modelsync_idempotency SET \"scope\" = split_part(\"scope\", ':', 1) || ':' || "
                     + "\(literal(model.table)) WHERE \"scope\" IN (\(literal("create:" + old)), "
                     + "\(literal("update:" + old)))",
             ]
         }
+        // The history in one pass: the model's new name, and the new keys of its records.
+        var history: [String] = []
+        if old != model.table { history.append("\"model\" = \(literal(model.table))") }
         let renamedOrRemoved =
             change.columns.contains { $0.from != nil && $0.from!.name != $0.column.name } || !change.removed.isEmpty
         if renamedOrRemoved {
             for key in ["before", "after"] {
-                let value = quoted(key)
-                statements.append(
-                    "UPDATE modelsync_history SET \(value) = \(recordJSON(value, change, reshape: false)) "
-                        + "WHERE \"model\" = \(literal(model.table)) AND \(value) IS NOT NULL")
+                history.append("\(quoted(key)) = \(recordJSON(quoted(key), change, reshape: false))")
             }
+        }
+        if !history.isEmpty {
+            statements.append(
+                "UPDATE modelsync_history SET \(history.joined(separator: ", ")) WHERE \"model\" = \(literal(old))")
         }
         statements.append(
             "UPDATE modelsync_idempotency SET \"response\" = (\(recordJSON("\"response\"::jsonb", change, reshape: true)))"
