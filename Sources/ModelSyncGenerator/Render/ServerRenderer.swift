@@ -188,7 +188,8 @@ enum ServerRenderer {
         out += "        ])\n\n"
         out += """
                 /// Mounts the routes of every model on `router` and returns the service behind them; call
-                /// `migrate()` on it once before serving (it creates the tables in an empty database).
+                /// `migrate()` on it once before serving (it creates the tables in an empty database, or migrates one
+                /// built from an earlier version of the specs).
                 public static func addRoutes<Context: RequestContext>(
                     to router: Router<Context>, database: PostgresClient, authenticator: any SyncAuthenticator
                 ) -> SyncService {
