@@ -10,61 +10,71 @@ extension SyncService {
 
     /// Mounts every model's routes on `router`: `POST/GET {path}`, `GET/PUT/DELETE {path}/{id}` and
     /// `GET {path}/{id}/history`. Works with any request context: authentication reads the headers.
+    /// A client's `ModelSync-Schema-Version` chooses the shape it speaks (``clientShape(schemaVersionHeader:)``);
+    /// during a grace period a renamed model is served at its earlier path too.
     public func addRoutes<Context: RequestContext>(to router: Router<Context>) {
+        let graceful = schema.oldestClientSchemaVersion < schema.schemaVersion
         for model in schema.models {
-            let collection = RouterPath(model.path)
-            let item = RouterPath(model.path + "/:id")
-            let history = RouterPath(model.path + "/:id/history")
-            router.post(collection) { request, context in
-                await self.respond(request, context) { identity in
-                    try await self.create(
-                        model, as: identity, body: try await Self.body(of: request),
-                        idempotencyKey: request.headers[.idempotencyKey])
-                }
+            let paths = [model.path] + (graceful ? [model.previousPath].compactMap { $0 } : [])
+            for path in paths { addRoutes(of: model, at: path, to: router) }
+        }
+    }
+
+    private func addRoutes<Context: RequestContext>(of model: ServerModel, at path: String, to router: Router<Context>)
+    {
+        let collection = RouterPath(path)
+        let item = RouterPath(path + "/:id")
+        let history = RouterPath(path + "/:id/history")
+        router.post(collection) { request, context in
+            await self.respond(request, context) { identity, shape in
+                try await self.create(
+                    model, as: identity, body: try await Self.body(of: request),
+                    idempotencyKey: request.headers[.idempotencyKey], shape: shape)
             }
-            router.get(collection) { request, context in
-                await self.respond(request, context) { identity in
-                    let query = request.uri.queryParameters
-                    return try await self.list(
-                        model, as: identity, cursor: query["cursor"].map(String.init),
-                        limit: query["limit"].flatMap { Int($0) })
-                }
+        }
+        router.get(collection) { request, context in
+            await self.respond(request, context) { identity, shape in
+                let query = request.uri.queryParameters
+                return try await self.list(
+                    model, as: identity, cursor: query["cursor"].map(String.init),
+                    limit: query["limit"].flatMap { Int($0) }, shape: shape)
             }
-            router.get(item) { request, context in
-                await self.respond(request, context) { identity in
-                    try await self.get(model, as: identity, id: try Self.id(context))
-                }
+        }
+        router.get(item) { request, context in
+            await self.respond(request, context) { identity, shape in
+                try await self.get(model, as: identity, id: try Self.id(context), shape: shape)
             }
-            router.put(item) { request, context in
-                await self.respond(request, context) { identity in
-                    try await self.update(
-                        model, as: identity, id: try Self.id(context), body: try await Self.body(of: request),
-                        ifMatch: request.headers[.ifMatch].map(Self.unquotedETag),
-                        idempotencyKey: request.headers[.idempotencyKey])
-                }
+        }
+        router.put(item) { request, context in
+            await self.respond(request, context) { identity, shape in
+                try await self.update(
+                    model, as: identity, id: try Self.id(context), body: try await Self.body(of: request),
+                    ifMatch: request.headers[.ifMatch].map(Self.unquotedETag),
+                    idempotencyKey: request.headers[.idempotencyKey], shape: shape)
             }
-            router.delete(item) { request, context in
-                await self.respond(request, context) { identity in
-                    try await self.delete(model, as: identity, id: try Self.id(context))
-                }
+        }
+        router.delete(item) { request, context in
+            await self.respond(request, context) { identity, _ in
+                try await self.delete(model, as: identity, id: try Self.id(context))
             }
-            router.get(history) { request, context in
-                await self.respond(request, context) { identity in
-                    let query = request.uri.queryParameters
-                    return try await self.history(
-                        model, as: identity, id: try Self.id(context), cursor: query["cursor"].map(String.init),
-                        limit: query["limit"].flatMap { Int($0) })
-                }
+        }
+        router.get(history) { request, context in
+            await self.respond(request, context) { identity, _ in
+                let query = request.uri.queryParameters
+                return try await self.history(
+                    model, as: identity, id: try Self.id(context), cursor: query["cursor"].map(String.init),
+                    limit: query["limit"].flatMap { Int($0) })
             }
         }
     }
 
     private func respond<Context: RequestContext>(
-        _ request: Request, _ context: Context, _ operation: (SyncIdentity) async throws -> Answer
+        _ request: Request, _ context: Context, _ operation: (SyncIdentity, ClientShape) async throws -> Answer
     ) async -> Response {
         do {
             let identity = try await authenticator.authenticate(request.headers)
-            let answer = try await operation(identity)
+            let shape = try clientShape(schemaVersionHeader: request.headers[.modelSyncSchemaVersion])
+            let answer = try await operation(identity, shape)
             return Self.response(answer.status, answer.body)
         } catch let error as SyncServerError {
             var response = Self.response(error.status, error.body)
@@ -112,4 +122,6 @@ extension SyncService {
 extension HTTPField.Name {
     /// `Idempotency-Key`.
     public static let idempotencyKey = HTTPField.Name("Idempotency-Key")!
+    /// `ModelSync-Schema-Version`: the version of the models' shape a client speaks.
+    public static let modelSyncSchemaVersion = HTTPField.Name("ModelSync-Schema-Version")!
 }

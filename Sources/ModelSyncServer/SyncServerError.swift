@@ -9,12 +9,20 @@ public struct SyncServerError: Error, Sendable, CustomStringConvertible {
     public var message: String
     /// The server's copy of the record (JSON text), for a `409` on a stale version.
     public var current: String?
+    /// A machine-readable kind (`client_too_old`), written as `"code"`.
+    public var code: String?
+    /// For `client_too_old`: the oldest schema version served, written as `"minimum_schema_version"`.
+    public var minimumSchemaVersion: Int?
 
     /// An error answer.
-    public init(status: Int, message: String, current: String? = nil) {
+    public init(
+        status: Int, message: String, current: String? = nil, code: String? = nil, minimumSchemaVersion: Int? = nil
+    ) {
         self.status = status
         self.message = message
         self.current = current
+        self.code = code
+        self.minimumSchemaVersion = minimumSchemaVersion
     }
 
     /// `401`: the request has no valid credentials.
@@ -28,6 +36,8 @@ public struct SyncServerError: Error, Sendable, CustomStringConvertible {
     public var body: String {
         var text = #"{"error":"# + jsonString(message)
         if let current { text += #","current":"# + current }
+        if let code { text += #","code":"# + jsonString(code) }
+        if let minimumSchemaVersion { text += #","minimum_schema_version":"# + String(minimumSchemaVersion) }
         return text + "}"
     }
 }

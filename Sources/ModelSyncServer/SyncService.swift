@@ -43,42 +43,97 @@ public final class SyncService: Sendable {
 
     // MARK: Schema
 
-    /// Creates the schema in an empty database, or checks that the database has this very schema
-    /// (several processes may start at once: an advisory lock serialises them).
+    /// Creates the schema in an empty database, or migrates a database built with an earlier
+    /// version of the spec to this one (see ``ServerMigration``), in one transaction. The database
+    /// keeps the schema it was built with (`modelsync_schema`). Several processes may start at once:
+    /// an advisory lock serialises them, and the first one migrates.
     ///
-    /// - Throws: ``SyncServerError`` when the database holds another schema (migrations are not
-    ///   supported yet: use a new database, or drop the tables).
+    /// - Throws: ``ServerMigrationError`` when the spec does not explain a change from the stored
+    ///   schema (nothing is changed); ``SyncServerError`` when the database was built by a newer
+    ///   version of the spec, or a statement of the migration fails.
     public func migrate() async throws {
         let ddl = sql.schema.joined(separator: ";\n")
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let shape = String(decoding: try encoder.encode(schema.shape), as: UTF8.self)
         try await transaction { connection in
             try await connection.query("SELECT pg_advisory_xact_lock(7150209011)", logger: self.logger)
             try await connection.query(
                 "CREATE TABLE IF NOT EXISTS modelsync_schema (singleton boolean PRIMARY KEY DEFAULT true, ddl_hash text NOT NULL)",
                 logger: self.logger)
-            var stored: String?
-            for try await hash in try await connection.query(
-                "SELECT ddl_hash FROM modelsync_schema", logger: self.logger
+            try await connection.query(
+                "ALTER TABLE modelsync_schema ADD COLUMN IF NOT EXISTS \"schema\" text", logger: self.logger)
+            var stored: (hash: String, schema: String?)?
+            for try await row in try await connection.query(
+                "SELECT ddl_hash, \"schema\" FROM modelsync_schema", logger: self.logger
             )
-            .decode(String.self) {
-                stored = hash
+            .decode((String, String?).self) {
+                stored = row
             }
             let current = Self.hash(ddl)
-            if let stored {
-                guard stored == current else {
+            guard let stored else {
+                for statement in self.sql.schema {
+                    try await connection.query(PostgresQuery(unsafeSQL: statement), logger: self.logger)
+                }
+                try await connection.query(
+                    "INSERT INTO modelsync_schema (ddl_hash, \"schema\") VALUES (\(current), \(shape))",
+                    logger: self.logger)
+                return
+            }
+            guard let storedText = stored.schema else {
+                // A database of a server that kept only the hash of its DDL.
+                guard stored.hash == current else {
                     throw SyncServerError(
                         status: 500,
                         message:
-                            "the database holds another ModelSync schema (its hash is \(stored), this spec's is "
-                            + "\(current)); schema migrations are not supported yet: use a new database or drop its tables"
-                    )
+                            "the database holds another ModelSync schema (its hash is \(stored.hash), this spec's is "
+                            + "\(current)), built by a server that did not store its schema, so it cannot be migrated: "
+                            + "start the server of the spec that built it once (it stores its schema), then this one")
                 }
+                try await connection.query("UPDATE modelsync_schema SET \"schema\" = \(shape)", logger: self.logger)
                 return
             }
-            for statement in self.sql.schema {
-                try await connection.query(PostgresQuery(unsafeSQL: statement), logger: self.logger)
+            let storedSchema: ServerSchema
+            do {
+                storedSchema = try JSONDecoder().decode(ServerSchema.self, from: Data(storedText.utf8))
+            } catch {
+                throw SyncServerError(
+                    status: 500, message: "the schema stored in modelsync_schema cannot be read: \(error)")
+            }
+            if storedSchema == self.schema.shape { return }
+            if storedSchema.schemaVersion > self.schema.schemaVersion {
+                throw SyncServerError(
+                    status: 500,
+                    message:
+                        "the database was built with schema version \(storedSchema.schemaVersion), newer than this "
+                        + "spec's \(self.schema.schemaVersion); run the newer server (a database is never migrated back)"
+                )
+            }
+            let migration = try ServerMigration(from: storedSchema, to: self.schema)
+            for check in migration.checks {
+                for try await value in try await connection.query(
+                    PostgresQuery(unsafeSQL: check.sql), logger: self.logger
+                ).decode(String.self) {
+                    throw ServerMigrationError(message: check.message + ": '\(value)'")
+                }
+            }
+            for statement in migration.statements {
+                do {
+                    try await connection.query(PostgresQuery(unsafeSQL: statement), logger: self.logger)
+                } catch let error as PSQLError {
+                    throw SyncServerError(
+                        status: 500,
+                        message:
+                            "migrating the database from schema version \(storedSchema.schemaVersion) failed (nothing "
+                            + "was changed): \(error.serverInfo?[.message] ?? String(reflecting: error)) in: \(statement)"
+                    )
+                }
             }
             try await connection.query(
-                "INSERT INTO modelsync_schema (ddl_hash) VALUES (\(current))", logger: self.logger)
+                "UPDATE modelsync_schema SET ddl_hash = \(current), \"schema\" = \(shape)", logger: self.logger)
+            self.logger.notice(
+                "migrated the database from schema version \(storedSchema.schemaVersion) to \(self.schema.schemaVersion) (\(migration.statements.count) statements)"
+            )
         }
     }
 
@@ -94,10 +149,16 @@ public final class SyncService: Sendable {
 
     // MARK: Operations
 
-    /// `POST {path}`.
-    public func create(_ model: ServerModel, as identity: SyncIdentity, body: Data, idempotencyKey: String?)
-        async throws -> Answer
-    {
+    /// `POST {path}`; a client of the ``ClientShape/earlier`` shape sends and gets that shape.
+    public func create(
+        _ model: ServerModel, as identity: SyncIdentity, body: Data, idempotencyKey: String?,
+        shape: ClientShape = .current
+    ) async throws -> Answer {
+        guard shape == .current else {
+            let body = try await currentBody(body, of: model, storedRecord: nil)
+            let answer = try await create(model, as: identity, body: body, idempotencyKey: idempotencyKey)
+            return try await self.answer(answer, in: shape, of: model)
+        }
         let fields = try JSONShape.object(from: body)
         try validate(fields, for: model, creating: true)
         let text = String(decoding: body, as: UTF8.self)
@@ -147,10 +208,16 @@ public final class SyncService: Sendable {
             WHERE "tenant_id" = \(identity.tenant) AND "scope" = \(scope) AND "key" = \(key)
             """, logger: logger
         ).decode((String, Int?, String?).self) {
-            guard storedHash == requestHash else { throw Self.keyReused(key) }
+            guard Self.sameRequest(storedHash, requestHash) else { throw Self.keyReused(key) }
             if let status, let response { return Answer(status: status, body: response) }
         }
         return nil
+    }
+
+    /// Whether a request with `hash` repeats the one stored under a key as `storedHash`. An answer
+    /// stored before a schema migration (`…:migrated`) is replayed whatever shape the retry has.
+    static func sameRequest(_ storedHash: String, _ hash: String) -> Bool {
+        storedHash == hash || storedHash.hasSuffix(":migrated")
     }
 
     /// The answer to a key used before for another request.
@@ -170,19 +237,20 @@ public final class SyncService: Sendable {
     /// the server's copy when `ifMatch` names another version.
     public func update(
         _ model: ServerModel, as identity: SyncIdentity, id rawID: String, body: Data, ifMatch: String?,
-        idempotencyKey: String?
+        idempotencyKey: String?, shape: ClientShape = .current
     ) async throws -> Answer {
         let id = try recordID(rawID, of: model)
         let fields = try JSONShape.object(from: body)
-        try validate(fields, for: model, creating: false)
-        let text = String(decoding: body, as: UTF8.self)
+        if shape == .current { try validate(fields, for: model, creating: false) }
+        let requestText = String(decoding: body, as: UTF8.self)
         let statements = sql.models[model.table]!
-        return try await transaction { connection in
+        let answer = try await transaction { connection in
             try await self.setActor(identity, on: connection)
             let scope = "update:" + model.table
             if let idempotencyKey,
                 let replay = try await self.claim(
-                    idempotencyKey, scope: scope, request: id + "\u{0}" + text, identity: identity, on: connection)
+                    idempotencyKey, scope: scope, request: id + "\u{0}" + requestText, identity: identity,
+                    on: connection)
             {
                 return replay
             }
@@ -202,7 +270,16 @@ public final class SyncService: Sendable {
                     message:
                         "\(model.table) '\(rawID)' is at version \(current.version), the change was based on version "
                         + "\(ifMatch); merge with 'current' and send it again with If-Match: \"\(current.version)\"",
-                    current: current.record)
+                    current: shape == .current
+                        ? current.record : try await self.earlierRecord(current.record, of: model, on: connection))
+            }
+            var text = requestText
+            if shape == .earlier {
+                // The keys the earlier shape lacks keep their stored values.
+                let body = try await self.currentBody(
+                    body, of: model, storedRecord: current.record, on: connection)
+                try self.validate(try JSONShape.object(from: body), for: model, creating: false)
+                text = String(decoding: body, as: UTF8.self)
             }
             binds.append(text)
             let record = try await self.single(
@@ -215,6 +292,7 @@ public final class SyncService: Sendable {
             }
             return answer
         }
+        return try await self.answer(answer, in: shape, of: model)
     }
 
     /// `DELETE {path}/{id}`: leaves a tombstone (and cascades, nullifies or refuses per the spec's
@@ -239,7 +317,9 @@ public final class SyncService: Sendable {
     }
 
     /// `GET {path}/{id}`.
-    public func get(_ model: ServerModel, as identity: SyncIdentity, id rawID: String) async throws -> Answer {
+    public func get(_ model: ServerModel, as identity: SyncIdentity, id rawID: String, shape: ClientShape = .current)
+        async throws -> Answer
+    {
         let id = try recordID(rawID, of: model)
         var binds = PostgresBindings()
         binds.append(identity.tenant)
@@ -254,15 +334,15 @@ public final class SyncService: Sendable {
             return found
         }
         guard let record else { throw Self.notFound(model, rawID) }
-        return Answer(status: 200, body: record)
+        return try await answer(Answer(status: 200, body: record), in: shape, of: model)
     }
 
     /// `GET {path}?cursor=…&limit=…`: changes after the cursor, oldest first, each change of a
     /// transaction that has finished (see Docs/Server.md for why this never skips one); without a
     /// cursor, live records only.
-    public func list(_ model: ServerModel, as identity: SyncIdentity, cursor: String?, limit: Int?) async throws
-        -> Answer
-    {
+    public func list(
+        _ model: ServerModel, as identity: SyncIdentity, cursor: String?, limit: Int?, shape: ClientShape = .current
+    ) async throws -> Answer {
         var position = (xid: "0", seq: Int64(0))
         if let cursor, !cursor.isEmpty {
             let parts = cursor.split(separator: "-")
@@ -313,10 +393,11 @@ public final class SyncService: Sendable {
             try await Task.sleep(for: .milliseconds(min(2 << attempt, 100)))
         }
         if let last = rows.last { position = (last.0, last.1) }
-        let data = rows.map(\.2).joined(separator: ",")
+        var data = "[" + rows.map(\.2).joined(separator: ",") + "]"
+        if shape == .earlier, !rows.isEmpty { data = try await earlierRecords(data, of: model) }
         return Answer(
             status: 200,
-            body: #"{"data":["# + data + #"],"next_cursor":"# + jsonString("\(position.xid)-\(position.seq)") + "}")
+            body: #"{"data":"# + data + #","next_cursor":"# + jsonString("\(position.xid)-\(position.seq)") + "}")
     }
 
     /// `GET {path}/{id}/history?cursor=…&limit=…`: the record's changes, oldest first
@@ -461,7 +542,7 @@ public final class SyncService: Sendable {
             WHERE "tenant_id" = \(identity.tenant) AND "scope" = \(scope) AND "key" = \(key)
             """, logger: logger
         ).decode((String, Int?, String?).self) {
-            guard storedHash == hash else { throw Self.keyReused(key) }
+            guard Self.sameRequest(storedHash, hash) else { throw Self.keyReused(key) }
             if let status, let response { return Answer(status: status, body: response) }
         }
         throw SyncServerError(

@@ -92,70 +92,110 @@ public struct ServerSQL: Sendable, Hashable {
         var foreignKeys: [String] = []
         var models: [String: ModelStatements] = [:]
         for model in schema.models {
-            let table = quoted(model.table)
-            var lines = ["  \"tenant_id\" text NOT NULL"]
-            switch (model.idType, model.idGeneration) {
-            case (.int, .server): lines.append("  \"id\" bigserial NOT NULL")
-            case (.int, .client): lines.append("  \"id\" bigint NOT NULL")
-            case (.string, .server): lines.append("  \"id\" text NOT NULL DEFAULT gen_random_uuid()::text")
-            case (.string, .client): lines.append("  \"id\" text NOT NULL")
-            }
-            for column in model.columns {
-                var line = "  \(quoted(column.name)) \(Self.sqlType(column, in: model, schema: schema))"
-                if !column.isOptional { line += " NOT NULL" }
-                if column.type == .date {
-                    let name = Self.constraintName(model.table, column.name, "check")
-                    constraints[name] = ConstraintColumn(table: model.table, column: column.name, kind: "check")
-                    line +=
-                        " CONSTRAINT \(quoted(name)) CHECK (\(quoted(column.name)) ~ "
-                        + "'^[+-]?[0-9]{4,}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$')"
-                } else if !column.allowedValues.isEmpty {
-                    let name = Self.constraintName(model.table, column.name, "check")
-                    constraints[name] = ConstraintColumn(table: model.table, column: column.name, kind: "check")
-                    let values = column.allowedValues.map(literal).joined(separator: ", ")
-                    line += " CONSTRAINT \(quoted(name)) CHECK (\(quoted(column.name)) IN (\(values)))"
-                }
-                lines.append(line)
-            }
-            lines.append("  \"_version\" bigint NOT NULL DEFAULT 1")
-            lines.append("  \"_idempotency_key\" text")
-            lines.append("  \"_xid\" xid8 NOT NULL DEFAULT pg_current_xact_id()")
-            lines.append("  \"_seq\" bigint NOT NULL DEFAULT 0")
-            lines.append("  PRIMARY KEY (\"tenant_id\", \"id\")")
-            for column in model.columns where column.isUnique {
-                let name = Self.constraintName(model.table, column.name, "key")
-                constraints[name] = ConstraintColumn(table: model.table, column: column.name, kind: "key")
-                lines.append("  CONSTRAINT \(quoted(name)) UNIQUE (\"tenant_id\", \(quoted(column.name)))")
-            }
-            statements.append("CREATE TABLE \(table) (\n" + lines.joined(separator: ",\n") + "\n)")
-            statements.append(
-                "CREATE INDEX \(quoted(model.table + "_changes")) ON \(table) (\"tenant_id\", \"_xid\", \"_seq\")")
-            statements.append(
-                "CREATE TRIGGER modelsync_stamp BEFORE INSERT OR UPDATE ON \(table) "
-                    + "FOR EACH ROW EXECUTE FUNCTION modelsync_stamp()")
-            statements.append(
-                "CREATE TRIGGER modelsync_track AFTER INSERT OR UPDATE OR DELETE ON \(table) "
-                    + "FOR EACH ROW EXECUTE FUNCTION modelsync_track()")
-            for foreignKey in model.foreignKeys {
-                let name = Self.constraintName(model.table, foreignKey.column, "fkey")
-                constraints[name] = ConstraintColumn(table: model.table, column: foreignKey.column, kind: "fkey")
-                let action: String
-                switch foreignKey.onDelete {
-                case .cascade: action = "CASCADE"
-                case .nullify: action = "SET NULL (\(quoted(foreignKey.column)))"
-                case .restrict: action = "RESTRICT"
-                }
-                foreignKeys.append(
-                    "ALTER TABLE \(table) ADD CONSTRAINT \(quoted(name)) FOREIGN KEY (\"tenant_id\", "
-                        + "\(quoted(foreignKey.column))) REFERENCES \(quoted(foreignKey.targetTable)) "
-                        + "(\"tenant_id\", \"id\") ON DELETE \(action)")
-                foreignKeys.append(
-                    "CREATE INDEX \(quoted(Self.constraintName(model.table, foreignKey.column, "idx"))) ON \(table) "
-                        + "(\"tenant_id\", \(quoted(foreignKey.column)))")
-            }
+            statements += Self.tableStatements(model, in: schema)
+            foreignKeys += model.foreignKeys.flatMap { Self.foreignKeyStatements(model, $0) }
+            constraints.merge(Self.constraints(of: model), uniquingKeysWith: { first, _ in first })
             models[model.table] = Self.statements(for: model, in: schema)
         }
         self.init(schema: statements + foreignKeys, models: models, constraints: constraints)
+    }
+
+    // MARK: Tables
+
+    /// The statements that create `model`'s table, its change index and its triggers (foreign keys
+    /// apart: ``foreignKeyStatements(_:_:)``, once every table exists).
+    static func tableStatements(_ model: ServerModel, in schema: ServerSchema) -> [String] {
+        let table = quoted(model.table)
+        var lines = ["  \"tenant_id\" text NOT NULL"]
+        switch (model.idType, model.idGeneration) {
+        case (.int, .server): lines.append("  \"id\" bigserial NOT NULL")
+        case (.int, .client): lines.append("  \"id\" bigint NOT NULL")
+        case (.string, .server): lines.append("  \"id\" text NOT NULL DEFAULT gen_random_uuid()::text")
+        case (.string, .client): lines.append("  \"id\" text NOT NULL")
+        }
+        for column in model.columns {
+            var line = "  \(quoted(column.name)) \(Self.sqlType(column, in: model, schema: schema))"
+            if !column.isOptional { line += " NOT NULL" }
+            if let check = checkConstraint(column, of: model) {
+                line += " CONSTRAINT \(quoted(check.name)) \(check.clause)"
+            }
+            lines.append(line)
+        }
+        lines.append("  \"_version\" bigint NOT NULL DEFAULT 1")
+        lines.append("  \"_idempotency_key\" text")
+        lines.append("  \"_xid\" xid8 NOT NULL DEFAULT pg_current_xact_id()")
+        lines.append("  \"_seq\" bigint NOT NULL DEFAULT 0")
+        lines.append("  PRIMARY KEY (\"tenant_id\", \"id\")")
+        for column in model.columns where column.isUnique {
+            let unique = uniqueConstraint(column, of: model)
+            lines.append("  CONSTRAINT \(quoted(unique.name)) \(unique.clause)")
+        }
+        return [
+            "CREATE TABLE \(table) (\n" + lines.joined(separator: ",\n") + "\n)",
+            "CREATE INDEX \(quoted(model.table + "_changes")) ON \(table) (\"tenant_id\", \"_xid\", \"_seq\")",
+            "CREATE TRIGGER modelsync_stamp BEFORE INSERT OR UPDATE ON \(table) "
+                + "FOR EACH ROW EXECUTE FUNCTION modelsync_stamp()",
+            "CREATE TRIGGER modelsync_track AFTER INSERT OR UPDATE OR DELETE ON \(table) "
+                + "FOR EACH ROW EXECUTE FUNCTION modelsync_track()",
+        ]
+    }
+
+    /// The `CHECK` of a date or enumeration column: its name and clause.
+    static func checkConstraint(_ column: ServerColumn, of model: ServerModel) -> (name: String, clause: String)? {
+        let name = constraintName(model.table, column.name, "check")
+        if column.type == .date {
+            return (
+                name,
+                "CHECK (\(quoted(column.name)) ~ "
+                    + "'^[+-]?[0-9]{4,}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$')"
+            )
+        }
+        guard !column.allowedValues.isEmpty else { return nil }
+        let values = column.allowedValues.map(literal).joined(separator: ", ")
+        return (name, "CHECK (\(quoted(column.name)) IN (\(values)))")
+    }
+
+    /// The `UNIQUE` (per tenant) of a unique column: its name and clause.
+    static func uniqueConstraint(_ column: ServerColumn, of model: ServerModel) -> (name: String, clause: String) {
+        (constraintName(model.table, column.name, "key"), "UNIQUE (\"tenant_id\", \(quoted(column.name)))")
+    }
+
+    /// The constraint and the index of a `belongsTo`.
+    static func foreignKeyStatements(_ model: ServerModel, _ foreignKey: ServerForeignKey) -> [String] {
+        let table = quoted(model.table)
+        let name = constraintName(model.table, foreignKey.column, "fkey")
+        let action: String
+        switch foreignKey.onDelete {
+        case .cascade: action = "CASCADE"
+        case .nullify: action = "SET NULL (\(quoted(foreignKey.column)))"
+        case .restrict: action = "RESTRICT"
+        }
+        return [
+            "ALTER TABLE \(table) ADD CONSTRAINT \(quoted(name)) FOREIGN KEY (\"tenant_id\", "
+                + "\(quoted(foreignKey.column))) REFERENCES \(quoted(foreignKey.targetTable)) "
+                + "(\"tenant_id\", \"id\") ON DELETE \(action)",
+            "CREATE INDEX \(quoted(constraintName(model.table, foreignKey.column, "idx"))) ON \(table) "
+                + "(\"tenant_id\", \(quoted(foreignKey.column)))",
+        ]
+    }
+
+    /// The named constraints of `model`, to name the field in a `422`.
+    static func constraints(of model: ServerModel) -> [String: ConstraintColumn] {
+        var constraints: [String: ConstraintColumn] = [:]
+        for column in model.columns {
+            if let check = checkConstraint(column, of: model) {
+                constraints[check.name] = ConstraintColumn(table: model.table, column: column.name, kind: "check")
+            }
+            if column.isUnique {
+                constraints[uniqueConstraint(column, of: model).name] = ConstraintColumn(
+                    table: model.table, column: column.name, kind: "key")
+            }
+        }
+        for foreignKey in model.foreignKeys {
+            constraints[constraintName(model.table, foreignKey.column, "fkey")] = ConstraintColumn(
+                table: model.table, column: foreignKey.column, kind: "fkey")
+        }
+        return constraints
     }
 
     // MARK: Per model
@@ -263,7 +303,7 @@ public struct ServerSQL: Sendable, Hashable {
         }
     }
 
-    private static func sqlType(_ column: ServerColumn, in model: ServerModel, schema: ServerSchema) -> String {
+    static func sqlType(_ column: ServerColumn, in model: ServerModel, schema: ServerSchema) -> String {
         if let foreignKey = model.foreignKey(column: column.name) {
             return schema.model(table: foreignKey.targetTable)?.idType == .int ? "bigint" : "text"
         }

@@ -40,10 +40,11 @@ final class GeneratedServer: Sendable {
         self.appTask = appTask
     }
 
-    /// A new database with the chat schema (`nil`), or another server on `databaseURL`.
-    static func start(databaseURL: String? = nil, authenticator: (any SyncAuthenticator)? = nil) async throws
-        -> GeneratedServer
-    {
+    /// A new database with the chat schema (`nil`), or another server on `databaseURL`; with `schema`,
+    /// a server of that schema (built at run time, as `modelsync-server` does) instead of the chat's.
+    static func start(
+        databaseURL: String? = nil, authenticator: (any SyncAuthenticator)? = nil, schema: ServerSchema? = nil
+    ) async throws -> GeneratedServer {
         let database: String
         if let databaseURL {
             database = databaseURL
@@ -58,8 +59,20 @@ final class GeneratedServer: Sendable {
         if let authenticator { auth = authenticator } else { auth = try await JWTAuthenticator(secret: testSecret) }
         let router = Router()
         router.add(middleware: JSONErrorMiddleware())
-        let service = ServerModels.addRoutes(to: router, database: client, authenticator: auth)
-        try await service.migrate()
+        let service: SyncService
+        if let schema {
+            service = SyncService(schema: schema, database: client, authenticator: auth)
+            service.addRoutes(to: router)
+        } else {
+            service = ServerModels.addRoutes(to: router, database: client, authenticator: auth)
+        }
+        do {
+            try await service.migrate()
+        } catch {
+            clientTask.cancel()
+            _ = await clientTask.value
+            throw error
+        }
         let port = AsyncStream<Int>.makeStream()
         var logger = Logger(label: "test-server")
         logger.logLevel = .error

@@ -18,16 +18,34 @@ func buildProductsDirectory() -> URL {
 /// A `modelsync-server` child process serving the chat spec on a database.
 final class ServerProcess: Sendable {
     let port: Int
+    /// Its standard output and error.
+    let log: URL
     private let process: UncheckedSendableBox<Process>
 
-    private init(port: Int, process: Process) {
+    private init(port: Int, process: Process, log: URL) {
         self.port = port
+        self.log = log
         self.process = UncheckedSendableBox(process)
+    }
+
+    /// Waits until it says it listens; throws with its output when it exits first.
+    func waitUntilListening() async throws {
+        for _ in 0..<1200 {
+            let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+            if text.contains("listening on") { return }
+            if !process.value.isRunning { throw TestFailure(description: "modelsync-server exited: \(text)") }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw TestFailure(description: "modelsync-server did not start")
     }
 
     var url: URL { URL(string: "http://127.0.0.1:\(port)")! }
 
-    static func start(database: String, port: Int) async throws -> ServerProcess {
+    /// Starts it on `spec` (the chat spec by default) and waits until it listens (unless told not to).
+    static func start(
+        database: String, port: Int, spec: String = "Tests/Reference/Chat.modelsync.yaml",
+        waitUntilListening: Bool = true
+    ) async throws -> ServerProcess {
         let executable = buildProductsDirectory().appendingPathComponent("modelsync-server")
         guard FileManager.default.isExecutableFile(atPath: executable.path) else {
             throw TestFailure(description: "build the server first: swift build --product modelsync-server")
@@ -38,24 +56,23 @@ final class ServerProcess: Sendable {
         let process = Process()
         process.executableURL = executable
         process.arguments = [
-            "--spec", packageRoot.appending(path: "Tests/Reference/Chat.modelsync.yaml").path, "--database", database,
+            "--spec", packageRoot.appending(path: spec).path, "--database", database,
             "--port", String(port), "--jwt-secret", testSecret,
         ]
         process.standardOutput = output
         process.standardError = output
         try process.run()
         try? output.close()
-        let server = ServerProcess(port: port, process: process)
+        let server = ServerProcess(port: port, process: process, log: log)
+        if !waitUntilListening { return server }
         // Ready when it says so (a generous bound: a first start creates the schema).
-        for _ in 0..<600 {
-            let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
-            if text.contains("listening on") { return server }
-            if !process.isRunning { throw TestFailure(description: "modelsync-server exited: \(text)") }
-            try await Task.sleep(for: .milliseconds(50))
+        do {
+            try await server.waitUntilListening()
+        } catch {
+            server.kill()
+            throw error
         }
-        server.kill()
-        throw TestFailure(
-            description: "modelsync-server did not start: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
+        return server
     }
 
     /// SIGKILL: no chance to finish a request or answer it.

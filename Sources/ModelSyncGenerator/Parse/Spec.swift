@@ -61,6 +61,8 @@ struct SpecFile {
     var templates: Located<String>?
     /// The version of the models' shape the app sends to the server (`options.schemaVersion`).
     var schemaVersion: Int?
+    /// The oldest client schema version the generated server serves (`options.oldestClientSchemaVersion`).
+    var oldestClientSchemaVersion: Located<Int>?
     var defaultIDGeneration: IDGenerationValue?
     var defaultIDFormat: IDFormatValue?
     var fieldNaming: FieldNamingValue = .camelCase

@@ -100,6 +100,7 @@ public enum SpecJSONSchema {
                     [
                         "accessModifier": enumeration(AccessModifier.self), "templates": ["type": "string"],
                         "schemaVersion": ["type": "integer", "minimum": 1],
+                        "oldestClientSchemaVersion": ["type": "integer", "minimum": 1],
                     ]),
                 "defaults": object(
                     SpecKeys.defaults,

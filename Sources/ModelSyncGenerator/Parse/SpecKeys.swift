@@ -2,7 +2,7 @@
 /// unknown-key check and for the published JSON Schema.
 enum SpecKeys {
     static let file = ["version", "options", "defaults", "remote", "models", "removed"]
-    static let options = ["accessModifier", "templates", "schemaVersion"]
+    static let options = ["accessModifier", "templates", "schemaVersion", "oldestClientSchemaVersion"]
     static let defaults = ["idGeneration", "idFormat"]
     static let fileRemote = ["fieldNaming"]
     static let model = [

@@ -64,6 +64,16 @@ struct SpecParser {
                                     + "models change shape), found '\(describe(optionValue))'",
                                 at: location(of: optionValue))
                         }
+                    case "oldestClientSchemaVersion":
+                        if let text = optionValue.scalar?.string, let version = Int(text), version >= 1 {
+                            file.oldestClientSchemaVersion = Located(
+                                value: version, location: location(of: optionValue))
+                        } else {
+                            diagnostics.error(
+                                "'oldestClientSchemaVersion' expects a whole number from 1 (the oldest app version whose "
+                                    + "requests the server still accepts), found '\(describe(optionValue))'",
+                                at: location(of: optionValue))
+                        }
                     default: unknownKey(optionKey, at: optionKeyNode, in: "options", allowed: SpecKeys.options)
                     }
                 }

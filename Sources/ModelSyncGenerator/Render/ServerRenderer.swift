@@ -43,20 +43,32 @@ enum ServerSchemaBuilder {
             let columns = model.fields.map { field in
                 ServerColumn(
                     name: naming(field.name), type: columnType(field.columnType), isOptional: field.isOptional,
-                    isUnique: field.isUnique, allowedValues: field.enumeration?.cases ?? [])
+                    isUnique: field.isUnique, allowedValues: field.enumeration?.cases ?? [],
+                    renamedFrom: field.renamedFrom.map(naming), defaultValue: field.defaultJSON,
+                    valueMapping: Dictionary(field.valueMapping, uniquingKeysWith: { first, _ in first }))
             }
             let foreignKeys = model.foreignKeys.map { key in
                 ServerForeignKey(
                     column: naming(key.column), targetTable: key.targetTable, isOptional: key.isOptional,
                     onDelete: ServerDeleteRule(rawValue: key.onDelete.rawValue) ?? .restrict)
             }
+            // A removed belongsTo is named by its relationship; its column is `<name>Id`.
+            let removed = model.removedColumns.flatMap { [naming($0), naming($0 + "Id")] }
+            // A renamed model whose path followed its name is served at its earlier path too (grace period).
+            let previousPath = model.previousTableName.flatMap { previous in
+                model.remotePath == "/" + Naming.plural(model.tableName) ? "/" + Naming.plural(previous) : nil
+            }
             return ServerModel(
                 name: model.name, table: model.tableName, path: model.remotePath,
                 idType: model.remoteIDType == .int ? .int : .string,
                 idGeneration: model.idGeneration == .server ? .server : .client, columns: columns,
-                foreignKeys: foreignKeys)
+                foreignKeys: foreignKeys, previousTable: model.previousTableName, previousPath: previousPath,
+                removedColumns: removed)
         }
-        return ServerSchema(models: models)
+        return ServerSchema(
+            models: models, schemaVersion: graph.schemaVersion,
+            oldestClientSchemaVersion: graph.oldestClientSchemaVersion,
+            removedTables: graph.removedTables)
     }
 
     /// The wire key of a property, as the runtime's `FieldNaming.wireKey(for:)` writes it.
@@ -117,17 +129,39 @@ enum ServerRenderer {
                 if !column.allowedValues.isEmpty {
                     line += ", allowedValues: [\(column.allowedValues.map(string).joined(separator: ", "))]"
                 }
+                if let renamed = column.renamedFrom { line += ", renamedFrom: \(string(renamed))" }
+                if let value = column.defaultValue { line += ", defaultValue: \(string(value))" }
+                if !column.valueMapping.isEmpty {
+                    let pairs = column.valueMapping.sorted { $0.key < $1.key }
+                    line +=
+                        ", valueMapping: [\(pairs.map { "\(string($0.key)): \(string($0.value))" }.joined(separator: ", "))]"
+                }
                 out += line + "),\n"
             }
-            out += "            ],\n            foreignKeys: [" + (model.foreignKeys.isEmpty ? "]),\n" : "\n")
+            var history: [String] = []
+            if let previous = model.previousTable { history.append("previousTable: \(string(previous))") }
+            if let previous = model.previousPath { history.append("previousPath: \(string(previous))") }
+            if !model.removedColumns.isEmpty {
+                history.append("removedColumns: [\(model.removedColumns.map(string).joined(separator: ", "))]")
+            }
+            let end = history.isEmpty ? ")" : ",\n            " + history.joined(separator: ", ") + ")"
+            out += "            ],\n            foreignKeys: [" + (model.foreignKeys.isEmpty ? "]\(end),\n" : "\n")
             for key in model.foreignKeys {
                 out +=
                     "                ServerForeignKey(column: \(string(key.column)), targetTable: \(string(key.targetTable)), "
                 out += "isOptional: \(key.isOptional), onDelete: .\(key.onDelete.rawValue)),\n"
             }
-            if !model.foreignKeys.isEmpty { out += "            ]),\n" }
+            if !model.foreignKeys.isEmpty { out += "            ]\(end),\n" }
         }
-        out += "    ])\n\n"
+        out += "    ]"
+        if schema.schemaVersion != 1 || schema.oldestClientSchemaVersion != schema.schemaVersion
+            || !schema.removedTables.isEmpty
+        {
+            out +=
+                ",\n    schemaVersion: \(schema.schemaVersion), oldestClientSchemaVersion: \(schema.oldestClientSchemaVersion)"
+            out += ", removedTables: [\(schema.removedTables.map(string).joined(separator: ", "))]"
+        }
+        out += ")\n\n"
         out += "    /// The PostgreSQL schema and each model's statements (the same text `ServerSQL(schema)` builds).\n"
         out += "    public static let sql = ServerSQL(\n        schema: [\n"
         for statement in sql.schema { out += block(statement, indent: 12) + ",\n" }
@@ -154,7 +188,8 @@ enum ServerRenderer {
         out += "        ])\n\n"
         out += """
                 /// Mounts the routes of every model on `router` and returns the service behind them; call
-                /// `migrate()` on it once before serving (it creates the tables in an empty database).
+                /// `migrate()` on it once before serving (it creates the tables in an empty database, or migrates one
+                /// built from an earlier version of the specs).
                 public static func addRoutes<Context: RequestContext>(
                     to router: Router<Context>, database: PostgresClient, authenticator: any SyncAuthenticator
                 ) -> SyncService {

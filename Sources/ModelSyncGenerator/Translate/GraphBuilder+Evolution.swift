@@ -73,6 +73,7 @@ extension GraphBuilder {
             let graphField = model.fields[index]
             if let value = field.defaultValue, !graphField.isOptional {
                 model.fields[index].runtimeDefault = Self.runtimeDefault(value.value, field: graphField)
+                model.fields[index].defaultJSON = Self.defaultJSON(value.value, field: graphField)
             }
             if !field.mapping.isEmpty, let enumeration = graphField.enumeration {
                 var pairs: [(from: String, to: String)] = []
@@ -123,6 +124,23 @@ extension GraphBuilder {
             removed.append(name.value)
         }
         model.removedColumns = removed.sorted()
+    }
+
+    /// A checked `default:` value of a required field as JSON text (what the server fills in).
+    static func defaultJSON(_ text: String, field: GraphField) -> String? {
+        func string(_ value: String) -> String? {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.withoutEscapingSlashes]
+            return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) }
+        }
+        if field.enumeration != nil { return string(text) }
+        switch field.columnType {
+        case "text", "date": return string(text)
+        case "integer": return Int64(text).map { String($0) }
+        case "double", "decimal": return Double(text).map { _ in text }
+        case "boolean": return text == "true" || text == "false" ? text : nil
+        default: return nil
+        }
     }
 
     /// The runtime's `FieldDefault` text for a checked `default:` value of a required field.

@@ -42,10 +42,19 @@ struct GraphBuilder {
         resolveRelationships(&models, entries: entries, modelNames: modelNames)
         let order = dependencyOrder(entries.map(\.spec), indexByName: indexByName)
         let removedTables = translateEvolution(&models, entries: entries, files: specFiles)
+        let schemaVersion = specFiles.compactMap(\.schemaVersion).max() ?? 1
+        let oldest = specFiles.compactMap(\.oldestClientSchemaVersion).min { $0.value < $1.value }
+        if let oldest, oldest.value > schemaVersion {
+            diagnostics.error(
+                "'oldestClientSchemaVersion' is \(oldest.value), newer than the schemaVersion \(schemaVersion); it names "
+                    + "the oldest app version the server still serves, at most the current one", at: oldest.location)
+        }
         guard !diagnostics.hasErrors else { return nil }
-        return ModelGraph(
+        var graph = ModelGraph(
             files: graphFiles, models: models, dependencyOrder: order, removedTables: removedTables,
-            schemaVersion: specFiles.compactMap(\.schemaVersion).max() ?? 1)
+            schemaVersion: schemaVersion)
+        graph.oldestClientSchemaVersion = oldest?.value
+        return graph
     }
 
     /// The files of the target and their models, each model once (a duplicate is reported, and its own

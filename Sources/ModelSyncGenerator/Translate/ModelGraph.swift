@@ -10,6 +10,8 @@ struct ModelGraph: Sendable {
     var removedTables: [String] = []
     /// The highest `options.schemaVersion` of the files (1 when none says).
     var schemaVersion = 1
+    /// `options.oldestClientSchemaVersion` (the lowest any file says), or `nil`: no grace period.
+    var oldestClientSchemaVersion: Int? = nil
 }
 
 struct GraphFile: Sendable {
@@ -66,6 +68,8 @@ struct GraphField: Sendable {
     var renamedFrom: String? = nil
     /// The runtime's `FieldDefault` for a required field with a `default:` (Swift text, `.text("x")`).
     var runtimeDefault: String? = nil
+    /// The same `default:` as JSON text (`"open"`, `false`), for the generated server.
+    var defaultJSON: String? = nil
     /// Earlier stored values and the enum case each becomes (`mapping:`), sorted by old value.
     var valueMapping: [(from: String, to: String)] = []
 }

@@ -22,7 +22,7 @@ public enum ServerModels {
             name: "Thread", table: "thread", path: "/threads",
             idType: .int, idGeneration: .server,
             columns: [
-                ServerColumn(name: "title", type: .text, isOptional: false),
+                ServerColumn(name: "title", type: .text, isOptional: false, defaultValue: #""New Chat""#),
                 ServerColumn(name: "created_at", type: .date, isOptional: false),
                 ServerColumn(name: "tags", type: .json, isOptional: false),
                 ServerColumn(name: "owner_id", type: .text, isOptional: false),
@@ -712,7 +712,8 @@ public enum ServerModels {
         ])
 
     /// Mounts the routes of every model on `router` and returns the service behind them; call
-    /// `migrate()` on it once before serving (it creates the tables in an empty database).
+    /// `migrate()` on it once before serving (it creates the tables in an empty database, or migrates one
+    /// built from an earlier version of the specs).
     public static func addRoutes<Context: RequestContext>(
         to router: Router<Context>, database: PostgresClient, authenticator: any SyncAuthenticator
     ) -> SyncService {
