@@ -69,6 +69,21 @@ extension User {
         bio = try row.decode(StoredString?.self, forColumn: "bio")?.string
     }
 
+    @_spi(Generated) public init(orderedRow row: Row) throws {
+        id = try row.decode(atIndex: 0)
+        name = try row.decode(StoredString.self, atIndex: 1).string
+        email = try row.decode(StoredString.self, atIndex: 2).string
+        bio = try row.decode(StoredString?.self, atIndex: 3)?.string
+    }
+
+    @_spi(Generated) public init(fields: RecordFields) throws {
+        let reader = RecordFieldReader(fields, model: "User")
+        id = try reader.value("id")
+        name = try reader.value("name")
+        email = try reader.value("email")
+        bio = try reader.optional("bio")
+    }
+
     @_spi(Generated) public func databaseValues() throws -> [(any DatabaseValueConvertible)?] {
         [
             id,
@@ -224,6 +239,23 @@ extension Thread {
         ownerId = try row.decode(forColumn: "ownerId")
     }
 
+    @_spi(Generated) public init(orderedRow row: Row) throws {
+        id = try row.decode(atIndex: 0)
+        title = try row.decode(StoredString.self, atIndex: 1).string
+        createdAt = try row.decode(StoredDate.self, atIndex: 2).date
+        tags = try row.decode(StoredJSON<[String]>.self, atIndex: 3).value
+        ownerId = try row.decode(atIndex: 4)
+    }
+
+    @_spi(Generated) public init(fields: RecordFields) throws {
+        let reader = RecordFieldReader(fields, model: "Thread")
+        id = try reader.value("id")
+        title = try reader.value("title")
+        createdAt = try reader.value("createdAt")
+        tags = try reader.value("tags")
+        ownerId = try reader.value("ownerId")
+    }
+
     @_spi(Generated) public func databaseValues() throws -> [(any DatabaseValueConvertible)?] {
         [
             id,
@@ -361,6 +393,23 @@ extension Message {
         replyToId = try row.decode(forColumn: "replyToId")
     }
 
+    @_spi(Generated) public init(orderedRow row: Row) throws {
+        id = try row.decode(atIndex: 0)
+        role = try row.decode(atIndex: 1)
+        body = try row.decode(StoredString.self, atIndex: 2).string
+        threadId = try row.decode(atIndex: 3)
+        replyToId = try row.decode(atIndex: 4)
+    }
+
+    @_spi(Generated) public init(fields: RecordFields) throws {
+        let reader = RecordFieldReader(fields, model: "Message")
+        id = try reader.value("id")
+        role = try reader.enumCase("role")
+        body = try reader.value("body")
+        threadId = try reader.value("threadId")
+        replyToId = try reader.optional("replyToId")
+    }
+
     @_spi(Generated) public func databaseValues() throws -> [(any DatabaseValueConvertible)?] {
         [
             id,
@@ -464,6 +513,19 @@ extension Artifact {
         id = try row.decode(forColumn: "id")
         title = try row.decode(StoredString.self, forColumn: "title").string
         kind = try row.decode(StoredString.self, forColumn: "kind").string
+    }
+
+    @_spi(Generated) public init(orderedRow row: Row) throws {
+        id = try row.decode(atIndex: 0)
+        title = try row.decode(StoredString.self, atIndex: 1).string
+        kind = try row.decode(StoredString.self, atIndex: 2).string
+    }
+
+    @_spi(Generated) public init(fields: RecordFields) throws {
+        let reader = RecordFieldReader(fields, model: "Artifact")
+        id = try reader.value("id")
+        title = try reader.value("title")
+        kind = try reader.value("kind")
     }
 
     @_spi(Generated) public func databaseValues() throws -> [(any DatabaseValueConvertible)?] {
@@ -589,6 +651,21 @@ extension ThreadArtifact {
         artifactId = try row.decode(forColumn: "artifactId")
     }
 
+    @_spi(Generated) public init(orderedRow row: Row) throws {
+        id = try row.decode(atIndex: 0)
+        relation = try row.decode(atIndex: 1)
+        threadId = try row.decode(atIndex: 2)
+        artifactId = try row.decode(atIndex: 3)
+    }
+
+    @_spi(Generated) public init(fields: RecordFields) throws {
+        let reader = RecordFieldReader(fields, model: "ThreadArtifact")
+        id = try reader.value("id")
+        relation = try reader.enumCase("relation")
+        threadId = try reader.value("threadId")
+        artifactId = try reader.value("artifactId")
+    }
+
     @_spi(Generated) public func databaseValues() throws -> [(any DatabaseValueConvertible)?] {
         [
             id,
@@ -695,6 +772,21 @@ extension Draft {
         body = try row.decode(StoredString.self, forColumn: "body").string
         updatedAt = try row.decode(StoredDate?.self, forColumn: "updatedAt")?.date
         threadId = try row.decode(forColumn: "threadId")
+    }
+
+    @_spi(Generated) public init(orderedRow row: Row) throws {
+        id = try row.decode(atIndex: 0)
+        body = try row.decode(StoredString.self, atIndex: 1).string
+        updatedAt = try row.decode(StoredDate?.self, atIndex: 2)?.date
+        threadId = try row.decode(atIndex: 3)
+    }
+
+    @_spi(Generated) public init(fields: RecordFields) throws {
+        let reader = RecordFieldReader(fields, model: "Draft")
+        id = try reader.value("id")
+        body = try reader.value("body")
+        updatedAt = try reader.optional("updatedAt")
+        threadId = try reader.value("threadId")
     }
 
     @_spi(Generated) public func databaseValues() throws -> [(any DatabaseValueConvertible)?] {
