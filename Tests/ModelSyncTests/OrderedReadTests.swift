@@ -28,7 +28,8 @@ struct OrderedReadTests {
             (
                 try Message.fetchAll(
                     db, sql: "SELECT replyToId, body, 'x' AS note, threadId, id, role FROM message ORDER BY rowid"),
-                try Message.fetchAll(db, sql: "SELECT 1 AS one, 'user' AS kind, * , 2 AS two FROM message ORDER BY rowid"),
+                try Message.fetchAll(
+                    db, sql: "SELECT 1 AS one, 'user' AS kind, * , 2 AS two FROM message ORDER BY rowid"),
                 try Message.fetchAll(
                     db,
                     sql: """

@@ -1,9 +1,10 @@
 import Foundation
 import GRDB
-@_spi(Generated) @testable import ModelSync
 import PluginChatModels
 import PropertyBased
 import Testing
+
+@_spi(Generated) @testable import ModelSync
 
 /// One codec per model: the row's stored values, the outbox payload written from them, the wire
 /// form `RESTRemote` sends, and the record generated `init(fields:)` reads back agree for every
@@ -15,7 +16,9 @@ struct RecordCodecTests {
         configuration: .init(baseURL: URL(string: "http://127.0.0.1:9")!), models: GeneratedModels.all)
 
     /// row -> payload -> wire (JSON text) -> local form -> decoded record -> row.
-    private static func travel(_ sample: Sample) throws -> (record: Sample, rowBefore: [DatabaseValue], rowAfter: [DatabaseValue]) {
+    private static func travel(_ sample: Sample) throws -> (
+        record: Sample, rowBefore: [DatabaseValue], rowAfter: [DatabaseValue]
+    ) {
         let row = try sample.databaseValues()
         let payload = try PayloadWriter.payload(values: row, schema: Sample.schema)
         let parsed = try #require(try JSONValue.parse(Data(payload.utf8)).objectValue)
@@ -98,7 +101,9 @@ struct RecordCodecTests {
         #expect(error?.description == "Sample.text is missing and the field is not optional")
     }
 
-    @Test("a pulled record with an out-of-range or wrongly typed field is rejected with a clear reason and changes nothing")
+    @Test(
+        "a pulled record with an out-of-range or wrongly typed field is rejected with a clear reason and changes nothing"
+    )
     func misfitPulledRecordChangesNothing() async throws {
         let store = try SyncStore(.inMemory, models: GeneratedModels.all)
         let original = Sample.ordinary()

@@ -137,7 +137,9 @@ extension FieldDecodable {
 
 extension String: FieldDecodable {
     @_spi(Generated) public static func decodeField(_ value: JSONValue, model: String, field: String) throws -> String {
-        guard case .string(let text) = value else { throw mismatch(value, model: model, field: field, expected: "not a string") }
+        guard case .string(let text) = value else {
+            throw mismatch(value, model: model, field: field, expected: "not a string")
+        }
         return StoredString(text).string
     }
 }
@@ -221,7 +223,8 @@ extension Date: FieldDecodable {
 
 extension Decimal: FieldDecodable {
     /// The number's exact decimal text; a number a `Decimal` cannot hold exactly is refused.
-    @_spi(Generated) public static func decodeField(_ value: JSONValue, model: String, field: String) throws -> Decimal {
+    @_spi(Generated) public static func decodeField(_ value: JSONValue, model: String, field: String) throws -> Decimal
+    {
         guard let text = value.numberText else {
             throw mismatch(value, model: model, field: field, expected: "not a number")
         }
