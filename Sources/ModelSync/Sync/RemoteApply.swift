@@ -144,7 +144,8 @@ extension SyncTransaction {
             guard let id = fields["id"]?.idString else { return .unchanged }
             let table = Model.schema.tableName
             var remote = fields
-            remote["id"] = .string(id)
+            // Set only when it differs: writing the same value would copy the whole dictionary.
+            if fields["id"] != .string(id) { remote["id"] = .string(id) }
             // Read before anything is written: an unreadable record changes nothing.
             let record: Model
             do {
