@@ -262,7 +262,7 @@ struct ModelStatements: Sendable {
     let insertIgnoringExistingID: String
     /// Updates every field of a row; arguments are the fields then the ID.
     let updateByID: String
-    /// Selects the row with the given ID, columns in schema order (``SyncModel/init(orderedRow:)``).
+    /// Selects the row with the given ID, columns in schema order (for `init(orderedRow:)`).
     let selectByID: String
 
     init(schema: ModelSchema) {
