@@ -30,6 +30,9 @@ struct GeneratedCodeCompilesTests {
             fields:
               join: String
               self_: Int64?
+              # The names of init(fields:)'s parameter and local.
+              reader: Int
+              fields: String?
         """
 
     static let roundTrip = """
@@ -38,7 +41,7 @@ struct GeneratedCodeCompilesTests {
         import ModelSync
 
         let store = try SyncStore(.inMemory, models: GeneratedModels.all)
-        let table = try await store.repository(for: Table.self).save(Table(join: "inner", self_: 7))
+        let table = try await store.repository(for: Table.self).save(Table(join: "inner", self_: 7, reader: 2, fields: "f"))
         let record = Select(
             order: "asc", group: 3, where: "x = 1", default: "drop table \\"select\\"; --", class: .table,
             table: 1.5, protocol: true, fromId: table.id)

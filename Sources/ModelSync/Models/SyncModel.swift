@@ -8,7 +8,8 @@ import GRDB
 /// and written only through ModelSync (repositories, ``SyncStore/write(_:)``), which queues every
 /// change for the server: a model is deliberately not a GRDB `PersistableRecord`, so app code cannot
 /// `insert` or `update` one behind the outbox's back. Generated conformances implement `init(row:)`
-/// and the hooks below field by field, without going through `Codable` (which is kept for payloads).
+/// and the hooks below field by field, without going through `Codable` (kept for apps' own use: the
+/// runtime never encodes or decodes a model with it).
 /// The hooks are SPI (`@_spi(Generated)`): generated code implements them, apps do not see them.
 public protocol SyncModel: Codable, Sendable, Hashable, Identifiable, FetchableRecord, TableRecord
 where ID == ModelID<Self> {
@@ -16,6 +17,17 @@ where ID == ModelID<Self> {
 
     /// Table, fields, foreign keys, the foreign keys that reference this model, and REST conventions.
     static var schema: ModelSchema { get }
+
+    /// Reads a record from a row whose columns are `id` then each of ``ModelSchema/fields``, in that
+    /// order (the model's own selection, which the runtime's reads use), by index: no look-up by
+    /// name. Rows of any other shape (custom SQL, joins) go through `init(row:)`, which reads by name.
+    @_spi(Generated) init(orderedRow row: Row) throws
+
+    /// Reads a record from its fields in local form (an outbox payload, a server's record after the
+    /// remote's conversion, a conflict resolver's choice), each through the encoding its column uses.
+    ///
+    /// - Throws: ``FieldDecodingError`` naming the model, the field and the value that does not fit.
+    @_spi(Generated) init(fields: RecordFields) throws
 
     /// The values stored for this record in column order: `id`, then each of ``ModelSchema/fields``.
     @_spi(Generated) func databaseValues() throws -> [(any DatabaseValueConvertible)?]

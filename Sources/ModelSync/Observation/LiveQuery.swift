@@ -100,7 +100,7 @@ extension Repository {
     /// Every record, kept up to date: see ``LiveQuery``.
     @MainActor
     public func live() -> LiveQuery<[Model]> {
-        LiveQuery(store: store, default: []) { db in try Model.fetchAll(db) }
+        LiveQuery(store: store, default: []) { db in try Model.fetchAllOrdered(db) }
     }
 
     /// The records `request` selects, kept up to date: see ``LiveQuery``.

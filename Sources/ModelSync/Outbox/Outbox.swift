@@ -245,11 +245,11 @@ public struct Outbox: Sendable {
         guard let payload = entry.payload else { return false }
         let foreignKeys = try store.model(forTable: entry.tableName).schema.foreignKeys
         guard !foreignKeys.isEmpty else { return false }
-        let object = try JSONSerialization.jsonObject(with: Data(payload.utf8)) as? [String: Any] ?? [:]
+        let object = try JSONValue.parse(Data(payload.utf8)).objectValue ?? [:]
         let queuedCreate = try db.cachedStatement(
             sql: "SELECT EXISTS (SELECT 1 FROM \(table) WHERE tableName = ? AND recordID = ? AND operation = 'create')")
         for foreignKey in foreignKeys {
-            guard let parentID = object[foreignKey.column] as? String else { continue }
+            guard let parentID = object[foreignKey.column]?.stringValue else { continue }
             if parentID == entry.recordID && foreignKey.table == entry.tableName { continue }
             if TemporaryID.isTemporary(parentID) { return true }
             if try Bool.fetchOne(queuedCreate, arguments: [foreignKey.table, parentID]) ?? false { return true }

@@ -4,9 +4,11 @@ import GRDB
 /// Writes the JSON payload of an outbox entry straight from a record's stored values: `id` first,
 /// then the fields in column order, `null` for a nil optional.
 ///
-/// The JSON is what `JSONDecoder` expects for the model's synthesized `Decodable` conformance
-/// (dates as seconds since 2001-01-01, data as base64, booleans as `true`/`false`, arrays as JSON),
-/// so a payload always decodes back to the record; it is several times faster than `JSONEncoder`.
+/// The JSON is the record's local form (dates as seconds since 2001-01-01, data as base64, booleans
+/// as `true`/`false`, arrays as JSON, Decimals as their exact number), which generated
+/// `init(fields:)` reads back (`RecordCodec.swift`): a payload always decodes back to the record. It
+/// is several times faster than `JSONEncoder`. ``fields(values:schema:)`` gives the same local form
+/// as values, without JSON text.
 struct PayloadWriter {
     private var bytes: [UInt8] = []
     private let model: String
@@ -26,6 +28,62 @@ struct PayloadWriter {
         }
         writer.bytes.append(UInt8(ascii: "}"))
         return String(decoding: writer.bytes, as: UTF8.self)
+    }
+
+    /// The record's local form as values: what ``payload(values:schema:)`` writes, parsed (without
+    /// the text in between).
+    ///
+    /// - Throws: ``ModelSyncError/invalidValue(model:field:reason:)`` as ``payload(values:schema:)``.
+    static func fields(values: [(any DatabaseValueConvertible)?], schema: ModelSchema) throws -> RecordFields {
+        var fields = RecordFields(minimumCapacity: values.count)
+        fields["id"] = try fieldValue(values[0]?.databaseValue ?? .null, type: .text, column: "id", model: schema.name)
+        for (index, field) in schema.fields.enumerated() {
+            fields[field.name] = try fieldValue(
+                values[index + 1]?.databaseValue ?? .null, type: field.type, column: field.name, model: schema.name)
+        }
+        return fields
+    }
+
+    /// One stored value in local form, as ``write(_:type:column:)`` writes it.
+    private static func fieldValue(_ value: DatabaseValue, type: ColumnType, column: String, model: String) throws
+        -> JSONValue
+    {
+        func invalid(_ reason: String) -> ModelSyncError { .invalidValue(model: model, field: column, reason: reason) }
+        func number(_ double: Double) throws -> JSONValue {
+            guard double.isFinite else {
+                throw invalid(
+                    "the value is \(double.isNaN ? "NaN (not a number)" : "\(double)"), which JSON cannot carry to "
+                        + "the server; store a finite number")
+            }
+            return .number(double)
+        }
+        switch value.storage {
+        case .null: return .null
+        case .int64(let integer): return type == .boolean ? .bool(integer != 0) : .integer(integer)
+        case .double(let double): return try number(double)
+        case .string(let string):
+            switch type {
+            case .json:
+                do {
+                    return try JSONValue.parse(Data(string.utf8))
+                } catch {
+                    throw invalid("the stored JSON cannot be read (\(error)); save the record again")
+                }
+            case .decimal:
+                guard let number = JSONValue.number(text: string) else {
+                    throw invalid("'\(string)' is not a number JSON can carry; store a finite Decimal")
+                }
+                return number
+            default: return .string(string)
+            }
+        case .blob(let data):
+            switch type {
+            case .text: return .string(String(decoding: data, as: UTF8.self))
+            case .double where data.count == 8:
+                return try number(Double(bitPattern: data.reduce(UInt64(0)) { $0 << 8 | UInt64($1) }))
+            default: return .string(data.base64EncodedString())
+            }
+        }
     }
 
     private init(model: String) {

@@ -589,14 +589,7 @@ public struct RESTRemote: SyncRemote {
     }
 
     private static func describe(_ value: JSONValue) -> String {
-        switch value {
-        case .null: return "null"
-        case .bool(let bool): return "\(bool)"
-        case .number, .integer, .decimal: return "the number \(quote(value.numberText ?? "\(value)"))"
-        case .string(let text): return "the string \(quote(text))"
-        case .array: return "an array"
-        case .object: return "an object"
-        }
+        describeField(value)
     }
 
     /// `text` quoted, cut after 80 characters.

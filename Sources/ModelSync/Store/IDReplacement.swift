@@ -143,7 +143,8 @@ extension SyncTransaction {
     private func isServerCopy(of sentPayload: String, model: any SyncModel.Type, serverID: String) throws -> Bool {
         func compare<Model: SyncModel>(_: Model.Type) throws -> Bool {
             guard let stored = try Model.fetchOne(database, key: Model.ID(serverID)),
-                let sent = try? JSONDecoder().decode(Model.self, from: Data(sentPayload.utf8))
+                let sentFields = try? JSONValue.parse(Data(sentPayload.utf8)).objectValue,
+                let sent = try? Model(fields: sentFields)
             else { return false }
             return try Self.sameStoredValues(stored, sent.withID(stored.id), dateTolerance: 0.001)
         }

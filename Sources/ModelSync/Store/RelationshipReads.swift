@@ -16,10 +16,10 @@ extension SyncModel {
     /// }
     /// ```
     public static func find(_ db: Database, id: ID) throws -> Self? {
-        if let record = try fetchOne(db, key: id) { return record }
+        if let record = try fetchOneOrdered(db, id: id.rawValue) { return record }
         // A replaced temporary ID, or the lost server ID of a re-created record.
         guard let newID = try IDMap.replacement(db, table: schema.tableName, id: id.rawValue) else { return nil }
-        return try fetchOne(db, key: newID)
+        return try fetchOneOrdered(db, id: newID)
     }
 
     /// The records whose foreign key `column` references `parentID` (a `hasMany` relationship).
@@ -28,7 +28,9 @@ extension SyncModel {
         _ db: Database, whereForeignKey column: String, references parentID: ModelID<Parent>
     ) throws -> [Self] {
         let parent = try IDMap.resolve(db, table: Parent.schema.tableName, id: parentID.rawValue)
-        return try filter(Column(column) == parent).fetchAll(db)
+        let statement = try db.cachedStatement(
+            sql: orderedSelection + " WHERE \(column.quotedDatabaseIdentifier) = ?")
+        return try fetchAllOrdered(statement, arguments: [parent])
     }
 
     /// The first record whose foreign key `column` references `parentID` (a `hasOne` relationship).

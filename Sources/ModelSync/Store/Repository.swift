@@ -52,7 +52,7 @@ public struct Repository<Model: SyncModel>: Sendable {
 
     /// Every record, in insertion order.
     public func all() async throws -> [Model] {
-        try await store.read { db in try Model.fetchAll(db) }
+        try await store.read { db in try Model.fetchAllOrdered(db) }
     }
 
     /// How many records there are.
@@ -70,7 +70,8 @@ public struct Repository<Model: SyncModel>: Sendable {
     /// Every record, now and after every committed change to the table. A slow consumer skips
     /// intermediate states and gets the latest (for a UI, see ``live()``).
     public func observeAll() -> AsyncThrowingStream<[Model], any Error> {
-        observationStream(ValueObservation.tracking { db in try Model.fetchAll(db) }.removeDuplicates(), in: store)
+        observationStream(
+            ValueObservation.tracking { db in try Model.fetchAllOrdered(db) }.removeDuplicates(), in: store)
     }
 
     /// The records a request selects, now and after every committed change that affects them. A

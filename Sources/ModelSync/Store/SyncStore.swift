@@ -262,7 +262,7 @@ struct ModelStatements: Sendable {
     let insertIgnoringExistingID: String
     /// Updates every field of a row; arguments are the fields then the ID.
     let updateByID: String
-    /// Selects the row with the given ID.
+    /// Selects the row with the given ID, columns in schema order (for `init(orderedRow:)`).
     let selectByID: String
 
     init(schema: ModelSchema) {
@@ -273,7 +273,7 @@ struct ModelStatements: Sendable {
         insertIgnoringExistingID =
             "INSERT INTO \(table) (\(quotedColumns)) VALUES (\(placeholders)) ON CONFLICT(\"id\") DO NOTHING"
         let assignments = schema.fields.map { "\($0.name.quotedDatabaseIdentifier) = ?" }.joined(separator: ", ")
-        selectByID = "SELECT * FROM \(table) WHERE \"id\" = ?"
+        selectByID = "SELECT \(quotedColumns) FROM \(table) WHERE \"id\" = ?"
         updateByID =
             schema.fields.isEmpty
             ? "UPDATE \(table) SET \"id\" = \"id\" WHERE \"id\" = ?"

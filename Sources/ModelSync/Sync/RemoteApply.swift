@@ -105,10 +105,7 @@ extension ConflictPolicy {
             case .keepLocal: return .keepLocal
             case .acceptRemote: return .acceptRemote
             case .merged(let merged):
-                guard
-                    let fields = try? JSONValue.parse(
-                        Data(PayloadWriter.payload(values: merged.databaseValues(), schema: Model.schema).utf8)
-                    ).objectValue
+                guard let fields = try? PayloadWriter.fields(values: merged.databaseValues(), schema: Model.schema)
                 else { return otherwise.resolve(conflict) }
                 return .merged(fields)
             }
@@ -116,7 +113,7 @@ extension ConflictPolicy {
     }
 
     private static func decode<Model: SyncModel>(_: Model.Type, _ fields: RecordFields) throws -> Model {
-        try JSONDecoder().decode(Model.self, from: try JSONValue.object(fields).serialized())
+        try Model(fields: fields)
     }
 }
 
@@ -147,7 +144,8 @@ extension SyncTransaction {
             guard let id = fields["id"]?.idString else { return .unchanged }
             let table = Model.schema.tableName
             var remote = fields
-            remote["id"] = .string(id)
+            // Set only when it differs: writing the same value would copy the whole dictionary.
+            if fields["id"] != .string(id) { remote["id"] = .string(id) }
             // Read before anything is written: an unreadable record changes nothing.
             let record: Model
             do {
@@ -161,10 +159,7 @@ extension SyncTransaction {
                 try mayHaveLocalChanges && OutboxStore.hasEntries(database, table: table, recordID: id)
             if hasLocalChanges {
                 guard let local = try Model.fetchOne(database, key: Model.ID(id)) else { return .keptLocal }
-                let localFields =
-                    try JSONValue.parse(
-                        Data(try PayloadWriter.payload(values: local.databaseValues(), schema: Model.schema).utf8)
-                    ).objectValue ?? [:]
+                let localFields = try PayloadWriter.fields(values: local.databaseValues(), schema: Model.schema)
                 let base = try RecordVersions.base(database, table: table, recordID: id)
                 switch policy.resolve(SyncConflict(model: Model.schema, local: localFields, remote: remote, base: base))
                 {
@@ -192,8 +187,9 @@ extension SyncTransaction {
                 appendEvent(.created(table: table, record: record))
                 return .inserted
             }
-            if let existing = try Model.fetchOne(
-                database.cachedStatement(sql: statements.selectByID), arguments: [record.id.rawValue]),
+            if let existing = try Row.fetchOne(
+                database.cachedStatement(sql: statements.selectByID), arguments: [record.id.rawValue]
+            ).map(Model.init(orderedRow:)),
                 try Self.sameStoredValues(existing, record)
             {
                 return .unchanged
@@ -244,7 +240,10 @@ extension SyncTransaction {
         return true
     }
 
+    /// The record `fields` (local form) hold, read by the model's generated codec.
+    ///
+    /// - Throws: ``FieldDecodingError`` naming the model, the field and the value that does not fit.
     func decodeRecord<Model: SyncModel>(_: Model.Type, _ fields: RecordFields) throws -> Model {
-        try JSONDecoder().decode(Model.self, from: try JSONValue.object(fields).serialized())
+        try Model(fields: fields)
     }
 }

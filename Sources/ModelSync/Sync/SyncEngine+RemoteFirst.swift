@@ -32,10 +32,7 @@ extension SyncEngine {
         }
         if pending { return try await store.repository(for: Model.self).save(record) }
         let exists = try await store.repository(for: Model.self).find(record.id) != nil
-        let fields =
-            try JSONValue.parse(
-                Data(try PayloadWriter.payload(values: record.databaseValues(), schema: schema).utf8)
-            ).objectValue ?? [:]
+        let fields = try PayloadWriter.fields(values: record.databaseValues(), schema: schema)
         // The create's key goes with it into the outbox if the answer never comes: the server may
         // have stored the record, and a later push must be recognised as the same create.
         let idempotencyKey = IDClock.randomUUID()

@@ -38,7 +38,12 @@ enum RenderContext {
         var properties = [Context.Property(access: prefix, name: "id", type: "ID")]
         var columns = [Context.Column(access: prefix, name: "id", column: "id")]
         // Reading a row and writing stored values, column by column (no Codable on the hot path).
-        var rowDecoders = [Context.RowDecoder(name: "id", expression: #"try row.decode(forColumn: "id")"#)]
+        var rowDecoders = [
+            Context.RowDecoder(
+                name: "id", expression: #"try row.decode(forColumn: "id")"#,
+                indexExpression: "try row.decode(atIndex: 0)")
+        ]
+        var fieldDecoders = [Context.FieldDecoder(name: "id", expression: #"try reader.value("id")"#)]
         var storedValues = [Context.StoredValue(expression: "id")]
         for field in model.fields {
             let type = field.swiftType + (field.isOptional ? "?" : "")
@@ -50,8 +55,11 @@ enum RenderContext {
                     comma: ","))
             columns.append(Context.Column(access: prefix, name: escapedName, column: field.name))
             let coding = storedCoding(field, model: name)
-            rowDecoders.append(Context.RowDecoder(name: escapedName, expression: coding.decode))
+            let indexed = storedCoding(field, model: name, at: "atIndex: \(rowDecoders.count)")
+            rowDecoders.append(
+                Context.RowDecoder(name: escapedName, expression: coding.decode, indexExpression: indexed.decode))
             storedValues.append(Context.StoredValue(expression: coding.value))
+            fieldDecoders.append(Context.FieldDecoder(name: escapedName, expression: fieldDecoding(field)))
         }
         parameters[parameters.count - 1].comma = ""
         let fieldSchemas = model.fields.map { field in
@@ -116,6 +124,7 @@ enum RenderContext {
             columns: columns,
             columnsExample: model.fields.first.map { Naming.escaped($0.name) } ?? "id",
             rowDecoders: rowDecoders,
+            fieldDecoders: fieldDecoders,
             storedValues: storedValues,
             fieldSchemas: fieldSchemas,
             foreignKeys: foreignKeys,
@@ -157,14 +166,30 @@ enum RenderContext {
         return text
     }
 
+    /// How `init(fields:)` reads a field from the record's local form: through the runtime's
+    /// `RecordFieldReader`, which reads each type as its column stores it (`RecordCodec.swift`).
+    static func fieldDecoding(_ field: GraphField) -> String {
+        let key = Naming.stringLiteral(field.name)
+        switch (field.enumeration != nil, field.isOptional) {
+        case (true, false): return "try reader.enumCase(\(key))"
+        case (true, true): return "try reader.optionalEnumCase(\(key))"
+        case (false, false): return "try reader.value(\(key))"
+        case (false, true): return "try reader.optional(\(key))"
+        }
+    }
+
     /// How a field is read from a row and written as a stored value. Strings, Doubles, dates,
     /// UUIDs, Decimals and arrays go through the runtime's `StoredString`, `StoredDouble`,
     /// `StoredDate`, `StoredUUID`, `StoredDecimal` and `StoredJSON`; other types as GRDB stores them.
     /// The encodings that refuse values at save time (NaN, infinities, a Decimal that does not read
     /// back) are given the model and field names for their error.
-    static func storedCoding(_ field: GraphField, model: String) -> (decode: String, value: String) {
+    /// `at` is where the row holds the column: `forColumn: "name"` (the default) or `atIndex: 3`.
+    static func storedCoding(_ field: GraphField, model: String, at locator: String? = nil) -> (
+        decode: String, value: String
+    ) {
         let name = Naming.escaped(field.name)
         let column = Naming.stringLiteral(field.name)
+        let locator = locator ?? "forColumn: \(column)"
         let context = "model: \(Naming.stringLiteral(model)), field: \(column)"
         // `read`: the wrapper read from the row and its property (`nil`: read natively);
         // `checked`: the wrapper's initializer takes the model and field names and throws.
@@ -187,16 +212,16 @@ enum RenderContext {
             encoding = nil
         }
         guard let encoding else {
-            return ("try row.decode(forColumn: \(column))", name)
+            return ("try row.decode(\(locator))", name)
         }
         let decode: String
         switch (encoding.read, field.isOptional) {
         case (nil, _):
-            decode = "try row.decode(forColumn: \(column))"
+            decode = "try row.decode(\(locator))"
         case (let read?, true):
-            decode = "try row.decode(\(read.type)?.self, forColumn: \(column))?.\(read.property)"
+            decode = "try row.decode(\(read.type)?.self, \(locator))?.\(read.property)"
         case (let read?, false):
-            decode = "try row.decode(\(read.type).self, forColumn: \(column)).\(read.property)"
+            decode = "try row.decode(\(read.type).self, \(locator)).\(read.property)"
         }
         let value: String
         switch (encoding.checked, field.isOptional) {

@@ -70,18 +70,20 @@ struct RegistryContext: TemplateContext {
 
 /// One model. `model.mustache` (overridable) lays out the struct, its relationships and its store
 /// accessor; `sync-members.mustache` (built in, never overridden) the members ID replacement and the
-/// store depend on: the schema, `init(row:)`, `databaseValues()`, `withID` and `replacingReferences`.
+/// store depend on: the schema, `init(row:)`, `init(fields:)`, `databaseValues()`, `withID` and
+/// `replacingReferences`.
 struct ModelContext: TemplateContext {
     typealias Keys = CodingKeys
     enum CodingKeys: String, CodingKey, CaseIterable {
         case name, access, hookAccess, phrase, tableName, accessor, idGeneration, idFormat, idPrefix
         case remotePath, remoteIDType, fieldNaming, enums, properties, initParameters, columns, evolution
-        case columnsExample, rowDecoders, storedValues, fieldSchemas, foreignKeys, referencedBy
+        case columnsExample, rowDecoders, fieldDecoders, storedValues, fieldSchemas, foreignKeys, referencedBy
         case copyKeyword, hasResolvers, resolvers
     }
     static var itemContexts: [any TemplateContext.Type] {
         [
-            EnumType.self, Property.self, InitParameter.self, Column.self, RowDecoder.self, StoredValue.self,
+            EnumType.self, Property.self, InitParameter.self, Column.self, RowDecoder.self, FieldDecoder.self,
+            StoredValue.self,
             FieldSchema.self, ForeignKey.self, Reference.self, Resolver.self,
         ]
     }
@@ -111,6 +113,7 @@ struct ModelContext: TemplateContext {
     /// A column for the doc comment of `Columns`.
     var columnsExample: String
     var rowDecoders: [RowDecoder]
+    var fieldDecoders: [FieldDecoder]
     var storedValues: [StoredValue]
     var fieldSchemas: [FieldSchema]
     var foreignKeys: [ForeignKey]
@@ -168,11 +171,23 @@ struct ModelContext: TemplateContext {
         var column: String
     }
 
-    /// One statement of `init(row:)`.
+    /// One statement of `init(row:)` (`expression`: the column read by name) and of
+    /// `init(orderedRow:)` (`indexExpression`: the column read by its index in schema order).
     struct RowDecoder: TemplateContext {
         typealias Keys = CodingKeys
-        enum CodingKeys: String, CodingKey, CaseIterable { case name, expression }
+        enum CodingKeys: String, CodingKey, CaseIterable { case name, expression, indexExpression }
         var name: String
+        var expression: String
+        var indexExpression: String
+    }
+
+    /// One statement of `init(fields:)`: a property read from the record's local form (`RecordFields`).
+    struct FieldDecoder: TemplateContext {
+        typealias Keys = CodingKeys
+        enum CodingKeys: String, CodingKey, CaseIterable { case name, expression }
+        /// The Swift property (escaped).
+        var name: String
+        /// `try reader.value("field")`, `try reader.optional("field")`, `try reader.enumCase("field")`…
         var expression: String
     }
 

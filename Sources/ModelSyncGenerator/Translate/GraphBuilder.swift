@@ -18,6 +18,7 @@ struct GraphBuilder {
         "ForeignKeySchema", "ForeignKeyReference", "RemoteSchema", "Column", "Columns", "ID", "Codable", "Row",
         "StatementColumnConvertible", "PersistenceContainer",
         "StoredDate", "StoredUUID", "StoredJSON", "StoredString", "StoredDouble", "StoredDecimal",
+        "RecordFields", "RecordFieldReader", "FieldDecodable", "JSONValue",
         "Sendable", "Hashable", "Identifiable", "CaseIterable", "DatabaseValueConvertible", "Optional", "Array",
     ]
 

@@ -63,10 +63,25 @@ extension User {
     )
 
     public init(row: Row) throws {
-        id = try row.decode(forColumn: "id")
-        name = try row.decode(StoredString.self, forColumn: "name").string
-        email = try row.decode(StoredString.self, forColumn: "email").string
-        bio = try row.decode(StoredString?.self, forColumn: "bio")?.string
+        self.id = try row.decode(forColumn: "id")
+        self.name = try row.decode(StoredString.self, forColumn: "name").string
+        self.email = try row.decode(StoredString.self, forColumn: "email").string
+        self.bio = try row.decode(StoredString?.self, forColumn: "bio")?.string
+    }
+
+    @_spi(Generated) public init(orderedRow row: Row) throws {
+        self.id = try row.decode(atIndex: 0)
+        self.name = try row.decode(StoredString.self, atIndex: 1).string
+        self.email = try row.decode(StoredString.self, atIndex: 2).string
+        self.bio = try row.decode(StoredString?.self, atIndex: 3)?.string
+    }
+
+    @_spi(Generated) public init(fields: RecordFields) throws {
+        let reader = RecordFieldReader(fields, model: "User")
+        self.id = try reader.value("id")
+        self.name = try reader.value("name")
+        self.email = try reader.value("email")
+        self.bio = try reader.optional("bio")
     }
 
     @_spi(Generated) public func databaseValues() throws -> [(any DatabaseValueConvertible)?] {
@@ -217,11 +232,28 @@ extension Thread {
     )
 
     public init(row: Row) throws {
-        id = try row.decode(forColumn: "id")
-        title = try row.decode(StoredString.self, forColumn: "title").string
-        createdAt = try row.decode(StoredDate.self, forColumn: "createdAt").date
-        tags = try row.decode(StoredJSON<[String]>.self, forColumn: "tags").value
-        ownerId = try row.decode(forColumn: "ownerId")
+        self.id = try row.decode(forColumn: "id")
+        self.title = try row.decode(StoredString.self, forColumn: "title").string
+        self.createdAt = try row.decode(StoredDate.self, forColumn: "createdAt").date
+        self.tags = try row.decode(StoredJSON<[String]>.self, forColumn: "tags").value
+        self.ownerId = try row.decode(forColumn: "ownerId")
+    }
+
+    @_spi(Generated) public init(orderedRow row: Row) throws {
+        self.id = try row.decode(atIndex: 0)
+        self.title = try row.decode(StoredString.self, atIndex: 1).string
+        self.createdAt = try row.decode(StoredDate.self, atIndex: 2).date
+        self.tags = try row.decode(StoredJSON<[String]>.self, atIndex: 3).value
+        self.ownerId = try row.decode(atIndex: 4)
+    }
+
+    @_spi(Generated) public init(fields: RecordFields) throws {
+        let reader = RecordFieldReader(fields, model: "Thread")
+        self.id = try reader.value("id")
+        self.title = try reader.value("title")
+        self.createdAt = try reader.value("createdAt")
+        self.tags = try reader.value("tags")
+        self.ownerId = try reader.value("ownerId")
     }
 
     @_spi(Generated) public func databaseValues() throws -> [(any DatabaseValueConvertible)?] {
@@ -354,11 +386,28 @@ extension Message {
     )
 
     public init(row: Row) throws {
-        id = try row.decode(forColumn: "id")
-        role = try row.decode(forColumn: "role")
-        body = try row.decode(StoredString.self, forColumn: "body").string
-        threadId = try row.decode(forColumn: "threadId")
-        replyToId = try row.decode(forColumn: "replyToId")
+        self.id = try row.decode(forColumn: "id")
+        self.role = try row.decode(forColumn: "role")
+        self.body = try row.decode(StoredString.self, forColumn: "body").string
+        self.threadId = try row.decode(forColumn: "threadId")
+        self.replyToId = try row.decode(forColumn: "replyToId")
+    }
+
+    @_spi(Generated) public init(orderedRow row: Row) throws {
+        self.id = try row.decode(atIndex: 0)
+        self.role = try row.decode(atIndex: 1)
+        self.body = try row.decode(StoredString.self, atIndex: 2).string
+        self.threadId = try row.decode(atIndex: 3)
+        self.replyToId = try row.decode(atIndex: 4)
+    }
+
+    @_spi(Generated) public init(fields: RecordFields) throws {
+        let reader = RecordFieldReader(fields, model: "Message")
+        self.id = try reader.value("id")
+        self.role = try reader.enumCase("role")
+        self.body = try reader.value("body")
+        self.threadId = try reader.value("threadId")
+        self.replyToId = try reader.optional("replyToId")
     }
 
     @_spi(Generated) public func databaseValues() throws -> [(any DatabaseValueConvertible)?] {
@@ -461,9 +510,22 @@ extension Artifact {
     )
 
     public init(row: Row) throws {
-        id = try row.decode(forColumn: "id")
-        title = try row.decode(StoredString.self, forColumn: "title").string
-        kind = try row.decode(StoredString.self, forColumn: "kind").string
+        self.id = try row.decode(forColumn: "id")
+        self.title = try row.decode(StoredString.self, forColumn: "title").string
+        self.kind = try row.decode(StoredString.self, forColumn: "kind").string
+    }
+
+    @_spi(Generated) public init(orderedRow row: Row) throws {
+        self.id = try row.decode(atIndex: 0)
+        self.title = try row.decode(StoredString.self, atIndex: 1).string
+        self.kind = try row.decode(StoredString.self, atIndex: 2).string
+    }
+
+    @_spi(Generated) public init(fields: RecordFields) throws {
+        let reader = RecordFieldReader(fields, model: "Artifact")
+        self.id = try reader.value("id")
+        self.title = try reader.value("title")
+        self.kind = try reader.value("kind")
     }
 
     @_spi(Generated) public func databaseValues() throws -> [(any DatabaseValueConvertible)?] {
@@ -583,10 +645,25 @@ extension ThreadArtifact {
     )
 
     public init(row: Row) throws {
-        id = try row.decode(forColumn: "id")
-        relation = try row.decode(forColumn: "relation")
-        threadId = try row.decode(forColumn: "threadId")
-        artifactId = try row.decode(forColumn: "artifactId")
+        self.id = try row.decode(forColumn: "id")
+        self.relation = try row.decode(forColumn: "relation")
+        self.threadId = try row.decode(forColumn: "threadId")
+        self.artifactId = try row.decode(forColumn: "artifactId")
+    }
+
+    @_spi(Generated) public init(orderedRow row: Row) throws {
+        self.id = try row.decode(atIndex: 0)
+        self.relation = try row.decode(atIndex: 1)
+        self.threadId = try row.decode(atIndex: 2)
+        self.artifactId = try row.decode(atIndex: 3)
+    }
+
+    @_spi(Generated) public init(fields: RecordFields) throws {
+        let reader = RecordFieldReader(fields, model: "ThreadArtifact")
+        self.id = try reader.value("id")
+        self.relation = try reader.enumCase("relation")
+        self.threadId = try reader.value("threadId")
+        self.artifactId = try reader.value("artifactId")
     }
 
     @_spi(Generated) public func databaseValues() throws -> [(any DatabaseValueConvertible)?] {
@@ -691,10 +768,25 @@ extension Draft {
     )
 
     public init(row: Row) throws {
-        id = try row.decode(forColumn: "id")
-        body = try row.decode(StoredString.self, forColumn: "body").string
-        updatedAt = try row.decode(StoredDate?.self, forColumn: "updatedAt")?.date
-        threadId = try row.decode(forColumn: "threadId")
+        self.id = try row.decode(forColumn: "id")
+        self.body = try row.decode(StoredString.self, forColumn: "body").string
+        self.updatedAt = try row.decode(StoredDate?.self, forColumn: "updatedAt")?.date
+        self.threadId = try row.decode(forColumn: "threadId")
+    }
+
+    @_spi(Generated) public init(orderedRow row: Row) throws {
+        self.id = try row.decode(atIndex: 0)
+        self.body = try row.decode(StoredString.self, atIndex: 1).string
+        self.updatedAt = try row.decode(StoredDate?.self, atIndex: 2)?.date
+        self.threadId = try row.decode(atIndex: 3)
+    }
+
+    @_spi(Generated) public init(fields: RecordFields) throws {
+        let reader = RecordFieldReader(fields, model: "Draft")
+        self.id = try reader.value("id")
+        self.body = try reader.value("body")
+        self.updatedAt = try reader.optional("updatedAt")
+        self.threadId = try reader.value("threadId")
     }
 
     @_spi(Generated) public func databaseValues() throws -> [(any DatabaseValueConvertible)?] {
