@@ -9,8 +9,10 @@ extension SyncService {
     public static let maximumBodySize = 16 << 20
 
     /// Mounts every model's routes on `router`: `POST/GET {path}`, `GET/PUT/DELETE {path}/{id}` and
-    /// `GET {path}/{id}/history`. Works with any request context: authentication reads the headers.
+    /// `GET {path}/{id}/history`, and the live change stream (``addLiveRoute(to:)``). Works with any
+    /// request context: authentication reads the headers.
     public func addRoutes<Context: RequestContext>(to router: Router<Context>) {
+        addLiveRoute(to: router)
         for model in schema.models {
             let collection = RouterPath(model.path)
             let item = RouterPath(model.path + "/:id")
