@@ -1,7 +1,9 @@
 import ChatModels
 import Foundation
+import Logging
 import ModelSync
 import ModelSyncServer
+import PostgresNIO
 import Testing
 
 /// Live changes from the generated server: the stream carries a tenant's committed changes and
@@ -77,7 +79,53 @@ struct LiveChangesTests {
     }
 
     @Test(
-        "the raw stream: events carry the listing cursor as id, and an unauthenticated or tokenless request is refused")
+        "a transaction that commits after a later one: the stream holds the later change back and never skips the earlier"
+    )
+    func lateCommitIsNeverSkipped() async throws {
+        let server = try await GeneratedServer.start()
+        defer { Task { await server.stop() } }
+        let acme = try await GeneratedServerTests.client(server, tenant: "acme")
+        let (store, engine) = try await Self.device(server.url)
+        try await engine.sync()
+        let live = try await engine.startLiveChanges(Self.fastReconnect)
+        try await Self.waitFor("the stream to open") { live.state == .live }
+
+        // Transaction A takes its ID and writes, then waits; B (a create through the API) commits first.
+        let database = PostgresClient(configuration: try DatabaseURL.configuration(server.databaseURL))
+        let running = Task { await database.run() }
+        defer { running.cancel() }
+        let (aWrote, signalA) = AsyncStream<Void>.makeStream()
+        let (bCommitted, signalB) = AsyncStream<Void>.makeStream()
+        let logger = Logger(label: "late-commit")
+        let transactionA = Task {
+            try await database.withConnection { connection in
+                try await connection.query("BEGIN", logger: logger)
+                try await connection.query(
+                    #"INSERT INTO "artifact" ("tenant_id", "id", "title", "kind") VALUES ('acme', 'late', 'A', 'doc')"#,
+                    logger: logger)
+                signalA.yield()
+                for await _ in bCommitted { break }
+                try await connection.query("COMMIT", logger: logger)
+            }
+        }
+        for await _ in aWrote { break }
+        try await Self.create(acme, [1])
+        // Time for a stream that ignored A to send B and move past A; the checks below hold either way.
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(live.statistics.applied == 0, "B was streamed while A, with an earlier ID, was still running")
+        signalB.yield()
+        try await transactionA.value
+        try await Self.waitFor("both changes") { live.statistics.applied >= 2 }
+        try await Self.create(acme, [2])
+        try await Self.waitFor("a change after them") { try await store.artifacts.find("a2") != nil }
+        await live.stop()
+
+        #expect(live.statistics.applied == 3)
+        #expect(Set(try await store.artifacts.all().map(\.id.rawValue)) == ["late", "a1", "a2"])
+    }
+
+    @Test(
+        "the stream refuses a request without credentials, without a token or with a token it never gave")
     func rawStream() async throws {
         let server = try await GeneratedServer.start()
         defer { Task { await server.stop() } }
