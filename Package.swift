@@ -165,12 +165,14 @@ let package = Package(
             ],
             path: "Benchmarks/modelsync-benchmarks"
         ),
-        // server-create8: the generated server against a hand-written Hummingbird + postgres-nio handler.
+        // server-create8: the generated server against a hand-written Hummingbird + postgres-nio handler;
+        // live-latency: a change from one device to another through the server's live stream.
         // Its own executable, so that `modelsync-benchmarks` (run by CI) never builds the server stack.
         .executableTarget(
             name: "modelsync-server-benchmarks",
             dependencies: [
-                "ModelSyncServer", "ChatServer", "ModelSyncTestSupport",
+                // live-latency: two devices (the runtime and the chat models) through the server.
+                "ModelSyncServer", "ChatServer", "ModelSyncTestSupport", "ModelSync", "ChatModels",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],

@@ -6,7 +6,8 @@
 //     swift run -c release modelsync-server-benchmarks [--quick]
 //
 // Prints `BENCH server-create8 ours=<ms> baseline=<ms> ratio=<ours/baseline>` (median of several runs)
-// and the creates per second of each.
+// and the creates per second of each, then `BENCH live-latency p50=<ms> p99=<ms>` (LiveLatency.swift).
+// `--live-latency` runs only live-latency.
 
 import ChatServer
 import Foundation
@@ -112,6 +113,11 @@ try await service.migrate()
 let (oursURL, oursTask) = await serve(oursRouter)
 let (baselineURL, baselineTask) = await serve(baselineRouter(database))
 
+if CommandLine.arguments.contains("--live-latency") {
+    try await runLiveLatency(url: oursURL, count: quick ? 200 : 1000)
+    exit(0)
+}
+
 var ours: [Double] = []
 var baseline: [Double] = []
 for run in 0..<repetitions {
@@ -127,6 +133,7 @@ print(
     "server-create8: \(creates) creates, 8 clients: ours \(Int(Double(creates) / oursMedian * 1000))/s "
         + "(idempotency record, history, change stamp, tenancy), baseline \(Int(Double(creates) / baselineMedian * 1000))/s "
         + "(INSERT … RETURNING)")
+try await runLiveLatency(url: oursURL, count: quick ? 200 : 1000)
 oursTask.cancel()
 baselineTask.cancel()
 _ = await oursTask.result

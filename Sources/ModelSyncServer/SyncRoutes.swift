@@ -9,10 +9,12 @@ extension SyncService {
     public static let maximumBodySize = 16 << 20
 
     /// Mounts every model's routes on `router`: `POST/GET {path}`, `GET/PUT/DELETE {path}/{id}` and
-    /// `GET {path}/{id}/history`. Works with any request context: authentication reads the headers.
-    /// A client's `ModelSync-Schema-Version` chooses the shape it speaks (``clientShape(schemaVersionHeader:)``);
-    /// during a grace period a renamed model is served at its earlier path too.
+    /// `GET {path}/{id}/history`, and the live change stream (``addLiveRoute(to:)``). Works with any
+    /// request context: authentication reads the headers. A client's `ModelSync-Schema-Version`
+    /// chooses the shape it speaks (``clientShape(schemaVersionHeader:)``); during a grace period a
+    /// renamed model is served at its earlier path too.
     public func addRoutes<Context: RequestContext>(to router: Router<Context>) {
+        addLiveRoute(to: router)
         let graceful = schema.oldestClientSchemaVersion < schema.schemaVersion
         for model in schema.models {
             let paths = [model.path] + (graceful ? [model.previousPath].compactMap { $0 } : [])

@@ -20,6 +20,8 @@ public final class SyncService: Sendable {
     /// Who sends each request.
     public let authenticator: any SyncAuthenticator
     let logger: Logger
+    /// The LISTEN connection of the live change streams (SyncService+Live.swift).
+    let liveHub: LiveChangeHub
     private let modelsByTable: [String: ServerModel]
 
     /// A service for `schema` on `database`. Call ``migrate()`` once before serving.
@@ -32,6 +34,7 @@ public final class SyncService: Sendable {
         self.database = database
         self.authenticator = authenticator
         self.logger = logger
+        liveHub = LiveChangeHub(database: database, logger: logger)
         modelsByTable = Dictionary(schema.models.map { ($0.table, $0) }, uniquingKeysWith: { first, _ in first })
     }
 

@@ -412,8 +412,20 @@ public struct ServerSQL: Sendable, Hashable {
               VALUES (OLD."tenant_id", v_actor, 'delete', TG_TABLE_NAME, OLD."id"::text,
                       to_jsonb(OLD) - 'tenant_id' - '_xid' - '_seq', NULL);
           END IF;
+          -- Wakes the live change streams of this tenant when the transaction commits (one
+          -- notification per tenant and transaction: PostgreSQL folds identical ones).
+          PERFORM pg_notify('modelsync_changes', CASE WHEN TG_OP = 'DELETE' THEN OLD."tenant_id" ELSE NEW."tenant_id" END);
           RETURN NULL;
         END $$
+        """,
+        // How far back changes are kept: tombstones up to this position were pruned, so a listing or
+        // a live stream from an earlier position would miss deletions (see SyncService+Live.swift).
+        """
+        CREATE TABLE modelsync_retention (
+          "singleton" boolean PRIMARY KEY DEFAULT true CHECK ("singleton"),
+          "_xid" xid8 NOT NULL,
+          "_seq" bigint NOT NULL
+        )
         """,
     ]
 }

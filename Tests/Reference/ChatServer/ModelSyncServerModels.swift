@@ -161,8 +161,18 @@ public enum ServerModels {
                   VALUES (OLD."tenant_id", v_actor, 'delete', TG_TABLE_NAME, OLD."id"::text,
                           to_jsonb(OLD) - 'tenant_id' - '_xid' - '_seq', NULL);
               END IF;
+              -- Wakes the live change streams of this tenant when the transaction commits (one
+              -- notification per tenant and transaction: PostgreSQL folds identical ones).
+              PERFORM pg_notify('modelsync_changes', CASE WHEN TG_OP = 'DELETE' THEN OLD."tenant_id" ELSE NEW."tenant_id" END);
               RETURN NULL;
             END $$
+            """#,
+            #"""
+            CREATE TABLE modelsync_retention (
+              "singleton" boolean PRIMARY KEY DEFAULT true CHECK ("singleton"),
+              "_xid" xid8 NOT NULL,
+              "_seq" bigint NOT NULL
+            )
             """#,
             #"""
             CREATE TABLE "user" (
