@@ -170,7 +170,7 @@ let package = Package(
         .executableTarget(
             name: "modelsync-server-benchmarks",
             dependencies: [
-                "ModelSyncServer", "ChatServer", "ModelSyncTestSupport",
+                "ModelSyncServer", "ChatServer", "ModelSyncTestSupport", "ModelSync", "ChatModels",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],

@@ -9,8 +9,9 @@ extension SyncService {
     public static let maximumBodySize = 16 << 20
 
     /// Mounts every model's routes on `router`: `POST/GET {path}`, `GET/PUT/DELETE {path}/{id}` and
-    /// `GET {path}/{id}/history`. Works with any request context: authentication reads the headers.
+    /// `GET {path}/{id}/history`, and the batch routes (``addBatchRoutes(to:)``). Works with any request context: authentication reads the headers.
     public func addRoutes<Context: RequestContext>(to router: Router<Context>) {
+        addBatchRoutes(to: router)
         for model in schema.models {
             let collection = RouterPath(model.path)
             let item = RouterPath(model.path + "/:id")
@@ -59,7 +60,7 @@ extension SyncService {
         }
     }
 
-    private func respond<Context: RequestContext>(
+    func respond<Context: RequestContext>(
         _ request: Request, _ context: Context, _ operation: (SyncIdentity) async throws -> Answer
     ) async -> Response {
         do {
@@ -92,7 +93,7 @@ extension SyncService {
         return raw.removingPercentEncoding ?? raw
     }
 
-    private static func body(of request: Request) async throws -> Data {
+    static func body(of request: Request) async throws -> Data {
         do {
             let buffer = try await request.body.collect(upTo: maximumBodySize)
             return Data(buffer: buffer)
@@ -101,7 +102,7 @@ extension SyncService {
         }
     }
 
-    private static func unquotedETag(_ value: String) -> String {
+    static func unquotedETag(_ value: String) -> String {
         var text = value.trimmingCharacters(in: .whitespaces)
         if text.hasPrefix("W/") { text.removeFirst(2) }
         if text.count >= 2, text.hasPrefix("\""), text.hasSuffix("\"") { text = String(text.dropFirst().dropLast()) }

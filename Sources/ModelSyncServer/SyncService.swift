@@ -101,10 +101,20 @@ public final class SyncService: Sendable {
         let fields = try JSONShape.object(from: body)
         try validate(fields, for: model, creating: true)
         let text = String(decoding: body, as: UTF8.self)
-        let statements = sql.models[model.table]!
         // Four round trips with a key: BEGIN, claim the key (and name the actor), insert the record and
         // store the answer in one statement, COMMIT.
         return try await transaction { connection in
+            try await self.create(model, as: identity, text: text, idempotencyKey: idempotencyKey, on: connection)
+        }
+    }
+
+    /// A create on `connection`, in its transaction: the body is validated.
+    func create(
+        _ model: ServerModel, as identity: SyncIdentity, text: String, idempotencyKey: String?,
+        on connection: PostgresConnection
+    ) async throws -> Answer {
+        let statements = sql.models[model.table]!
+        do {
             let scope = "create:" + model.table
             guard let idempotencyKey else {
                 try await self.setActor(identity, on: connection)
@@ -147,8 +157,20 @@ public final class SyncService: Sendable {
         let fields = try JSONShape.object(from: body)
         try validate(fields, for: model, creating: false)
         let text = String(decoding: body, as: UTF8.self)
-        let statements = sql.models[model.table]!
         return try await transaction { connection in
+            try await self.update(
+                model, as: identity, id: id, rawID: rawID, text: text, ifMatch: ifMatch,
+                idempotencyKey: idempotencyKey, on: connection)
+        }
+    }
+
+    /// An update on `connection`, in its transaction: the body is validated, `id` normalised.
+    func update(
+        _ model: ServerModel, as identity: SyncIdentity, id: String, rawID: String, text: String, ifMatch: String?,
+        idempotencyKey: String?, on connection: PostgresConnection
+    ) async throws -> Answer {
+        let statements = sql.models[model.table]!
+        do {
             try await self.setActor(identity, on: connection)
             let scope = "update:" + model.table
             if let idempotencyKey,
@@ -192,8 +214,17 @@ public final class SyncService: Sendable {
     /// delete rules); `404` for an unknown ID.
     public func delete(_ model: ServerModel, as identity: SyncIdentity, id rawID: String) async throws -> Answer {
         let id = try recordID(rawID, of: model)
-        let statements = sql.models[model.table]!
         return try await transaction { connection in
+            try await self.delete(model, as: identity, id: id, rawID: rawID, on: connection)
+        }
+    }
+
+    /// A delete on `connection`, in its transaction; `id` normalised.
+    func delete(
+        _ model: ServerModel, as identity: SyncIdentity, id: String, rawID: String, on connection: PostgresConnection
+    ) async throws -> Answer {
+        let statements = sql.models[model.table]!
+        do {
             try await self.setActor(identity, on: connection)
             var binds = PostgresBindings()
             binds.append(identity.tenant)
@@ -403,14 +434,14 @@ public final class SyncService: Sendable {
         }
     }
 
-    private func setActor(_ identity: SyncIdentity, on connection: PostgresConnection) async throws {
+    func setActor(_ identity: SyncIdentity, on connection: PostgresConnection) async throws {
         try await connection.query(
             "SELECT set_config('modelsync.actor', \(identity.actor), true)", logger: logger)
     }
 
     /// Claims an idempotency key in this transaction; returns the first answer when the key was
     /// used before with the same request, throws `422` when it was used with another.
-    private func claim(
+    func claim(
         _ key: String, scope: String, request: String, identity: SyncIdentity, on connection: PostgresConnection
     ) async throws -> Answer? {
         let hash = Self.hash(request) + String(request.utf8.count, radix: 16)
@@ -445,7 +476,7 @@ public final class SyncService: Sendable {
             status: 503, message: "the first request with this Idempotency-Key is still running; retry")
     }
 
-    private func remember(
+    func remember(
         _ answer: Answer, key: String, scope: String, identity: SyncIdentity, on connection: PostgresConnection
     ) async throws {
         try await connection.query(
