@@ -14,33 +14,33 @@ struct BatchPushTests {
         return harness
     }
 
-    @Test("a server without batches gets every change in a request of its own")
-    func serverWithoutBatches() async throws {
+    /// Pushes the chat of `makeChat`, with request logging on; the push must send all 9 changes.
+    private static func pushChat(batches: Bool) async throws -> (SyncHarness, ChatThread) {
         let harness = try await SyncHarness.start()
-        defer { Task { await harness.server.stop() } }
+        harness.server.setAcceptingBatches(batches)
         harness.server.setRequestLogging(true)
         let chat = try await makeChat(in: harness.store)
         let report = try await harness.engine.push()
-
         #expect(report.sent == 9)
         #expect(report.failed == 0)
+        return (harness, chat.thread)
+    }
+
+    @Test("a server without batches gets every change in a request of its own")
+    func serverWithoutBatches() async throws {
+        let (harness, thread) = try await Self.pushChat(batches: false)
+        defer { Task { await harness.server.stop() } }
         #expect(await harness.server.batchCounts.batches == 0)
         let posts = harness.server.loggedRequests.filter { $0.method == "POST" }
         #expect(posts.count == 9)
         #expect(!posts.contains { $0.path.hasPrefix("/_modelsync") })
-        #expect(try await harness.store.threads.syncStatus(of: chat.thread.id) == .synced)
+        #expect(try await harness.store.threads.syncStatus(of: thread.id) == .synced)
     }
 
     @Test("queued changes go in a few batches, in dependency layers, and all arrive")
     func changesGoInBatches() async throws {
-        let harness = try await Self.batchHarness()
+        let (harness, chatThread) = try await Self.pushChat(batches: true)
         defer { Task { await harness.server.stop() } }
-        harness.server.setRequestLogging(true)
-        let chat = try await makeChat(in: harness.store)
-        let report = try await harness.engine.push()
-
-        #expect(report.sent == 9)
-        #expect(report.failed == 0)
         // Layers: user and artifacts; thread; first message and the two links; each reply after the message it replies to.
         let counts = await harness.server.batchCounts
         #expect(counts.operations == 9)
@@ -48,7 +48,7 @@ struct BatchPushTests {
         #expect(!harness.server.loggedRequests.contains { $0.method == "POST" && $0.path != "/_modelsync/batch" })
         let serverThreads = await harness.serverRecords(ChatThread.self)
         #expect(serverThreads.count == 1)
-        let thread = try #require(try await harness.store.threads.find(chat.thread.id))
+        let thread = try #require(try await harness.store.threads.find(chatThread.id))
         #expect(!thread.id.isTemporary)
         let messages = await harness.serverRecords(Message.self)
         #expect(messages.count == 3)
