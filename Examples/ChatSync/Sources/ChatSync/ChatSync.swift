@@ -155,7 +155,7 @@ struct ChatSyncDemo: AsyncParsableCommand {
         // 5. The seed's operation: a new chat about an artifact, its first message and the link, saved
         // offline as one unit; the server applies all three or none, and a retry changes nothing.
         transcript.section("5. One unit: a chat about an artifact, its first message and the link")
-        let artifact = created.artifacts[0]
+        let artifact = created.artifacts[1]
         let unit = try await Self.startChat(
             about: artifact, by: created.author, saying: "Is this map current?", in: store)
         transcript.line(
@@ -167,7 +167,8 @@ struct ChatSyncDemo: AsyncParsableCommand {
                 + (batches.map { " (the server applied \($0.batches) batches, \($0.operations) operations in all)" }
                     ?? ""))
         let unitThread = try await store.chatThreads.find(unit.id)
-        transcript.line("the unit's thread is \(unitThread.map { "\($0.id)" } ?? "missing") on both sides")
+        transcript.line("the unit's thread \(unit.id) is now \(unitThread.map { "\($0.id)" } ?? "missing")")
+        _ = await replacements.waitFor(temporaryCount + 2)
 
         let remaining =
             try await store.messages.all().filter(\.id.isTemporary).count
@@ -178,7 +179,6 @@ struct ChatSyncDemo: AsyncParsableCommand {
             "\(replacements.entries.count) of \(temporaryCount + 2) temporary IDs replaced, \(remaining) left; "
                 + "the old thread ID \(created.thread.id) still finds the thread: \(stillFindable)")
         await embedded?.stop()
-        _ = await replacements.waitFor(temporaryCount + 2)
         if remaining > 0 || report.failed > 0 || unitReport.failed > 0 || unitReport.sent != 3
             || replacements.entries.count != temporaryCount + 2
         {
