@@ -117,8 +117,10 @@ extension SyncService {
         return Answer(status: 200, body: #"{"applied":false,"results":["# + results.joined(separator: ",") + "]}")
     }
 
-    /// The operations of a batch, read by PostgreSQL (bodies keep every digit of their numbers).
+    /// The operations of a batch, read by PostgreSQL; each body is the text the client sent (every digit
+    /// of its numbers, and the same idempotency hash as the body of a request of its own).
     private func steps(of text: String, on connection: PostgresConnection) async throws -> [BatchStep] {
+        let rawBodies = Self.rawBodies(Array(text.utf8))
         var steps: [BatchStep] = []
         let rows = try await connection.query(
             """
@@ -142,13 +144,35 @@ extension SyncService {
             steps.append(
                 BatchStep(
                     method: method, path: path, idempotencyKey: key, ifMatch: ifMatch.map(Self.unquotedETag),
-                    body: body, references: references))
+                    body: position < rawBodies.count ? rawBodies[position] ?? body : body, references: references))
         }
         guard steps.count <= Self.maximumBatchOperations else {
             throw SyncServerError(
                 status: 413, message: "a batch holds \(Self.maximumBatchOperations) operations at most; split it")
         }
         return steps
+    }
+
+    /// The raw text of the `body` of each operation of a batch, in order (`nil` for one without), or
+    /// an empty array when the batch cannot be read this way (the bodies then come from PostgreSQL).
+    static func rawBodies(_ bytes: [UInt8]) -> [String?] {
+        let scanner = RawJSONScanner(bytes: bytes)
+        var bodies: [String?] = []
+        guard
+            (try? scanner.object { key in
+                guard key == "operations" else { return try scanner.skipValue() }
+                try scanner.array {
+                    var body: String?
+                    try scanner.object { field in
+                        let start = scanner.position
+                        try scanner.skipValue()
+                        if field == "body" { body = String(decoding: bytes[start..<scanner.position], as: UTF8.self) }
+                    }
+                    bodies.append(body)
+                }
+            }) != nil
+        else { return [] }
+        return bodies
     }
 
     /// Applies one operation on `connection`; `createdIDs` gets a create's ID (JSON text).
@@ -222,6 +246,98 @@ private struct JSONID: Decodable {
             json = String(number)
         } else {
             json = jsonString(try container.decode(String.self))
+        }
+    }
+}
+
+/// Walks JSON text without decoding it, to take the exact text of some values.
+final class RawJSONScanner {
+    struct Malformed: Error {}
+
+    let bytes: [UInt8]
+    var position = 0
+
+    init(bytes: [UInt8]) {
+        self.bytes = bytes
+    }
+
+    func skipSpace() {
+        while position < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[position]) { position += 1 }
+    }
+
+    func expect(_ byte: UInt8) throws {
+        skipSpace()
+        guard position < bytes.count, bytes[position] == byte else { throw Malformed() }
+        position += 1
+    }
+
+    /// `true` (and consumed) when the next byte is `byte`.
+    func next(is byte: UInt8) -> Bool {
+        skipSpace()
+        guard position < bytes.count, bytes[position] == byte else { return false }
+        position += 1
+        return true
+    }
+
+    /// A string, decoded.
+    func string() throws -> String {
+        skipSpace()
+        let start = position
+        try skipString()
+        return try JSONDecoder().decode(String.self, from: Data(bytes[start..<position]))
+    }
+
+    func skipString() throws {
+        try expect(UInt8(ascii: "\""))
+        while position < bytes.count {
+            switch bytes[position] {
+            case UInt8(ascii: "\\"): position += 2
+            case UInt8(ascii: "\""):
+                position += 1
+                return
+            default: position += 1
+            }
+        }
+        throw Malformed()
+    }
+
+    /// An object: `member` is called with each key, positioned at its value, and must consume it.
+    func object(_ member: (String) throws -> Void) throws {
+        try expect(UInt8(ascii: "{"))
+        if next(is: UInt8(ascii: "}")) { return }
+        repeat {
+            let key = try string()
+            try expect(UInt8(ascii: ":"))
+            skipSpace()
+            try member(key)
+        } while next(is: UInt8(ascii: ","))
+        try expect(UInt8(ascii: "}"))
+    }
+
+    /// An array: `element` is called positioned at each element, and must consume it.
+    func array(_ element: () throws -> Void) throws {
+        try expect(UInt8(ascii: "["))
+        if next(is: UInt8(ascii: "]")) { return }
+        repeat {
+            skipSpace()
+            try element()
+        } while next(is: UInt8(ascii: ","))
+        try expect(UInt8(ascii: "]"))
+    }
+
+    func skipValue() throws {
+        skipSpace()
+        guard position < bytes.count else { throw Malformed() }
+        switch bytes[position] {
+        case UInt8(ascii: "\""): try skipString()
+        case UInt8(ascii: "{"): try object { _ in try skipValue() }
+        case UInt8(ascii: "["): try array { try skipValue() }
+        default:
+            let start = position
+            while position < bytes.count, ![0x20, 0x09, 0x0A, 0x0D, 0x2C, 0x5D, 0x7D].contains(bytes[position]) {
+                position += 1
+            }
+            if position == start { throw Malformed() }
         }
     }
 }

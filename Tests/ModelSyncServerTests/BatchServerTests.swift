@@ -119,6 +119,36 @@ struct BatchServerTests {
     }
 
     @Test(
+        "a create sent alone whose answer was lost, then in a batch with its key, is applied once",
+        arguments: ServerKind.allCases)
+    func createAloneThenInBatch(kind: ServerKind) async throws {
+        let backend = try await Backend.start(kind, batches: true)
+        defer { Task { await backend.stop() } }
+        let server = backend.otherClient
+        // RESTRemote serialises a body the same way alone and inside a batch (sorted keys, no spaces).
+        let body: JSONValue = .object([
+            "id": .string("art_1"), "kind": .string("doc"), "title": .string("Plan \u{e9} 1.50"),
+        ])
+        let alone = try await server.send("POST", "/artifacts", body, headers: ["Idempotency-Key": "k-alone"])
+        #expect(alone.status == 201)
+        let batch: JSONValue = .object([
+            "atomic": .bool(false),
+            "operations": .array([
+                .object([
+                    "method": .string("POST"), "path": .string("/artifacts"), "idempotency_key": .string("k-alone"),
+                    "body": body,
+                ])
+            ]),
+        ])
+        let answer = try await server.send("POST", "/_modelsync/batch", batch)
+        #expect(answer.status == 200)
+        let result = answer.object["results"]?.arrayValue?.first?.objectValue
+        #expect(result?["status"]?.idString == "201", "\(answer.text)")
+        #expect(result?["body"]?.objectValue?["id"] == .string("art_1"))
+        #expect(try await server.records("/artifacts").count == 1)
+    }
+
+    @Test(
         "an operation that references a failed create of its batch fails with 424; the others are applied",
         arguments: ServerKind.allCases)
     func referenceToFailedOperation(kind: ServerKind) async throws {
