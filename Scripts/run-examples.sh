@@ -8,8 +8,8 @@ trap '[ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$work"' EX
 
 echo "--- ChatSync (the README's demo), embedded server"
 swift run --package-path Examples/ChatSync chat-sync | tee "$work/chat.txt"
-grep -q "4 of 4 temporary IDs replaced, 0 left" "$work/chat.txt"
-if sed -n '/^4. Final state/,/^Result/p' "$work/chat.txt" | grep -q "tmp_"; then
+grep -q "6 of 6 temporary IDs replaced, 0 left" "$work/chat.txt"
+if sed -n '/^4. Final state/,/^5. One unit/p' "$work/chat.txt" | grep -q "tmp_"; then
     echo "a temporary ID is left in the final state"
     exit 1
 fi
@@ -22,10 +22,12 @@ for _ in $(seq 1 100); do [ -s "$work/server.txt" ] && break; sleep 0.1; done
 url="$(head -1 "$work/server.txt")"
 swift run --package-path Examples/ChatSync chat-sync --server "$url" --database "$work/kept.sqlite" > "$work/run1.txt"
 swift run --package-path Examples/ChatSync chat-sync --server "$url" --database "$work/kept.sqlite" > "$work/run2.txt"
-grep -q "4 of 4 temporary IDs replaced, 0 left" "$work/run2.txt"
+grep -q "6 of 6 temporary IDs replaced, 0 left" "$work/run2.txt"
 test -s "$work/kept.sqlite"
-threads=$(sed -n '/^4. Final state/,/^Result/p' "$work/run2.txt" | grep -c '^  thread ')
-[ "$threads" -eq 2 ] || { echo "expected the kept database to hold 2 threads, found $threads"; exit 1; }
+threads=$(sed -n '/^4. Final state/,/^5. One unit/p' "$work/run2.txt" | grep -c '^  thread ')
+# Each run makes two threads (its chat, and the chat of step 5's unit); the second run lists its own
+# chat after the first run's two.
+[ "$threads" -eq 3 ] || { echo "expected the kept database to hold 3 threads, found $threads"; exit 1; }
 
 echo "--- ChatServer: its manifest loads (its source is built as this package's chat-server-example)"
 swift package --package-path Examples/ChatServer describe > /dev/null

@@ -3,11 +3,11 @@
 // its own so that the store benchmarks (`modelsync-benchmarks`) never wait for a release build of
 // Hummingbird and postgres-nio.
 //
-//     swift run -c release modelsync-server-benchmarks [--quick]
+//     swift run -c release modelsync-server-benchmarks [--quick] [--filter server-create8|push5000-batched|live-latency]
 //
 // Prints `BENCH server-create8 ours=<ms> baseline=<ms> ratio=<ours/baseline>` (median of several runs)
-// and the creates per second of each, then `BENCH live-latency p50=<ms> p99=<ms>` (LiveLatency.swift).
-// `--live-latency` runs only live-latency.
+// and the creates per second of each; then `BENCH push5000-batched …` (BatchedPush.swift) and
+// `BENCH live-latency p50=<ms> p99=<ms>` (LiveLatency.swift).
 
 import ChatServer
 import Foundation
@@ -22,6 +22,10 @@ import PostgresNIO
 #endif
 
 let quick = CommandLine.arguments.contains("--quick")
+/// `--filter NAME`: only the benchmark of that name.
+let filter = CommandLine.arguments.firstIndex(of: "--filter").flatMap {
+    $0 + 1 < CommandLine.arguments.count ? CommandLine.arguments[$0 + 1] : nil
+}
 let creates = quick ? 800 : 4000
 let repetitions = quick ? 3 : 5
 let concurrency = 8
@@ -113,27 +117,29 @@ try await service.migrate()
 let (oursURL, oursTask) = await serve(oursRouter)
 let (baselineURL, baselineTask) = await serve(baselineRouter(database))
 
-if CommandLine.arguments.contains("--live-latency") {
+if filter == nil || filter == "server-create8" {
+    var ours: [Double] = []
+    var baseline: [Double] = []
+    for run in 0..<repetitions {
+        ours.append(try await load(oursURL, run: run))
+        baseline.append(try await load(baselineURL, run: run))
+    }
+    func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+    let (oursMedian, baselineMedian) = (median(ours), median(baseline))
+    print(
+        "BENCH server-create8 ours=\(String(format: "%.2f", oursMedian)) baseline=\(String(format: "%.2f", baselineMedian))"
+            + " ratio=\(String(format: "%.2f", oursMedian / baselineMedian))")
+    print(
+        "server-create8: \(creates) creates, 8 clients: ours \(Int(Double(creates) / oursMedian * 1000))/s "
+            + "(idempotency record, history, change stamp, tenancy), baseline \(Int(Double(creates) / baselineMedian * 1000))/s "
+            + "(INSERT … RETURNING)")
+}
+if filter == nil || filter == "push5000-batched" {
+    try await runBatchedPushBenchmark(url: oursURL, repetitions: quick ? 1 : 3)
+}
+if filter == nil || filter == "live-latency" {
     try await runLiveLatency(url: oursURL, count: quick ? 200 : 1000)
-    exit(0)
 }
-
-var ours: [Double] = []
-var baseline: [Double] = []
-for run in 0..<repetitions {
-    ours.append(try await load(oursURL, run: run))
-    baseline.append(try await load(baselineURL, run: run))
-}
-func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
-let (oursMedian, baselineMedian) = (median(ours), median(baseline))
-print(
-    "BENCH server-create8 ours=\(String(format: "%.2f", oursMedian)) baseline=\(String(format: "%.2f", baselineMedian))"
-        + " ratio=\(String(format: "%.2f", oursMedian / baselineMedian))")
-print(
-    "server-create8: \(creates) creates, 8 clients: ours \(Int(Double(creates) / oursMedian * 1000))/s "
-        + "(idempotency record, history, change stamp, tenancy), baseline \(Int(Double(creates) / baselineMedian * 1000))/s "
-        + "(INSERT … RETURNING)")
-try await runLiveLatency(url: oursURL, count: quick ? 200 : 1000)
 oursTask.cancel()
 baselineTask.cancel()
 _ = await oursTask.result

@@ -24,6 +24,8 @@ public final class ReferenceServer: Sendable {
     private let listingHold = ListingHold()
     /// The lowest client schema version served (ReferenceServer+SchemaVersion.swift), or `nil`.
     let minimumClientSchemaVersion = LockedValue<Int?>(nil)
+    /// Whether batches are taken (ReferenceServer+Batch.swift).
+    let acceptsBatches = LockedValue(false)
 
     /// - Parameters:
     ///   - models: The collections to serve (`GeneratedModels.all`).
@@ -220,6 +222,7 @@ public final class ReferenceServer: Sendable {
     }
 
     private func route(_ request: HTTPRequest) async throws -> HTTPResponse {
+        if let answer = try await routeBatches(request) { return answer }
         // The raw path: `request.path` is already percent-decoded (and dot segments resolved), which
         // would turn an ID `a%2Fb` into two segments and `%2541` into `A`.
         guard let (collection, id) = await store.collection(forPath: request.target.path(percentEncoded: true)) else {
@@ -261,7 +264,7 @@ public final class ReferenceServer: Sendable {
         }
     }
 
-    private static func body(_ request: HTTPRequest) async throws -> [String: JSONValue] {
+    static func body(_ request: HTTPRequest) async throws -> [String: JSONValue] {
         let data = try await request.bodyData
         guard let object = (try? JSONValue.parse(data))?.objectValue else {
             throw ServerError(status: 400, message: "the body must be a JSON object")
@@ -269,14 +272,14 @@ public final class ReferenceServer: Sendable {
         return object
     }
 
-    private static func json(_ status: Int, _ value: JSONValue) throws -> HTTPResponse {
+    static func json(_ status: Int, _ value: JSONValue) throws -> HTTPResponse {
         HTTPResponse(
             statusCode: HTTPStatusCode(status, phrase: status == 201 ? "Created" : "OK"),
             headers: [.contentType: "application/json"], body: try value.serialized())
     }
 
     /// `"7"` or `W/"7"` -> `7`.
-    private static func unquotedETag(_ value: String) -> String {
+    static func unquotedETag(_ value: String) -> String {
         var text = value.trimmingCharacters(in: .whitespaces)
         if text.hasPrefix("W/") { text.removeFirst(2) }
         if text.count >= 2, text.hasPrefix("\""), text.hasSuffix("\"") { text = String(text.dropFirst().dropLast()) }

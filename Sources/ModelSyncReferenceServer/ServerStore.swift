@@ -100,6 +100,28 @@ actor ServerStore {
     private var cyclingCursors = false
 
     private let rules: @Sendable (String, [String: JSONValue]) -> String?
+    /// Answers of atomic batches per tenant-less `Idempotency-Key`, with the body they answered.
+    var batchAnswers: [String: (body: JSONValue, answer: [String: JSONValue])] = [:]
+    /// How many batches were applied, and how many operations they held.
+    var batchCount = (batches: 0, operations: 0)
+    var batchCounts: (batches: Int, operations: Int) { batchCount }
+
+    /// Runs `body`; when it throws, every change it made is undone (an atomic batch that failed).
+    func undoingOnFailure<Result>(_ body: () throws -> Result) rethrows -> Result {
+        let saved = (
+            records, sequence, changeLog, tombstones, nextID, idempotentResponses, idempotentBodies, replayedCreates,
+            replayedUpdates, uniqueIndex
+        )
+        do {
+            return try body()
+        } catch {
+            (
+                records, sequence, changeLog, tombstones, nextID, idempotentResponses, idempotentBodies,
+                replayedCreates, replayedUpdates, uniqueIndex
+            ) = saved
+            throw error
+        }
+    }
 
     init(schemas list: [ModelSchema], validate: @escaping @Sendable (String, [String: JSONValue]) -> String?) {
         rules = validate

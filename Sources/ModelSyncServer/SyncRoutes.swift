@@ -9,12 +9,14 @@ extension SyncService {
     public static let maximumBodySize = 16 << 20
 
     /// Mounts every model's routes on `router`: `POST/GET {path}`, `GET/PUT/DELETE {path}/{id}` and
-    /// `GET {path}/{id}/history`, and the live change stream (``addLiveRoute(to:)``). Works with any
-    /// request context: authentication reads the headers. A client's `ModelSync-Schema-Version`
-    /// chooses the shape it speaks (``clientShape(schemaVersionHeader:)``); during a grace period a
-    /// renamed model is served at its earlier path too.
+    /// `GET {path}/{id}/history`, the live change stream (``addLiveRoute(to:)``) and the batch routes
+    /// (``addBatchRoutes(to:)``). Works with any request context: authentication reads the headers. A
+    /// client's `ModelSync-Schema-Version` chooses the shape it speaks
+    /// (``clientShape(schemaVersionHeader:)``); during a grace period a renamed model is served at its
+    /// earlier path too.
     public func addRoutes<Context: RequestContext>(to router: Router<Context>) {
         addLiveRoute(to: router)
+        addBatchRoutes(to: router)
         let graceful = schema.oldestClientSchemaVersion < schema.schemaVersion
         for model in schema.models {
             let paths = [model.path] + (graceful ? [model.previousPath].compactMap { $0 } : [])
@@ -70,7 +72,7 @@ extension SyncService {
         }
     }
 
-    private func respond<Context: RequestContext>(
+    func respond<Context: RequestContext>(
         _ request: Request, _ context: Context, _ operation: (SyncIdentity, ClientShape) async throws -> Answer
     ) async -> Response {
         do {
@@ -104,7 +106,7 @@ extension SyncService {
         return raw.removingPercentEncoding ?? raw
     }
 
-    private static func body(of request: Request) async throws -> Data {
+    static func body(of request: Request) async throws -> Data {
         do {
             let buffer = try await request.body.collect(upTo: maximumBodySize)
             return Data(buffer: buffer)
@@ -113,7 +115,7 @@ extension SyncService {
         }
     }
 
-    private static func unquotedETag(_ value: String) -> String {
+    static func unquotedETag(_ value: String) -> String {
         var text = value.trimmingCharacters(in: .whitespaces)
         if text.hasPrefix("W/") { text.removeFirst(2) }
         if text.count >= 2, text.hasPrefix("\""), text.hasSuffix("\"") { text = String(text.dropFirst().dropLast()) }

@@ -200,6 +200,45 @@ public final class SyncService: Sendable {
         }
     }
 
+    /// A create on `connection`, inside a transaction of the caller's (a batch): the body is
+    /// validated. It claims the key first, so that a repeat answers from the stored answer without
+    /// an error that would abort the caller's transaction.
+    func create(
+        _ model: ServerModel, as identity: SyncIdentity, text: String, idempotencyKey: String?,
+        on connection: PostgresConnection
+    ) async throws -> Answer {
+        let statements = sql.models[model.table]!
+        let scope = "create:" + model.table
+        guard let idempotencyKey else {
+            try await self.setActor(identity, on: connection)
+            var binds = PostgresBindings()
+            binds.append(identity.tenant)
+            binds.append(text)
+            binds.append(String?.none)
+            let record = try await self.single(
+                PostgresQuery(unsafeSQL: statements.insert, binds: binds), on: connection, model: model,
+                operation: "create")
+            return Answer(status: 201, body: record ?? "{}")
+        }
+        if let replay = try await self.claim(
+            idempotencyKey, scope: scope, request: text, identity: identity, on: connection)
+        {
+            return replay
+        }
+        var binds = PostgresBindings()
+        binds.append(identity.tenant)
+        binds.append(text)
+        binds.append(idempotencyKey)
+        binds.append(scope)
+        let record = try await self.single(
+            PostgresQuery(
+                unsafeSQL: "WITH created(record) AS (\n\(statements.insert)\n)\n"
+                    + "UPDATE modelsync_idempotency SET \"status\" = 201, \"response\" = (SELECT record FROM created)\n"
+                    + "WHERE \"tenant_id\" = $1 AND \"scope\" = $4 AND \"key\" = $3 RETURNING \"response\"",
+                binds: binds), on: connection, model: model, operation: "create")
+        return Answer(status: 201, body: record ?? "{}")
+    }
+
     /// The answer stored under an idempotency key, or `nil` when the key is unused; `422` when the
     /// key was used for another request.
     private func storedAnswer(_ key: String, scope: String, requestHash: String, identity: SyncIdentity)
@@ -245,78 +284,96 @@ public final class SyncService: Sendable {
         let id = try recordID(rawID, of: model)
         let fields = try JSONShape.object(from: body)
         if shape == .current { try validate(fields, for: model, creating: false) }
-        let requestText = String(decoding: body, as: UTF8.self)
-        let statements = sql.models[model.table]!
+        let text = String(decoding: body, as: UTF8.self)
         let answer = try await transaction { connection in
-            try await self.setActor(identity, on: connection)
-            let scope = "update:" + model.table
-            if let idempotencyKey,
-                let replay = try await self.claim(
-                    idempotencyKey, scope: scope, request: id + "\u{0}" + requestText, identity: identity,
-                    on: connection)
-            {
-                return replay
-            }
-            var binds = PostgresBindings()
-            binds.append(identity.tenant)
-            binds.append(id)
-            var current: (version: Int64, record: String)?
-            for try await row in try await connection.query(
-                PostgresQuery(unsafeSQL: statements.selectForUpdate, binds: binds), logger: self.logger
-            ).decode((Int64, String).self) {
-                current = (row.0, row.1)
-            }
-            guard let current else { throw Self.notFound(model, rawID) }
-            if let ifMatch, ifMatch != "*", ifMatch != String(current.version) {
-                throw SyncServerError(
-                    status: 409,
-                    message:
-                        "\(model.table) '\(rawID)' is at version \(current.version), the change was based on version "
-                        + "\(ifMatch); merge with 'current' and send it again with If-Match: \"\(current.version)\"",
-                    current: shape == .current
-                        ? current.record : try await self.earlierRecord(current.record, of: model, on: connection))
-            }
-            var text = requestText
-            if shape == .earlier {
-                // The keys the earlier shape lacks keep their stored values.
-                let body = try await self.currentBody(
-                    body, of: model, storedRecord: current.record, on: connection)
-                try self.validate(try JSONShape.object(from: body), for: model, creating: false)
-                text = String(decoding: body, as: UTF8.self)
-            }
-            binds.append(text)
-            let record = try await self.single(
-                PostgresQuery(unsafeSQL: statements.update, binds: binds), on: connection, model: model,
-                operation: "update")
-            guard let record else { throw Self.notFound(model, rawID) }
-            let answer = Answer(status: 200, body: record)
-            if let idempotencyKey {
-                try await self.remember(answer, key: idempotencyKey, scope: scope, identity: identity, on: connection)
-            }
-            return answer
+            try await self.update(
+                model, as: identity, id: id, rawID: rawID, text: text, ifMatch: ifMatch,
+                idempotencyKey: idempotencyKey, shape: shape, on: connection)
         }
         return try await self.answer(answer, in: shape, of: model)
+    }
+
+    /// An update on `connection`, in the caller's transaction: `id` normalised; the body validated
+    /// when it is in the current shape (an earlier shape is validated once translated).
+    func update(
+        _ model: ServerModel, as identity: SyncIdentity, id: String, rawID: String, text requestText: String,
+        ifMatch: String?, idempotencyKey: String?, shape: ClientShape = .current, on connection: PostgresConnection
+    ) async throws -> Answer {
+        let statements = sql.models[model.table]!
+        try await self.setActor(identity, on: connection)
+        let scope = "update:" + model.table
+        if let idempotencyKey,
+            let replay = try await self.claim(
+                idempotencyKey, scope: scope, request: id + "\u{0}" + requestText, identity: identity,
+                on: connection)
+        {
+            return replay
+        }
+        var binds = PostgresBindings()
+        binds.append(identity.tenant)
+        binds.append(id)
+        var current: (version: Int64, record: String)?
+        for try await row in try await connection.query(
+            PostgresQuery(unsafeSQL: statements.selectForUpdate, binds: binds), logger: self.logger
+        ).decode((Int64, String).self) {
+            current = (row.0, row.1)
+        }
+        guard let current else { throw Self.notFound(model, rawID) }
+        if let ifMatch, ifMatch != "*", ifMatch != String(current.version) {
+            throw SyncServerError(
+                status: 409,
+                message:
+                    "\(model.table) '\(rawID)' is at version \(current.version), the change was based on version "
+                    + "\(ifMatch); merge with 'current' and send it again with If-Match: \"\(current.version)\"",
+                current: shape == .current
+                    ? current.record : try await self.earlierRecord(current.record, of: model, on: connection))
+        }
+        var text = requestText
+        if shape == .earlier {
+            // The keys the earlier shape lacks keep their stored values.
+            let body = try await self.currentBody(
+                Data(requestText.utf8), of: model, storedRecord: current.record, on: connection)
+            try self.validate(try JSONShape.object(from: body), for: model, creating: false)
+            text = String(decoding: body, as: UTF8.self)
+        }
+        binds.append(text)
+        let record = try await self.single(
+            PostgresQuery(unsafeSQL: statements.update, binds: binds), on: connection, model: model,
+            operation: "update")
+        guard let record else { throw Self.notFound(model, rawID) }
+        let answer = Answer(status: 200, body: record)
+        if let idempotencyKey {
+            try await self.remember(answer, key: idempotencyKey, scope: scope, identity: identity, on: connection)
+        }
+        return answer
     }
 
     /// `DELETE {path}/{id}`: leaves a tombstone (and cascades, nullifies or refuses per the spec's
     /// delete rules); `404` for an unknown ID.
     public func delete(_ model: ServerModel, as identity: SyncIdentity, id rawID: String) async throws -> Answer {
         let id = try recordID(rawID, of: model)
-        let statements = sql.models[model.table]!
         return try await transaction { connection in
-            try await self.setActor(identity, on: connection)
-            var binds = PostgresBindings()
-            binds.append(identity.tenant)
-            binds.append(id)
-            var deleted = false
-            for try await _ in try await connection.query(
-                PostgresQuery(unsafeSQL: statements.delete, binds: binds), logger: self.logger)
-            {
-                deleted = true
-            }
-            guard deleted else { throw Self.notFound(model, rawID) }
-            return Answer(status: 204, body: "")
+            try await self.delete(model, as: identity, id: id, rawID: rawID, on: connection)
         }
+    }
+
+    /// A delete on `connection`, in its transaction; `id` normalised.
+    func delete(
+        _ model: ServerModel, as identity: SyncIdentity, id: String, rawID: String, on connection: PostgresConnection
+    ) async throws -> Answer {
+        let statements = sql.models[model.table]!
+        try await self.setActor(identity, on: connection)
+        var binds = PostgresBindings()
+        binds.append(identity.tenant)
+        binds.append(id)
+        var deleted = false
+        for try await _ in try await connection.query(
+            PostgresQuery(unsafeSQL: statements.delete, binds: binds), logger: self.logger)
+        {
+            deleted = true
+        }
+        guard deleted else { throw Self.notFound(model, rawID) }
+        return Answer(status: 204, body: "")
     }
 
     /// `GET {path}/{id}`.
@@ -516,14 +573,14 @@ public final class SyncService: Sendable {
         }
     }
 
-    private func setActor(_ identity: SyncIdentity, on connection: PostgresConnection) async throws {
+    func setActor(_ identity: SyncIdentity, on connection: PostgresConnection) async throws {
         try await connection.query(
             "SELECT set_config('modelsync.actor', \(identity.actor), true)", logger: logger)
     }
 
     /// Claims an idempotency key in this transaction; returns the first answer when the key was
     /// used before with the same request, throws `422` when it was used with another.
-    private func claim(
+    func claim(
         _ key: String, scope: String, request: String, identity: SyncIdentity, on connection: PostgresConnection
     ) async throws -> Answer? {
         let hash = Self.requestHash(request)
@@ -552,7 +609,7 @@ public final class SyncService: Sendable {
             status: 503, message: "the first request with this Idempotency-Key is still running; retry")
     }
 
-    private func remember(
+    func remember(
         _ answer: Answer, key: String, scope: String, identity: SyncIdentity, on connection: PostgresConnection
     ) async throws {
         try await connection.query(

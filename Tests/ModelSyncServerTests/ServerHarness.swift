@@ -183,14 +183,17 @@ final class Backend: Sendable {
     let proxy: ForwardingProxy
     let headers: [String: String]
     let serverURL: URL
+    /// Whether engines send batches (the server takes them); per record otherwise.
+    let batches: Bool
     private let reference: ReferenceServer?
     private let generated: GeneratedServer?
 
     private init(
         kind: ServerKind, proxy: ForwardingProxy, headers: [String: String], reference: ReferenceServer?,
-        generated: GeneratedServer?
+        generated: GeneratedServer?, batches: Bool
     ) {
         self.kind = kind
+        self.batches = batches
         self.proxy = proxy
         self.headers = headers
         self.serverURL = generated?.url ?? proxy.target
@@ -198,19 +201,23 @@ final class Backend: Sendable {
         self.generated = generated
     }
 
-    static func start(_ kind: ServerKind) async throws -> Backend {
+    /// A server of `kind`; with `batches`, engines send batches (the reference server takes them),
+    /// without, every change alone.
+    static func start(_ kind: ServerKind, batches: Bool = false) async throws -> Backend {
         switch kind {
         case .reference:
             let server = ReferenceServer(models: GeneratedModels.all)
+            server.setAcceptingBatches(batches)
             let url = try await server.start()
             return Backend(
-                kind: kind, proxy: try ForwardingProxy(target: url), headers: [:], reference: server, generated: nil)
+                kind: kind, proxy: try ForwardingProxy(target: url), headers: [:], reference: server, generated: nil,
+                batches: batches)
         case .generatedPostgres:
             let server = try await GeneratedServer.start()
             let headers = ["Authorization": "Bearer " + (try await token(tenant: "acme", subject: "ada"))]
             return Backend(
                 kind: kind, proxy: try ForwardingProxy(target: server.url), headers: headers, reference: nil,
-                generated: server)
+                generated: server, batches: batches)
         }
     }
 
@@ -224,8 +231,9 @@ final class Backend: Sendable {
         conflictPolicy: ConflictPolicy = .keepLocalChanges
     ) -> SyncEngine {
         let headers = self.headers
-        let remote = RESTRemote(
-            configuration: .init(baseURL: baseURL, headers: { headers }, timeout: timeout), models: GeneratedModels.all)
+        var configuration = RESTRemote.Configuration(baseURL: baseURL, headers: { headers }, timeout: timeout)
+        configuration.usesBatches = batches
+        let remote = RESTRemote(configuration: configuration, models: GeneratedModels.all)
         return SyncEngine(
             store: store, remote: remote,
             configuration: .init(

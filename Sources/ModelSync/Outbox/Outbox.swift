@@ -42,6 +42,9 @@ public struct OutboxEntry: Sendable, Hashable, Codable, FetchableRecord, TableRe
     public var createdAt: Double
     /// Who is sending the entry, while it is ``OutboxEntryState/inFlight`` (`nil` otherwise).
     public var claim: OutboxClaim?
+    /// The unit the entry belongs to, for changes saved with ``SyncStore/writeAsOneUnit(_:)``: the
+    /// server applies all the entries of a unit or none. Also the unit's `Idempotency-Key`.
+    public var unitID: String?
 
     public init(row: Row) throws {
         sequence = try row.decode(forColumn: "sequence")
@@ -55,6 +58,7 @@ public struct OutboxEntry: Sendable, Hashable, Codable, FetchableRecord, TableRe
         lastError = try row.decode(forColumn: "lastError")
         nextAttemptAt = try row.decode(forColumn: "nextAttemptAt")
         createdAt = try row.decode(forColumn: "createdAt")
+        unitID = row["unitID"]
         // Claim columns left behind by an outcome recorded without clearing them mean nothing.
         if state == .inFlight, let owner: String = row["claimOwner"], let processID: Int64 = row["claimProcess"],
             let expiresAt: Double = row["claimExpiresAt"]
@@ -158,6 +162,12 @@ public struct Outbox: Sendable {
     ///   - now: The time backoffs are compared with (leases always use the clock).
     @_spi(OutboxInternals)
     public func claimReadyEntries(limit: Int, now: Date = Date()) async throws -> [OutboxEntry] {
+        try await claimReadyEntries(limit: limit, now: now, excludingUnits: false)
+    }
+
+    /// As ``claimReadyEntries(limit:now:)``; with `excludingUnits`, entries of a unit are left for
+    /// `claimReadyUnit(now:)` (a push that sends units as batches).
+    func claimReadyEntries(limit: Int, now: Date, excludingUnits: Bool) async throws -> [OutboxEntry] {
         let store = self.store
         try store.checkWritable()
         let owner = store.claimOwner
@@ -185,6 +195,7 @@ public struct Outbox: Sendable {
                         sql: """
                             SELECT * FROM \(Self.table) AS entry
                             WHERE sequence > ? AND state = 'pending' AND (nextAttemptAt IS NULL OR nextAttemptAt <= ?)
+                            AND (? = 0 OR unitID IS NULL)
                             AND NOT EXISTS (
                                 SELECT 1 FROM \(Self.table) AS earlier
                                 WHERE earlier.tableName = entry.tableName AND earlier.recordID = entry.recordID
@@ -192,7 +203,7 @@ public struct Outbox: Sendable {
                             ORDER BY sequence
                             LIMIT ?
                             """),
-                    arguments: [lastSequence, now.timeIntervalSinceReferenceDate, chunkSize])
+                    arguments: [lastSequence, now.timeIntervalSinceReferenceDate, excludingUnits, chunkSize])
                 for var entry in candidates {
                     lastSequence = entry.sequence
                     if try Self.waitsForParent(entry, store: store, db: db) { continue }
@@ -239,8 +250,11 @@ public struct Outbox: Sendable {
         }
     }
 
-    /// `true` when the entry's payload references a record the server does not have yet.
-    private static func waitsForParent(_ entry: OutboxEntry, store: SyncStore, db: Database) throws -> Bool {
+    /// `true` when the entry's payload references a record the server does not have yet (other than
+    /// `unitCreates`, the records created by the entry's own unit: `table\u{0}id`).
+    static func waitsForParent(
+        _ entry: OutboxEntry, store: SyncStore, db: Database, unitCreates: Set<String> = []
+    ) throws -> Bool {
         if entry.operation == .delete { return try waitsForChildren(entry, store: store, db: db) }
         guard let payload = entry.payload else { return false }
         let foreignKeys = try store.model(forTable: entry.tableName).schema.foreignKeys
@@ -251,6 +265,7 @@ public struct Outbox: Sendable {
         for foreignKey in foreignKeys {
             guard let parentID = object[foreignKey.column]?.stringValue else { continue }
             if parentID == entry.recordID && foreignKey.table == entry.tableName { continue }
+            if unitCreates.contains(foreignKey.table + "\u{0}" + parentID) { continue }
             if TemporaryID.isTemporary(parentID) { return true }
             if try Bool.fetchOne(queuedCreate, arguments: [foreignKey.table, parentID]) ?? false { return true }
         }
@@ -261,7 +276,7 @@ public struct Outbox: Sendable {
     /// (a thread's create retried after its owner was deleted locally): sent first, the delete would
     /// make that change fail for good with an unknown reference. Changes that failed for good do not
     /// hold it back.
-    private static func waitsForChildren(_ entry: OutboxEntry, store: SyncStore, db: Database) throws -> Bool {
+    static func waitsForChildren(_ entry: OutboxEntry, store: SyncStore, db: Database) throws -> Bool {
         let references = try store.model(forTable: entry.tableName).schema.referencedBy
         guard !references.isEmpty else { return false }
         let referencingChange = try db.cachedStatement(

@@ -119,14 +119,16 @@ enum OutboxStore {
             arguments: [idempotencyKey, recordTable])
     }
 
-    /// Puts the failed entries of one record back in the queue.
+    /// Puts the failed entries of one record back in the queue, with the failed entries of its units
+    /// (a unit is sent whole).
     static func retryFailed(_ db: Database, table recordTable: String, recordID: String) throws -> Int {
         try db.execute(
             sql: """
                 UPDATE \(table) SET state = 'pending', nextAttemptAt = NULL
-                WHERE tableName = ? AND recordID = ? AND state = 'failed'
+                WHERE state = 'failed' AND ((tableName = ? AND recordID = ?) OR unitID IN (
+                    SELECT unitID FROM \(table) WHERE tableName = ? AND recordID = ? AND unitID IS NOT NULL))
                 """,
-            arguments: [recordTable, recordID])
+            arguments: [recordTable, recordID, recordTable, recordID])
         return db.changesCount
     }
 

@@ -88,6 +88,10 @@ public struct RESTRemote: SyncRemote {
         /// `ModelSync-Schema-Version` header of every request; `nil` sends no header. A server that
         /// no longer accepts it answers 426 (``RemoteError/isClientTooOld``).
         public var schemaVersion: Int?
+        /// Whether to send queued changes in batches to a server that advertises them
+        /// (`GET {baseURL}/_modelsync`, see Docs/Protocol.md). `true` by default; `false` sends every
+        /// change in a request of its own.
+        public var usesBatches = true
 
         /// Replaces the spec's REST conventions of `model` (path, ID type, key naming).
         public mutating func override<Model: SyncModel>(_ model: Model.Type, with conventions: RemoteSchema) {
@@ -137,6 +141,8 @@ public struct RESTRemote: SyncRemote {
     public static let schemaVersionHeader = "ModelSync-Schema-Version"
 
     public let configuration: Configuration
+    /// Whether the server takes batches (RESTRemote+Batch.swift), once asked.
+    let batchSupportAnswer = Locked<BatchSupport??>(nil)
     private let schemasByTable: [String: ModelSchema]
     private let session: URLSession
     /// Per table, each field's wire key and, for a foreign key, the ID type of the model it
@@ -198,6 +204,14 @@ public struct RESTRemote: SyncRemote {
     public func create(_ fields: RecordFields, of model: ModelSchema, idempotencyKey: String) async throws
         -> RecordFields
     {
+        let response = try await send(
+            "POST", path: conventions(model).path, body: .object(try createBody(fields, model: model)),
+            headers: ["Idempotency-Key": idempotencyKey])
+        return try createdRecord(response, sent: fields, model: model)
+    }
+
+    /// The body of a create: the record in wire form, with its ID only when the server keeps it.
+    func createBody(_ fields: RecordFields, model: ModelSchema) throws -> [String: JSONValue] {
         let remote = conventions(model)
         // A server-ID record whose ID is not temporary was created with a client ID: by an earlier
         // version of the app, before its model switched to `idGeneration: server` (or it is a
@@ -209,8 +223,11 @@ public struct RESTRemote: SyncRemote {
             || (!TemporaryID.isTemporary(localID) && (remote.idType == .string || Int64(localID) != nil))
         var body = try wireObject(fields, model: model, includeID: sendsID)
         if !sendsID { body.removeValue(forKey: configuration.idField) }
-        let response = try await send(
-            "POST", path: remote.path, body: .object(body), headers: ["Idempotency-Key": idempotencyKey])
+        return body
+    }
+
+    /// A create's answer in local form, its ID checked (``createdID(_:sent:model:)``).
+    func createdRecord(_ response: JSONValue?, sent fields: RecordFields, model: ModelSchema) throws -> RecordFields {
         guard var object = response?.objectValue else {
             throw RemoteError.invalidResponse("the create of a \(model.name) returned no JSON object")
         }
@@ -668,7 +685,7 @@ public struct RESTRemote: SyncRemote {
 
     // MARK: HTTP
 
-    private func send(_ method: String, path: String, body: JSONValue?, headers: [String: String] = [:])
+    func send(_ method: String, path: String, body: JSONValue?, headers: [String: String] = [:])
         async throws -> JSONValue?
     {
         let urlString = configuration.baseURL.absoluteString.trimmingSuffix("/") + path

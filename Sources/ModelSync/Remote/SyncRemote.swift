@@ -97,6 +97,13 @@ public protocol SyncRemote: Sendable {
     func delete(id: String, of model: ModelSchema) async throws
     /// Lists records changed after `cursor` (all of them when `cursor` is `nil`).
     func list(_ model: ModelSchema, after cursor: String?) async throws -> RemotePage
+    /// Whether the server takes batches of changes, and how many at most; `nil` when it does not
+    /// (the default): each change then goes in a request of its own.
+    func batchSupport() async throws -> BatchSupport?
+    /// Sends `operations` in one request, applied in order, and returns one result per operation.
+    /// See ``BatchOperation``; with `atomically`, all or none is applied.
+    func send(_ operations: [BatchOperation], atomically: Bool, idempotencyKey: String?) async throws
+        -> [Result<RecordFields?, RemoteError>]
 }
 
 /// Why a request to the server failed.

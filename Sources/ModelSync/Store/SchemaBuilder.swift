@@ -119,6 +119,18 @@ enum SchemaBuilder {
             "modelsync-record-version-base-v1",
             { db in try db.execute(sql: "ALTER TABLE \(RecordVersions.table) ADD COLUMN base TEXT") }
         ),
+        (
+            // The unit an entry belongs to (changes saved with `SyncStore.writeAsOneUnit`, sent to the
+            // server as one all-or-nothing batch whose Idempotency-Key is the unit's ID).
+            "modelsync-outbox-units-v1",
+            { db in
+                try db.execute(
+                    sql: """
+                        ALTER TABLE \(outboxTable) ADD COLUMN unitID TEXT;
+                        CREATE INDEX \(outboxTable)_unit ON \(outboxTable)(unitID) WHERE unitID IS NOT NULL;
+                        """)
+            }
+        ),
     ]
 
     /// Applies the migrations this database lacks and creates or extends the model tables, in the

@@ -23,6 +23,8 @@ public final class SyncTransaction {
     private let recordEvents: Bool
     /// Tables known to have no replaced IDs yet, so lookups in the ID map can be skipped.
     var tablesWithoutReplacedIDs: Set<String> = []
+    /// In a ``SyncStore/writeAsOneUnit(_:)``, the records whose changes were queued (table, ID).
+    var unitRecords: [(table: String, id: String)]?
 
     init(db: Database, store: SyncStore) {
         self.database = db
@@ -80,6 +82,7 @@ public final class SyncTransaction {
         try OutboxStore.enqueueSave(
             database, table: Model.schema.tableName, recordID: record.id.rawValue, payload: payload, created: created,
             idempotencyKey: idempotencyKey)
+        unitRecords?.append((Model.schema.tableName, record.id.rawValue))
         if recordEvents {
             events.append(
                 created
@@ -155,6 +158,7 @@ public final class SyncTransaction {
         }
         if queueForServer {
             try OutboxStore.enqueueDelete(database, table: schema.tableName, recordID: id)
+            unitRecords?.append((schema.tableName, id))
         } else {
             try OutboxStore.removeEntries(database, table: schema.tableName, recordID: id)
         }
@@ -170,6 +174,7 @@ public final class SyncTransaction {
             let payload = try PayloadWriter.payload(values: try record.databaseValues(), schema: Model.schema)
             try OutboxStore.enqueueSave(
                 database, table: Model.schema.tableName, recordID: id, payload: payload, created: false)
+            unitRecords?.append((Model.schema.tableName, id))
             if recordEvents { events.append(.updated(table: Model.schema.tableName, record: record)) }
         }
         try requeue(model)

@@ -66,6 +66,11 @@ extension SyncEngine {
     func pushLoop(
         waitForRetries: Bool, report: inout PushReport, unrecorded: inout [Int64: OutboxEntry]
     ) async throws {
+        // A server that takes batches gets them (SyncEngine+Batch.swift); asking may fail: then per record.
+        if let support = try? await remote.batchSupport() {
+            return try await batchPushLoop(
+                support, waitForRetries: waitForRetries, report: &report, unrecorded: &unrecorded)
+        }
         let deadline = Date().addingTimeInterval(configuration.maximumRetryWait)
         let limit = max(1, configuration.maximumConcurrentRequests)
         let claimSize = max(limit, Self.outcomeBatchSize)

@@ -24,6 +24,8 @@ public actor SyncEngine {
         public var pullChunkSize: Int
         /// How long ``SyncEngine/push(waitForRetries:)`` waits for scheduled retries at most.
         public var maximumRetryWait: TimeInterval
+        /// The most changes sent in one batch to a server that takes batches (it may allow fewer).
+        public var maximumBatchSize = 500
 
         public init(
             maximumConcurrentRequests: Int = 4, retry: RetryPolicy = RetryPolicy(),

@@ -30,7 +30,9 @@ struct ChatSyncDemo: AsyncParsableCommand {
 
     mutating func run() async throws {
         if serve {
-            let url = try await ReferenceServer(models: GeneratedModels.all).start(port: port)
+            let reference = ReferenceServer(models: GeneratedModels.all)
+            reference.setAcceptingBatches(true)
+            let url = try await reference.start(port: port)
             FileHandle.standardOutput.write(Data("\(url.absoluteString)\n".utf8))
             while true { try await Task.sleep(for: .seconds(3600)) }
         }
@@ -46,9 +48,11 @@ struct ChatSyncDemo: AsyncParsableCommand {
             transcript.line("Server: \(url.absoluteString)")
         } else {
             let reference = ReferenceServer(models: GeneratedModels.all)
+            reference.setAcceptingBatches(true)
             baseURL = try await reference.start()
             embedded = reference
-            transcript.line("Server: reference server on \(baseURL.absoluteString) (threads get integer IDs)")
+            transcript.line(
+                "Server: reference server on \(baseURL.absoluteString) (threads get integer IDs; takes batches)")
         }
 
         // The local store.
@@ -148,17 +152,50 @@ struct ChatSyncDemo: AsyncParsableCommand {
             }
             transcript.row(local, server ?? "missing")
         }
+        // 5. The seed's operation: a new chat about an artifact, its first message and the link, saved
+        // offline as one unit; the server applies all three or none, and a retry changes nothing.
+        transcript.section("5. One unit: a chat about an artifact, its first message and the link")
+        let artifact = created.artifacts[1]
+        let unit = try await Self.startChat(
+            about: artifact, by: created.author, saying: "Is this map current?", in: store)
+        transcript.line(
+            "saved offline as one unit: thread \(unit.id) with its message and its link to \(artifact.title)")
+        let unitReport = try await engine.push()
+        let batches = await embedded?.batchCounts
+        transcript.line(
+            "pushed: \(unitReport.sent) sent, \(unitReport.failed) failed"
+                + (batches.map { " (the server applied \($0.batches) batches, \($0.operations) operations in all)" }
+                    ?? ""))
+        let unitThread = try await store.chatThreads.find(unit.id)
+        transcript.line("the unit's thread \(unit.id) is now \(unitThread.map { "\($0.id)" } ?? "missing")")
+        _ = await replacements.waitFor(temporaryCount + 2)
+
         let remaining =
             try await store.messages.all().filter(\.id.isTemporary).count
-            + threads.filter(\.id.isTemporary).count
+            + store.chatThreads.all().filter(\.id.isTemporary).count
         let stillFindable = try await store.chatThreads.find(created.thread.id) != nil
         transcript.section("Result")
         transcript.line(
-            "\(replacements.entries.count) of \(temporaryCount) temporary IDs replaced, \(remaining) left; "
+            "\(replacements.entries.count) of \(temporaryCount + 2) temporary IDs replaced, \(remaining) left; "
                 + "the old thread ID \(created.thread.id) still finds the thread: \(stillFindable)")
         await embedded?.stop()
-        if remaining > 0 || report.failed > 0 || replacements.entries.count != temporaryCount {
+        if remaining > 0 || report.failed > 0 || unitReport.failed > 0 || unitReport.sent != 3
+            || replacements.entries.count != temporaryCount + 2
+        {
             throw ExitCode.failure
+        }
+    }
+
+    /// Ensures a chat for `artifact` and sends its first message: the thread, the message and the
+    /// link are saved as one unit, which the server applies all together or not at all.
+    static func startChat(about artifact: Artifact, by author: Author, saying text: String, in store: SyncStore)
+        async throws -> ChatThread
+    {
+        try await store.writeAsOneUnit { tx in
+            let thread = try tx.save(ChatThread(title: artifact.title, createdAt: Date(), authorId: author.id))
+            try tx.save(Message(role: .user, body: text, threadId: thread.id))
+            try tx.save(ThreadArtifact(threadId: thread.id, artifactId: artifact.id))
+            return thread
         }
     }
 
