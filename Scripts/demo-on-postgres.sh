@@ -59,8 +59,10 @@ url="$(sed -n 's/^listening on //p' "$work/server.txt" | head -1)"
 echo "--- chat-sync --server $url (twice, one kept database)"
 swift run --package-path Examples/ChatSync chat-sync --server "$url" --database "$work/kept.sqlite" | tee "$work/run1.txt"
 swift run --package-path Examples/ChatSync chat-sync --server "$url" --database "$work/kept.sqlite" > "$work/run2.txt"
-grep -q "4 of 4 temporary IDs replaced, 0 left" "$work/run1.txt"
-grep -q "4 of 4 temporary IDs replaced, 0 left" "$work/run2.txt"
-threads=$(sed -n '/^4. Final state/,/^Result/p' "$work/run2.txt" | grep -c '^  thread ')
-[ "$threads" -eq 2 ] || { echo "expected the kept database to hold 2 threads, found $threads" >&2; exit 1; }
+grep -q "6 of 6 temporary IDs replaced, 0 left" "$work/run1.txt"
+grep -q "6 of 6 temporary IDs replaced, 0 left" "$work/run2.txt"
+# Each run makes two threads (its chat, and the chat of step 5's unit, sent as one batch); the second
+# run lists its own chat after the first run's two.
+threads=$(sed -n '/^4. Final state/,/^5. One unit/p' "$work/run2.txt" | grep -c '^  thread ')
+[ "$threads" -eq 3 ] || { echo "expected the kept database to hold 3 threads, found $threads" >&2; exit 1; }
 echo "demo on PostgreSQL ($server_kind) ok"
