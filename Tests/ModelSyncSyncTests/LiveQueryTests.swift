@@ -253,10 +253,13 @@ struct LiveQueryTests {
     func syncActivityKeepsTheError() async throws {
         let harness = try await SyncHarness.start()
         await harness.server.stop()
+        // Not the stopped server's port: with the whole suite running, another test's server can be
+        // given that port meanwhile (it happened: the change was sent there). Nothing listens on port 1.
+        let unreachable = URL(string: "http://127.0.0.1:1")!
         let engine = SyncEngine(
             store: harness.store,
             remote: RESTRemote(
-                configuration: .init(baseURL: harness.baseURL, timeout: 1), models: GeneratedModels.all),
+                configuration: .init(baseURL: unreachable, timeout: 1), models: GeneratedModels.all),
             configuration: .init(
                 retry: RetryPolicy(initialDelay: 0.05, maximumDelay: 0.1, jitter: 0), maximumRetryWait: 0.3))
         let activity = SyncActivity(engine: engine)

@@ -77,6 +77,7 @@ extension SyncEngine {
         let store = self.store
         let policy = configuration.conflictPolicy
         let chunkSize = max(1, configuration.pullChunkSize)
+        let budget = configuration.pullTransactionBudget
         var cursor = try await PullState.cursor(store, table: table)
         if cursor == nil {
             try await store.writeBypassingSync { db in try PullState.noteLocalRecords(db, table: table) }
@@ -108,20 +109,36 @@ extension SyncEngine {
             }
             await publishProgress()
             report.rejected += page.rejected
-            let chunks = PullChunk.split(page, size: chunkSize)
-            for (index, chunk) in chunks.enumerated() {
-                let storedCursor = index == chunks.count - 1 ? page.nextCursor : nil
+            // One transaction stores pieces of the page until it holds `chunkSize` items or has run
+            // for the budget: a save waits for one such transaction at most, however slow the device.
+            let pieces = PullChunk.split(page, size: min(chunkSize, Self.pullPieceSize))
+            var next = 0
+            while next < pieces.count {
+                let first = next
                 let started = ContinuousClock.now
-                var applied = try await store.write { tx in
-                    try Self.apply(
-                        chunk, model: model, cursor: storedCursor, crossingOff: crossesOff, policy: policy, in: tx)
+                var (applied, pieceCount, itemCount) = try await store.write { tx in
+                    var applied = PullReport()
+                    var index = first
+                    var items = 0
+                    repeat {
+                        let storedCursor = index == pieces.count - 1 ? page.nextCursor : nil
+                        applied.merge(
+                            try Self.apply(
+                                pieces[index], model: model, cursor: storedCursor, crossingOff: crossesOff,
+                                policy: policy, in: tx))
+                        items += pieces[index].itemCount
+                        index += 1
+                    } while index < pieces.count && items + pieces[index].itemCount <= chunkSize
+                        && ContinuousClock.now - started < budget
+                    return (applied, index - first, items)
                 }
                 applied.longestTransaction = ContinuousClock.now - started
                 report.merge(applied)
-                updatePullProgress(schema.name) { $0.applied += chunk.itemCount }
+                next += pieceCount
+                updatePullProgress(schema.name) { $0.applied += itemCount }
                 await publishProgress()
             }
-            if chunks.isEmpty, let next = page.nextCursor {
+            if pieces.isEmpty, let next = page.nextCursor {
                 try await store.writeBypassingSync { db in try PullState.setCursor(db, table: table, cursor: next) }
             }
             cursor = page.nextCursor ?? cursor
@@ -132,6 +149,9 @@ extension SyncEngine {
         updatePullProgress(schema.name) { $0.isFinished = true }
         await publishProgress()
     }
+
+    /// The most items of a page stored between two looks at the transaction budget.
+    static let pullPieceSize = 100
 
     /// Stores one chunk of a page in the current transaction: tombstones, records (a record whose
     /// reference is neither stored nor in the chunk, or that collides on a unique field, is kept

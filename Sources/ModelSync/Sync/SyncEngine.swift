@@ -22,6 +22,11 @@ public actor SyncEngine {
         /// How many listed items a pull stores per transaction at most. A save waits for one chunk
         /// at most; larger chunks store a large first sync slightly faster.
         public var pullChunkSize: Int
+        /// How long one pull transaction may hold the write lock before it commits what it stored so
+        /// far and lets a waiting save in (checked between pieces of at most 100 items; a chunk never
+        /// exceeds ``pullChunkSize``). On a slow device or a loaded machine chunks get smaller
+        /// rather than saves slower.
+        public var pullTransactionBudget: Duration = .milliseconds(50)
         /// How long ``SyncEngine/push(waitForRetries:)`` waits for scheduled retries at most.
         public var maximumRetryWait: TimeInterval
         /// The most changes sent in one batch to a server that takes batches (it may allow fewer).
