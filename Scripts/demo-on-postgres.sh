@@ -22,7 +22,8 @@ if [ -z "$bin" ] || [ ! -x "$bin/initdb" ]; then
     echo "PostgreSQL's server programs (initdb, pg_ctl) were not found: install them with 'apt-get install postgresql'" >&2
     exit 1
 fi
-as_postgres() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+# From /: the postgres user may not be allowed into the current folder (a clone in a private folder).
+as_postgres() { if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi; }
 
 work="$(mktemp -d)"
 chmod 755 "$work"

@@ -386,6 +386,9 @@ struct ServerMigrationProcessTests {
                 "LOCK TABLE modelsync_idempotency IN ACCESS EXCLUSIVE MODE", logger: Logger(label: "test"))
             let child = try await ServerProcess.start(
                 database: url, port: try freeLoopbackPort(), spec: NotesSpecs.version2, waitUntilListening: false)
+            // Whatever happens, the child goes: left waiting on the lock, its open transaction would hold
+            // back the change cursor of every database of the shared cluster (other tests' listings).
+            defer { child.kill() }
             try await Self.waitUntil(database, waiting, is: 1)
             let pid = try await Self.count(
                 database,

@@ -154,6 +154,7 @@ public final class PostgresCluster: Sendable {
         // pipe inherited by PostgreSQL would never reach its end (another test's child, waiting for
         // its standard input to close, then never exits).
         closeInheritedDescriptors(&actions)
+        runInRootDirectory(&actions)
         var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         defer { for pointer in argv { free(pointer) } }
         var pid: pid_t = 0
@@ -178,6 +179,20 @@ public final class PostgresCluster: Sendable {
         for descriptor in open.compactMap(Int32.init) where descriptor > 2 {
             posix_spawn_file_actions_addclose(&actions, descriptor)
         }
+    }
+
+    /// Starts the child in `/`: run as `postgres` from a folder that user cannot enter (a clone in a
+    /// private temporary folder), PostgreSQL's programs print "could not change directory to …" into
+    /// the output, and `psql`'s answer is no longer only the value asked for. glibc's
+    /// `posix_spawn_file_actions_addchdir_np` (2.29 and later, not declared by Swift's Glibc module).
+    private static func runInRootDirectory(_ actions: inout posix_spawn_file_actions_t) {
+        typealias ChangeDirectory =
+            @convention(c) (
+                UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>
+            ) -> Int32
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addchdir_np")
+        else { return }
+        _ = unsafeBitCast(symbol, to: ChangeDirectory.self)(&actions, "/")
     }
 
     /// `arguments` run as the `postgres` user when this process is root (PostgreSQL refuses root).
