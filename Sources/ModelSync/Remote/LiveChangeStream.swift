@@ -60,6 +60,8 @@ public protocol LiveChangesRemote: SyncRemote {
     /// Ending the iteration (or cancelling its task) closes the connection.
     ///
     /// - Parameters:
+    ///   - token: The position after the last change applied (the listing cursor the server gave).
+    ///   - path: The stream's path on the server (`/modelsync/live` for the generated server).
     ///   - models: The models whose changes may arrive (changes of other tables are rejected).
     ///   - idleTimeout: Seconds without a byte (a change or the server's heartbeat) after which the
     ///     connection counts as lost.
