@@ -151,7 +151,7 @@ extension SyncEngine {
     }
 
     /// The most items of a page stored between two looks at the transaction budget.
-    static let pullPieceSize = 100
+    static let pullPieceSize = 25
 
     /// Stores one chunk of a page in the current transaction: tombstones, records (a record whose
     /// reference is neither stored nor in the chunk, or that collides on a unique field, is kept

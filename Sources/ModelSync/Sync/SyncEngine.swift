@@ -23,7 +23,7 @@ public actor SyncEngine {
         /// at most; larger chunks store a large first sync slightly faster.
         public var pullChunkSize: Int
         /// How long one pull transaction may hold the write lock before it commits what it stored so
-        /// far and lets a waiting save in (checked between pieces of at most 100 items; a chunk never
+        /// far and lets a waiting save in (checked between pieces of at most 25 items; a chunk never
         /// exceeds ``pullChunkSize``). On a slow device or a loaded machine chunks get smaller
         /// rather than saves slower.
         public var pullTransactionBudget: Duration = .milliseconds(50)
