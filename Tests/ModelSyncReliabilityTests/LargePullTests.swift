@@ -79,10 +79,13 @@ struct LargePullTests {
         defer { Task { await server.stop() } }
         _ = try await Self.seed(server, threads: 3, messages: 250)
         let store = try SyncStore(.inMemory, models: GeneratedModels.all)
+        var configuration = SyncEngine.Configuration(pullChunkSize: 40)
+        // Chunks of exactly 40 here: no early commit for time on a loaded machine (tested elsewhere).
+        configuration.pullTransactionBudget = .seconds(600)
         let engine = SyncEngine(
             store: store,
             remote: RESTRemote(configuration: .init(baseURL: baseURL), models: GeneratedModels.all),
-            configuration: .init(pullChunkSize: 40))
+            configuration: configuration)
         let progress = engine.progress()
         let collected = Task {
             var seen: [PullProgress] = []
