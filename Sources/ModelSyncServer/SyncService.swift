@@ -399,7 +399,9 @@ public final class SyncService: Sendable {
 
     /// `GET {path}?cursor=…&limit=…`: changes after the cursor, oldest first, each change of a
     /// transaction that has finished (see Docs/Server.md for why this never skips one); without a
-    /// cursor, live records only.
+    /// cursor, live records only. A cursor older than the retention horizon
+    /// (``pruneTombstones(through:)``) gets `410 Gone` naming the horizon: the tombstones after it
+    /// are gone, so the changes listed would silently miss deletions.
     public func list(
         _ model: ServerModel, as identity: SyncIdentity, cursor: String?, limit: Int?, shape: ClientShape = .current
     ) async throws -> Answer {
@@ -451,6 +453,13 @@ public final class SyncService: Sendable {
             }
             if !heldBack { break }
             try await Task.sleep(for: .milliseconds(min(2 << attempt, 100)))
+        }
+        // Checked after the listing was read: a pruning that committed before the read is seen here.
+        if let requested = cursor.flatMap(ChangePosition.init),
+            let horizon = try await runMapped(
+                model: model, operation: "list", { try await self.retentionHorizon() }), requested < horizon
+        {
+            return Answer(status: 410, body: Self.expired(requested, horizon: horizon))
         }
         if let last = rows.last { position = (last.0, last.1) }
         var data = "[" + rows.map(\.2).joined(separator: ",") + "]"

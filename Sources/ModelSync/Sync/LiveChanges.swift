@@ -233,11 +233,14 @@ extension SyncEngine {
     }
 
     /// Applies `changes` in one transaction, each unless its model's cursor is already at or past
-    /// it, with each model's cursor and the stream's token.
+    /// it, with each model's cursor and the stream's token. Waits while a pull stores (a `sync()`
+    /// beside the stream): a change the pull already stored is then at or before its model's cursor.
     func applyLiveChanges(_ changes: [LiveChange]) async throws -> (applied: Int, skipped: Int) {
         guard let last = changes.last else { return (0, 0) }
         let models = Dictionary(store.models.map { ($0.schema.tableName, $0) }) { first, _ in first }
         let policy = configuration.conflictPolicy
+        await pullOrLiveApply.acquire()
+        defer { pullOrLiveApply.release() }
         let (applied, skipped, parked) = try await store.write { tx -> (Int, Int, Bool) in
             var applied = 0
             var skipped = 0

@@ -33,7 +33,7 @@ extension SyncEngine {
     func pullModels(_ models: [any SyncModel.Type]) async throws -> PullReport {
         var report = PullReport()
         for model in Self.parentsFirst(models) {
-            try await streamModel(model, into: &report)
+            try await pullFromCursorOrAgain(model, into: &report)
         }
         try await settleKeptAside(into: &report)
         return report

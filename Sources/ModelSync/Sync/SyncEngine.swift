@@ -54,6 +54,9 @@ public actor SyncEngine {
     var pullProgress: [String: PullProgress] = [:]
     let progressSubscribers = Locked([Int: AsyncStream<SyncProgress>.Continuation]())
     let nextSubscriber = Locked(0)
+    /// Held while a model is pulled and while live changes are stored, so that the two never
+    /// store at once (see ``pullFromCursorOrAgain(_:into:)``).
+    nonisolated let pullOrLiveApply = AsyncSerialLock()
 
     public init(
         store: SyncStore, remote: any SyncRemote, configuration: Configuration = Configuration(),
