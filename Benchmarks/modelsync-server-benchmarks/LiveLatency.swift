@@ -63,5 +63,9 @@ func runLiveLatency(url: URL, count: Int) async throws {
             + " max=\(String(format: "%.2f", sorted.last ?? 0)) changes=\(count) target_p99=50")
     print(
         "live-latency: \(count) changes saved on A, each pushed and seen by B's LiveQuery through the live stream "
-            + "(applied \(live.statistics.applied), already applied \(live.statistics.alreadyApplied))")
+            + "(applied \(live.statistics.applied), already applied \(live.statistics.alreadyApplied), "
+            + "streams opened \(live.statistics.connections)); slowest: "
+            + latencies.enumerated().sorted { $0.element > $1.element }.prefix(3).map {
+                "#\($0.offset) \(String(format: "%.1f", $0.element)) ms"
+            }.joined(separator: ", "))
 }
