@@ -316,14 +316,25 @@ final class LiveChangeHub: @unchecked Sendable {
         for continuation in continuations { continuation.yield(.change) }
     }
 
+    /// How often the streams re-read while the LISTEN connection is not up.
+    static let pollIntervalWhileNotListening: Duration = .milliseconds(50)
+
     /// LISTENs until cancelled; a lost connection is opened again (with a short backoff), and every
-    /// stream re-reads then, since notifications sent meanwhile were missed.
+    /// stream re-reads then, since notifications sent meanwhile were missed. Until LISTEN is up
+    /// (opening a connection may take up to the client's connect timeout, 10 s by default, and a
+    /// failed attempt waits for its backoff) no commit wakes a stream, so the streams are woken
+    /// every ``pollIntervalWhileNotListening`` instead.
     private func listen() async {
         var failures = 0
+        var polling: Task<Void, Never>? = poll()
+        defer { polling?.cancel() }
         while !Task.isCancelled {
+            if polling == nil { polling = poll() }
             do {
                 try await database.withConnection { connection in
                     try await connection.listen(on: SyncService.changesChannel) { notifications in
+                        polling?.cancel()
+                        polling = nil
                         failures = 0
                         self.wake(tenant: nil)
                         for try await notification in notifications {
@@ -337,7 +348,19 @@ final class LiveChangeHub: @unchecked Sendable {
                 logger.warning("live changes: LISTEN failed (\(error)); listening again")
             }
             wake(tenant: nil)
+            if polling == nil { polling = poll() }
             try? await Task.sleep(for: .milliseconds(min(50 << min(failures, 6), 2000)))
+        }
+    }
+
+    /// Wakes every stream every ``pollIntervalWhileNotListening`` until cancelled.
+    private func poll() -> Task<Void, Never> {
+        Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: Self.pollIntervalWhileNotListening)
+                if Task.isCancelled { return }
+                self.wake(tenant: nil)
+            }
         }
     }
 }
