@@ -26,10 +26,14 @@ struct StoredRecords {
         for (table, ids) in idsByTable {
             var start = 0
             while start < ids.count {
-                let batch = Array(ids[start..<min(ids.count, start + idsPerQuery)])
+                var batch = Array(ids[start..<min(ids.count, start + idsPerQuery)])
                 start += batch.count
+                // Padded (with its last ID) to a power of two: a few cached statements per table
+                // serve every batch, instead of a statement prepared per chunk.
+                let size = min(idsPerQuery, 1 << (Int.bitWidth - (batch.count - 1).leadingZeroBitCount))
+                batch += repeatElement(batch[batch.count - 1], count: max(0, size - batch.count))
                 let placeholders = Array(repeating: "?", count: batch.count).joined(separator: ", ")
-                let statement = try tx.database.makeStatement(
+                let statement = try tx.database.cachedStatement(
                     sql: "SELECT id FROM \(table.quotedDatabaseIdentifier) WHERE id IN (\(placeholders))")
                 let found = try String.fetchCursor(statement, arguments: StatementArguments(batch))
                 while let id = try found.next() { lookup.known[RecordKey(table: table, id: id)] = true }
