@@ -62,6 +62,18 @@ func residentMemory() -> (current: Double, peak: Double) {
     return (value("VmRSS:"), value("VmHWM:"))
 }
 
+/// CPU seconds (user and system) this process has used, server threads included.
+func processorSeconds() -> Double {
+    var usage = rusage()
+    #if canImport(Glibc)
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+    #else
+        getrusage(RUSAGE_SELF, &usage)
+    #endif
+    func seconds(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) / 1e6 }
+    return seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
 /// Resets the peak resident memory to the current one (Linux: `5` into `/proc/self/clear_refs`).
 func resetPeakMemory() {
     try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8)
@@ -172,14 +184,22 @@ private func runPull(_ name: String, messages: Int) async throws {
     var baseline: [Double] = []
     var longest: Duration = .zero
     var peakGrowth: Double = 0
+    // CPU seconds of each side (the in-process server's included): on a loaded machine, where wall
+    // times also count waits for a core, the work each side does.
+    var oursCPU: [Double] = []
+    var baselineCPU: [Double] = []
     for _ in 0..<(quick ? 3 : 5) {
         let before = residentMemory().current
         resetPeakMemory()
         var report = PullReport()
+        var cpu = processorSeconds()
         ours.append(try await measure { report = try await enginePull(server) })
+        oursCPU.append(processorSeconds() - cpu)
         peakGrowth = max(peakGrowth, residentMemory().peak - before)
         longest = max(longest, report.longestTransaction)
+        cpu = processorSeconds()
         baseline.append(try await measure { try await rawPull(server) })
+        baselineCPU.append(processorSeconds() - cpu)
     }
     report(name, ours: ours, baseline: baseline)
     let median = ours.sorted()[ours.count / 2]
@@ -187,6 +207,8 @@ private func runPull(_ name: String, messages: Int) async throws {
     print(
         "BENCH-INFO \(name) rows=\(server.rows) rows/s=\(Int(Double(server.rows) / median * 1000)) "
             + "baseline-rows/s=\(Int(Double(server.rows) / baselineMedian * 1000)) "
-            + "peak-rss-growth=\(String(format: "%.1f", peakGrowth))MB longest-transaction=\(longest)")
+            + "peak-rss-growth=\(String(format: "%.1f", peakGrowth))MB longest-transaction=\(longest) "
+            + "cpu-s ours=\(String(format: "%.2f", oursCPU.sorted()[oursCPU.count / 2])) "
+            + "baseline=\(String(format: "%.2f", baselineCPU.sorted()[baselineCPU.count / 2]))")
     await server.server.stop()
 }
