@@ -470,13 +470,18 @@ public struct RESTRemote: SyncRemote {
     /// The sync metadata of a record the server sent (``RecordMetadata``), in local form.
     func metadata(of object: [String: JSONValue]) -> RecordFields {
         var fields: RecordFields = [:]
+        addMetadata(of: object, to: &fields)
+        return fields
+    }
+
+    /// Adds the sync metadata of `object` to `fields` (each listed record: no dictionary of its own).
+    private func addMetadata(of object: [String: JSONValue], to fields: inout RecordFields) {
         if let key = configuration.versionKey, let version = object[key]?.idString {
             fields[RecordMetadata.version] = .string(version)
         }
         if let key = configuration.creationKeyKey, let creationKey = object[key]?.stringValue {
             fields[RecordMetadata.creationKey] = .string(creationKey)
         }
-        return fields
     }
 
     /// A problem with one field of a record the server sent.
@@ -505,7 +510,7 @@ public struct RESTRemote: SyncRemote {
         throws(FieldProblem) -> RecordFields
     {
         let remote = conventions(model)
-        var fields: RecordFields = [:]
+        var fields = RecordFields(minimumCapacity: model.fields.count + 3)
         if let value = object[configuration.idField] {
             do {
                 fields["id"] = .string(try ServerIDRule.localID(from: value, idType: remote.idType))
@@ -515,7 +520,7 @@ public struct RESTRemote: SyncRemote {
         } else if checkingTypes {
             throw FieldProblem(reason: "it has no '\(configuration.idField)'")
         }
-        fields.merge(metadata(of: object)) { _, new in new }
+        addMetadata(of: object, to: &fields)
         let plans = fieldPlans[model.tableName]
         let foreignKeys =
             plans == nil ? Dictionary(model.foreignKeys.map { ($0.column, $0.table) }) { first, _ in first } : [:]

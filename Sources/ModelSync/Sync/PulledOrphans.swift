@@ -25,12 +25,14 @@ enum PulledOrphans {
     ) throws -> [Candidate] {
         let db = tx.database
         var candidates: [Candidate] = []
-        var listed: [String: Int] = [:]  // "table\0id" -> index in candidates
+        var listed: [RecordKey: Int] = [:]  // index in candidates
         for (model, pages) in fetched {
+            let table = model.schema.tableName
             for page in pages {
+                listed.reserveCapacity(listed.count + page.count)
                 for fields in page {
                     guard let id = fields["id"]?.idString else { continue }
-                    let key = model.schema.tableName + "\u{0}" + id
+                    let key = RecordKey(table: table, id: id)
                     if let index = listed[key] {
                         candidates[index].fields = fields  // a later page lists a newer state
                     } else {
@@ -45,7 +47,7 @@ enum PulledOrphans {
         for parked in keptAside {
             let tableName: String = parked["tableName"]
             let id: String = parked["recordID"]
-            let key = tableName + "\u{0}" + id
+            let key = RecordKey(table: tableName, id: id)
             guard listed[key] == nil, let model = try? tx.store.model(forTable: tableName),
                 let fields = try JSONValue.parse(Data((parked["fields"] as String).utf8)).objectValue
             else { continue }
@@ -53,36 +55,48 @@ enum PulledOrphans {
             candidates.append(Candidate(model: model, id: id, fields: fields))
         }
 
-        // A reference is satisfied by a stored record or a listed one that is not an orphan itself.
-        var storedCache: [String: Bool] = [:]
-        func isStored(_ table: String, _ id: String) throws -> Bool {
-            let key = table + "\u{0}" + id
-            if let known = storedCache[key] { return known }
-            let exists = try tx.recordExists(table: table, id: id)
-            storedCache[key] = exists
-            return exists
+        // The references of each candidate (parents other than itself), read once.
+        var references: [[(column: String, parent: RecordKey)]] = []
+        references.reserveCapacity(candidates.count)
+        var foreignKeysByTable: [String: [ForeignKeySchema]] = [:]
+        for candidate in candidates {
+            let schema = candidate.model.schema
+            let foreignKeys =
+                foreignKeysByTable[schema.tableName]
+                ?? {
+                    foreignKeysByTable[schema.tableName] = schema.foreignKeys
+                    return schema.foreignKeys
+                }()
+            var parents: [(column: String, parent: RecordKey)] = []
+            for foreignKey in foreignKeys {
+                guard let parentID = candidate.fields[foreignKey.column]?.idString else { continue }
+                if foreignKey.table == schema.tableName, parentID == candidate.id { continue }
+                parents.append((foreignKey.column, RecordKey(table: foreignKey.table, id: parentID)))
+            }
+            references.append(parents)
         }
+
+        // Which referenced records are stored: one query per table for the references the
+        // candidates do not satisfy themselves (a chunk of messages names hundreds of threads).
+        var stored = try StoredRecords.lookUp(
+            references.lazy.flatMap { $0 }.map(\.parent).filter { listed[$0] == nil }, in: tx)
+
+        // A reference is satisfied by a stored record or a listed one that is not an orphan itself.
         var changed = true
         while changed {
             changed = false
             for index in candidates.indices where candidates[index].orphanReason == nil {
-                let candidate = candidates[index]
-                for foreignKey in candidate.model.schema.foreignKeys {
-                    guard let parentID = candidate.fields[foreignKey.column]?.idString else { continue }
-                    if foreignKey.table == candidate.model.schema.tableName, parentID == candidate.id { continue }
-                    let parentKey = foreignKey.table + "\u{0}" + parentID
+                for (column, parent) in references[index] {
                     let satisfied: Bool
-                    if let parentIndex = listed[parentKey] {
-                        satisfied =
-                            try candidates[parentIndex].orphanReason == nil || isStored(foreignKey.table, parentID)
+                    if let parentIndex = listed[parent], candidates[parentIndex].orphanReason == nil {
+                        satisfied = true
                     } else {
-                        satisfied = try isStored(foreignKey.table, parentID)
+                        satisfied = try stored.contains(parent, in: tx)
                     }
                     if !satisfied {
-                        let parentModel =
-                            (try? tx.store.model(forTable: foreignKey.table))?.schema.name ?? foreignKey.table
+                        let parentModel = (try? tx.store.model(forTable: parent.table))?.schema.name ?? parent.table
                         candidates[index].orphanReason =
-                            "its '\(foreignKey.column)' references \(parentModel) '\(parentID)', which the server did "
+                            "its '\(column)' references \(parentModel) '\(parent.id)', which the server did "
                             + "not list and this device does not have; kept aside until it arrives"
                         changed = true
                         break

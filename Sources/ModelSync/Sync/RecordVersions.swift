@@ -41,13 +41,14 @@ enum RecordVersions {
     static func set(_ db: Database, table recordTable: String, recordID: String, version: String, base: String? = nil)
         throws
     {
-        try db.cachedStatement(
-            sql: """
-                INSERT INTO \(table) (tableName, recordID, version, base) VALUES (?, ?, ?, ?)
-                ON CONFLICT (tableName, recordID) DO UPDATE SET version = excluded.version, base = excluded.base
-                """
-        ).execute(arguments: [recordTable, recordID, version, base])
+        try db.cachedStatement(sql: setSQL).execute(arguments: [recordTable, recordID, version, base])
     }
+
+    /// Built once: a pull sets a version per record, and the statement cache is keyed by this text.
+    private static let setSQL = """
+        INSERT INTO \(table) (tableName, recordID, version, base) VALUES (?, ?, ?, ?)
+        ON CONFLICT (tableName, recordID) DO UPDATE SET version = excluded.version, base = excluded.base
+        """
 
     /// The server's copy of a record its pending local change is based on, when known: the record as
     /// the server last answered or listed it, kept once a local change is made (servers that send

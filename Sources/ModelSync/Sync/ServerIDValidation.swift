@@ -46,16 +46,12 @@ public enum ServerIDRule {
     ///   - value: The ID as the server sent it; `nil` when the field was missing.
     ///   - idType: The JSON type of the model's IDs (the spec's `remote.idType`).
     public static func localID(from value: JSONValue?, idType: RemoteIDType) throws(InvalidServerID) -> String {
-        let expected: String
-        switch idType {
-        case .int: expected = "a 64-bit integer (the spec's idType: int)"
-        case .string:
-            expected =
-                "a string (the spec's idType: string) that is not empty, does not start with "
-                + "\(TemporaryID.prefix), has no control characters and is at most \(maximumStringIDLength) bytes long"
-        }
+        // Every listed record passes here (its ID and each reference): the texts of a refusal are
+        // built only for a refusal.
         func refuse(_ problem: String) -> InvalidServerID {
-            InvalidServerID(received: value.map(render) ?? "nothing", problem: problem, expected: expected)
+            InvalidServerID(
+                received: value.map(render) ?? "nothing", problem: problem,
+                expected: idType == .int ? expectedInteger : expectedString)
         }
         guard let value else { throw refuse("is missing") }
         switch (idType, value) {
@@ -72,7 +68,9 @@ public enum ServerIDRule {
         case (.string, .string(let text)):
             if text.isEmpty { throw refuse("is empty") }
             if TemporaryID.isTemporary(text) { throw refuse(temporaryProblem) }
-            if let control = text.unicodeScalars.first(where: { $0.properties.generalCategory == .control }) {
+            if !isPrintableASCII(text),
+                let control = text.unicodeScalars.first(where: { $0.properties.generalCategory == .control })
+            {
                 let code = String(control.value, radix: 16, uppercase: true)
                 throw refuse(
                     "contains a control character (U+\(String(repeating: "0", count: max(0, 4 - code.count)))\(code))")
@@ -86,6 +84,17 @@ public enum ServerIDRule {
         default:
             throw refuse("is \(kind(of: value))")
         }
+    }
+
+    private static let expectedInteger = "a 64-bit integer (the spec's idType: int)"
+    private static let expectedString =
+        "a string (the spec's idType: string) that is not empty, does not start with "
+        + "\(TemporaryID.prefix), has no control characters and is at most \(maximumStringIDLength) bytes long"
+
+    /// `true` when every byte of `text` is printable ASCII (U+0020–U+007E): then it holds no
+    /// control character, without a look at each character's Unicode properties.
+    private static func isPrintableASCII(_ text: String) -> Bool {
+        text.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7F }
     }
 
     private static let temporaryProblem =
