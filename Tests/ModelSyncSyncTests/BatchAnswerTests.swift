@@ -45,7 +45,8 @@ struct BatchAnswerTests {
             switch (request.method, request.path) {
             case ("GET", "/_modelsync"):
                 connection.respond(
-                    status: 200, body: #"{"protocol": 1, "batch": {"path": "/_modelsync/batch", "max_operations": 100}}"#)
+                    status: 200,
+                    body: #"{"protocol": 1, "batch": {"path": "/_modelsync/batch", "max_operations": 100}}"#)
             case ("POST", "/_modelsync/batch"):
                 let batch = batches.next()
                 let sent = (try? JSONSerialization.jsonObject(with: request.body)) as? [String: Any]
@@ -86,7 +87,8 @@ struct BatchAnswerTests {
         for thread in threads {
             #expect(try await store.threads.find(thread.id)?.id == thread.id, "the thread keeps its temporary ID")
             guard case .failed(let reason) = try await store.threads.syncStatus(of: thread.id) else {
-                Issue.record("\(thread.title) should have failed, is \(try await store.threads.syncStatus(of: thread.id))")
+                Issue.record(
+                    "\(thread.title) should have failed, is \(try await store.threads.syncStatus(of: thread.id))")
                 continue
             }
             #expect(reason.contains(expected), "\(reason)")
@@ -101,7 +103,8 @@ struct BatchAnswerTests {
         let (store, report, threads) = try await Self.push { honest in
             Self.json(["applied": true, "results": Array(honest.prefix(1))])
         }
-        try await Self.expectNothingConfirmed(store, threads, report: report, reasonContains: "2 operations with 1 results")
+        try await Self.expectNothingConfirmed(
+            store, threads, report: report, reasonContains: "2 operations with 1 results")
     }
 
     @Test("a batch answer with more results than operations confirms none of them and says how many came back")
@@ -109,7 +112,8 @@ struct BatchAnswerTests {
         let (store, report, threads) = try await Self.push { honest in
             Self.json(["applied": true, "results": honest + [["status": 201, "body": ["id": 99]]]])
         }
-        try await Self.expectNothingConfirmed(store, threads, report: report, reasonContains: "2 operations with 3 results")
+        try await Self.expectNothingConfirmed(
+            store, threads, report: report, reasonContains: "2 operations with 3 results")
     }
 
     @Test("results out of order give no record another operation's ID")

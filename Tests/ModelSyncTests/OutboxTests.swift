@@ -225,7 +225,8 @@ struct OutboxTests {
         #expect(second.map { "\($0.tableName) \($0.operation.rawValue)" } == ["thread delete", "user delete"])
     }
 
-    @Test("a queued change stores no copy of the record until it is first sent, then keeps what it sent for its retries")
+    @Test(
+        "a queued change stores no copy of the record until it is first sent, then keeps what it sent for its retries")
     func payloadReadWhenFirstSent() async throws {
         let store = try makeStore()
         var user = try await store.users.save(User(name: "v1", email: "a@example.com"))

@@ -276,7 +276,8 @@ public struct Outbox: Sendable {
                 "\(entry.tableName) '\(entry.recordID)' is no longer in the store (deleted without going through "
                 + "the store's API?), so its queued \(entry.operation.rawValue) cannot be sent; discard the change"
         } catch {
-            reason = "the queued \(entry.operation.rawValue) of \(entry.tableName) '\(entry.recordID)' cannot be sent: \(error)"
+            reason =
+                "the queued \(entry.operation.rawValue) of \(entry.tableName) '\(entry.recordID)' cannot be sent: \(error)"
         }
         try db.execute(
             sql: "UPDATE \(table) SET state = 'failed', lastError = ? WHERE sequence = ?",
