@@ -18,10 +18,11 @@ typealias GadgetV2 = EvolutionV2Models.Gadget
 @Suite("Upgrading a database built by an earlier version of the spec")
 struct UpgradeTests {
     @Test(
-        "version 2 opens a version 1 database: every record and pending change is there, and each is pushed in version 2's wire shape, temporary IDs replaced, nothing lost or duplicated"
+        "version 2 opens a version 1 database: every record and pending change is there, and each is pushed in version 2's wire shape, temporary IDs replaced, nothing lost or duplicated",
+        arguments: [false, true]
     )
-    func versionTwoOpensAndPushesVersionOneChanges() async throws {
-        let fixture = try await VersionOneDatabase.make()
+    func versionTwoOpensAndPushesVersionOneChanges(payloadsStoredAtSave: Bool) async throws {
+        let fixture = try await VersionOneDatabase.make(payloadsStoredAtSave: payloadsStoredAtSave)
         defer { fixture.remove() }
         let ids = fixture.ids
 
@@ -256,7 +257,10 @@ struct VersionOneDatabase {
         return child
     }
 
-    static func make() async throws -> VersionOneDatabase {
+    /// - Parameter payloadsStoredAtSave: Stores every pending change's payload in the outbox, as
+    ///   releases before payloads were read at send time did (an entry never sent then held the record
+    ///   as JSON in version 1's shape, which the upgrade must rewrite and send).
+    static func make(payloadsStoredAtSave: Bool = false) async throws -> VersionOneDatabase {
         let directory = try makeTemporaryDirectory("evolution")
         let database = directory.appendingPathComponent("notes.sqlite")
         let server = ReferenceServer(models: EvolutionV1Models.GeneratedModels.all) { table, record in
@@ -269,11 +273,32 @@ struct VersionOneDatabase {
         try #require(status == 0, "version 1 failed: \(output)")
         let line = try #require(output.split(separator: "\n").last.map(String.init))
         let ids = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: String])
+        if payloadsStoredAtSave {
+            let store = try SyncStore(.file(database), models: EvolutionV1Models.GeneratedModels.all)
+            let pending = try await store.outbox.entries()
+            try await store.writeBypassingSync { db in
+                for entry in pending where entry.payload != nil {
+                    try db.execute(
+                        sql: "UPDATE modelsync_outbox SET payload = ? WHERE sequence = ? AND payload IS NULL",
+                        arguments: [entry.payload, entry.sequence])
+                }
+            }
+        }
         let queue = try DatabaseQueue(path: database.path)
-        let entries = try queue.read { db in
-            try Row.fetchAll(db, sql: "SELECT tableName, idempotencyKey, state FROM modelsync_outbox ORDER BY sequence")
+        let (entries, unstored) = try queue.read { db in
+            (
+                try Row.fetchAll(
+                    db, sql: "SELECT tableName, idempotencyKey, state FROM modelsync_outbox ORDER BY sequence"),
+                try Int.fetchOne(
+                    db, sql: "SELECT COUNT(*) FROM modelsync_outbox WHERE payload IS NULL AND operation <> 'delete'")
+            )
         }
         try queue.close()
+        if payloadsStoredAtSave {
+            #expect(unstored == 0, "every create and update holds version 1's payload")
+        } else {
+            #expect((unstored ?? 0) >= 5, "changes never sent store no payload")
+        }
         // The failed create, then the offline changes: note, author, note, note update, note delete, sketch.
         #expect(
             entries.map { $0["tableName"] as String } == [

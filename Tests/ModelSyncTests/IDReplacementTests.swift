@@ -43,7 +43,7 @@ struct IDReplacementTests {
         }
         #expect(
             try await store.read { db in
-                try String.fetchAll(db, sql: "SELECT payload FROM modelsync_outbox")
+                try String.fetchAll(db, sql: "SELECT payload FROM modelsync_outbox WHERE payload IS NOT NULL")
             }.allSatisfy { !$0.contains(oldID.rawValue) })
         // The old ID still resolves, for lookups and relationship resolvers.
         #expect(try await store.threads.find(oldID)?.id == newID)

@@ -224,4 +224,51 @@ struct OutboxTests {
         let second = try await store.outbox.claimReadyEntries(limit: 10)
         #expect(second.map { "\($0.tableName) \($0.operation.rawValue)" } == ["thread delete", "user delete"])
     }
+
+    @Test(
+        "a queued change stores no copy of the record until it is first sent, then keeps what it sent for its retries")
+    func payloadReadWhenFirstSent() async throws {
+        let store = try makeStore()
+        var user = try await store.users.save(User(name: "v1", email: "a@example.com"))
+        let storedPayloads = { @Sendable () async throws -> [String?] in
+            try await store.read { db in
+                try String?.fetchAll(db, sql: "SELECT payload FROM modelsync_outbox ORDER BY sequence")
+            }
+        }
+        #expect(try await storedPayloads() == [nil], "the save queues the change without writing the record again")
+        user.name = "v2"
+        try await store.users.save(user)
+        let claimed = try await store.outbox.claimReadyEntries(limit: 10)
+        #expect(try payloadObject(claimed[0])["name"] as? String == "v2", "the create sends the latest saved state")
+        user.name = "v3"
+        try await store.users.save(user)
+        // The claim kept what it sends; the edit made meanwhile queues an update behind it, with no copy.
+        let afterClaim = try await storedPayloads()
+        #expect(afterClaim.count == 2 && afterClaim[1] == nil)
+        #expect(afterClaim[0] == claimed[0].payload)
+        // Given back unsent (the answer never came), the create sends what it sent the first time.
+        try await store.outbox.releaseClaims(claimed)
+        let retried = try await store.outbox.claimReadyEntries(limit: 10)
+        #expect(retried.map(\.sequence) == claimed.map(\.sequence))
+        #expect(retried[0].payload == claimed[0].payload)
+        try await store.outbox.markSucceeded(retried[0])
+        let update = try await store.outbox.claimReadyEntries(limit: 10)
+        #expect(update.map(\.operation) == [.update])
+        #expect(try payloadObject(update[0])["name"] as? String == "v3")
+    }
+
+    @Test("a queued create whose record was deleted around the store's API fails with the reason instead of being sent")
+    func queuedChangeOfVanishedRecordFails() async throws {
+        let store = try makeStore()
+        let user = try await store.users.save(User(name: "Ada", email: "a@example.com"))
+        try await store.writeBypassingSync { db in
+            try db.execute(sql: "DELETE FROM user WHERE id = ?", arguments: [user.id.rawValue])
+        }
+        #expect(try await store.outbox.claimReadyEntries(limit: 10).isEmpty)
+        guard case .failed(let reason) = try await store.users.syncStatus(of: user.id) else {
+            Issue.record("the create should have failed")
+            return
+        }
+        #expect(reason.contains("no longer in the store"), "\(reason)")
+    }
 }

@@ -29,7 +29,9 @@ public struct OutboxEntry: Sendable, Hashable, Codable, FetchableRecord, TableRe
     /// The record's ID (rewritten when its temporary ID is replaced).
     public var recordID: String
     public var operation: OutboxOperation
-    /// The record as JSON (property names as keys), `nil` for a delete.
+    /// The record as JSON (property names as keys), `nil` for a delete. An entry never sent stores
+    /// none: it sends the record as stored when it is first claimed, and keeps that payload for every
+    /// retry (``Outbox/entries()`` shows the record as stored now).
     public var payload: String?
     /// Sent as the `Idempotency-Key` header; stable across retries and restarts.
     public var idempotencyKey: String
@@ -117,9 +119,15 @@ public struct Outbox: Sendable {
     private static let table = SchemaBuilder.outboxTable
 
     /// Every queued entry, oldest first.
+    ///
+    /// An entry never sent stores no payload: its ``OutboxEntry/payload`` is the record as stored
+    /// now, which is what it will send.
     public func entries() async throws -> [OutboxEntry] {
-        try await store.read { db in
-            try OutboxEntry.fetchAll(db, sql: "SELECT * FROM \(Self.table) ORDER BY sequence")
+        let store = self.store
+        return try await store.read { db in
+            try OutboxEntry.fetchAll(db, sql: "SELECT * FROM \(Self.table) ORDER BY sequence").map {
+                try OutboxStore.withPayload($0, db, store: store)
+            }
         }
     }
 
@@ -181,7 +189,8 @@ public struct Outbox: Sendable {
             let markInFlight = try db.cachedStatement(
                 sql: """
                     UPDATE \(Self.table)
-                    SET state = 'inFlight', attempts = attempts + 1, claimOwner = ?, claimProcess = ?, claimExpiresAt = ?
+                    SET state = 'inFlight', attempts = attempts + 1, claimOwner = ?, claimProcess = ?, claimExpiresAt = ?,
+                        payload = COALESCE(payload, ?)
                     WHERE sequence = ?
                     """)
             // Scan the queue in chunks, oldest first, until enough entries are claimed: entries that
@@ -204,10 +213,14 @@ public struct Outbox: Sendable {
                             LIMIT ?
                             """),
                     arguments: [lastSequence, now.timeIntervalSinceReferenceDate, excludingUnits, chunkSize])
-                for var entry in candidates {
-                    lastSequence = entry.sequence
+                for candidate in candidates {
+                    lastSequence = candidate.sequence
+                    // An entry never sent sends the row as stored now, kept from this claim on.
+                    guard var entry = try Self.readyToSend(candidate, store: store, db: db) else { continue }
                     if try Self.waitsForParent(entry, store: store, db: db) { continue }
-                    try markInFlight.execute(arguments: [claim.owner, claim.processID, claim.expiresAt, entry.sequence])
+                    try markInFlight.execute(arguments: [
+                        claim.owner, claim.processID, claim.expiresAt, entry.payload, entry.sequence,
+                    ])
                     entry.state = .inFlight
                     entry.attempts += 1
                     entry.claim = claim
@@ -250,6 +263,28 @@ public struct Outbox: Sendable {
         }
     }
 
+    /// The entry with the payload it sends (see ``OutboxStore/withPayload(_:_:store:)``), or `nil`
+    /// when it cannot be sent: a create or update of a record the store no longer has (deleted around
+    /// the store's API), or whose stored values JSON cannot carry. Such an entry is marked failed
+    /// with the reason, and its record's status shows it.
+    static func readyToSend(_ entry: OutboxEntry, store: SyncStore, db: Database) throws -> OutboxEntry? {
+        let reason: String
+        do {
+            let entry = try OutboxStore.withPayload(entry, db, store: store)
+            if entry.payload != nil || entry.operation == .delete { return entry }
+            reason =
+                "\(entry.tableName) '\(entry.recordID)' is no longer in the store (deleted without going through "
+                + "the store's API?), so its queued \(entry.operation.rawValue) cannot be sent; discard the change"
+        } catch {
+            reason =
+                "the queued \(entry.operation.rawValue) of \(entry.tableName) '\(entry.recordID)' cannot be sent: \(error)"
+        }
+        try db.execute(
+            sql: "UPDATE \(table) SET state = 'failed', lastError = ? WHERE sequence = ?",
+            arguments: [reason, entry.sequence])
+        return nil
+    }
+
     /// `true` when the entry's payload references a record the server does not have yet (other than
     /// `unitCreates`, the records created by the entry's own unit: `table\u{0}id`).
     static func waitsForParent(
@@ -276,22 +311,34 @@ public struct Outbox: Sendable {
     /// (a thread's create retried after its owner was deleted locally): sent first, the delete would
     /// make that change fail for good with an unknown reference. Changes that failed for good do not
     /// hold it back.
+    ///
+    /// A change that stores its payload references the record in it; one never sent references it in
+    /// its row (which it sends).
     static func waitsForChildren(_ entry: OutboxEntry, store: SyncStore, db: Database) throws -> Bool {
         let references = try store.model(forTable: entry.tableName).schema.referencedBy
         guard !references.isEmpty else { return false }
-        let referencingChange = try db.cachedStatement(
+        let storedReference = try db.cachedStatement(
             sql: """
                 SELECT EXISTS (
-                    SELECT 1 FROM \(table)
-                    WHERE tableName = ? AND operation != 'delete' AND state IN ('pending', 'inFlight')
-                    AND json_extract(payload, '$."' || ? || '"') = ?)
+                    SELECT 1 FROM \(table) INDEXED BY \(table)_stored_payload
+                    WHERE tableName = ? AND payload IS NOT NULL AND operation != 'delete'
+                    AND state IN ('pending', 'inFlight') AND json_extract(payload, '$."' || ? || '"') = ?)
                 """)
         for reference in references {
-            if try Bool.fetchOne(referencingChange, arguments: [reference.table, reference.column, entry.recordID])
+            if try Bool.fetchOne(storedReference, arguments: [reference.table, reference.column, entry.recordID])
                 ?? false
             {
                 return true
             }
+            let rowReference = try db.cachedStatement(
+                sql: """
+                    SELECT EXISTS (
+                        SELECT 1 FROM \(reference.table.quotedDatabaseIdentifier) AS child
+                        JOIN \(table) AS change ON change.tableName = ? AND change.recordID = child.id
+                        WHERE child.\(reference.column.quotedDatabaseIdentifier) = ? AND change.payload IS NULL
+                        AND change.operation != 'delete' AND change.state IN ('pending', 'inFlight'))
+                    """)
+            if try Bool.fetchOne(rowReference, arguments: [reference.table, entry.recordID]) ?? false { return true }
         }
         return false
     }
@@ -382,11 +429,23 @@ public struct Outbox: Sendable {
     private static func blockingParent(of entry: OutboxEntry, foreignKeys: [ForeignKeySchema], db: Database) throws
         -> String?
     {
-        guard !foreignKeys.isEmpty, let payload = entry.payload,
-            let object = try JSONValue.parse(Data(payload.utf8)).objectValue
-        else { return nil }
+        guard !foreignKeys.isEmpty, entry.operation != .delete else { return nil }
+        // What the entry sends: its stored payload, or (never sent) the record's row.
+        var parents: [String: String] = [:]
+        if let payload = entry.payload {
+            guard let object = try JSONValue.parse(Data(payload.utf8)).objectValue else { return nil }
+            for foreignKey in foreignKeys { parents[foreignKey.column] = object[foreignKey.column]?.stringValue }
+        } else {
+            let columns = foreignKeys.map(\.column.quotedDatabaseIdentifier).joined(separator: ", ")
+            guard
+                let row = try Row.fetchOne(
+                    db, sql: "SELECT \(columns) FROM \(entry.tableName.quotedDatabaseIdentifier) WHERE id = ?",
+                    arguments: [entry.recordID])
+            else { return nil }
+            for (index, foreignKey) in foreignKeys.enumerated() { parents[foreignKey.column] = row[index] }
+        }
         for foreignKey in foreignKeys {
-            guard let parentID = object[foreignKey.column]?.stringValue else { continue }
+            guard let parentID = parents[foreignKey.column] else { continue }
             let reason = try String.fetchOne(
                 db.cachedStatement(
                     sql: """

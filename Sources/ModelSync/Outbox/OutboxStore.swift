@@ -16,16 +16,22 @@ enum OutboxStore {
     /// - An unsent update absorbs the update: one update with the latest state.
     /// - An unsent delete followed by a new insert (a client ID reused) becomes an update.
     ///
+    /// An entry that was never sent stores no payload (`NULL`): what it sends is the record's row,
+    /// read when the entry is first claimed (``Outbox/claimReadyEntries(limit:now:)``), which then
+    /// stores it for every retry under the same key. Until then the row is the latest saved state, so
+    /// a queued change costs an index entry and no copy of the record.
+    ///
     /// `idempotencyKey` is for a change that was already sent once outside the outbox (a remote-first
-    /// save whose answer never came): the entry carries that key and what was sent with it (also when
-    /// it absorbs an unsent entry, whose own key never reached the server), and counts as sent once
-    /// (`attempts = 1`). Like any entry that may have reached the server it is never rewritten: a later
-    /// save queues an update behind it instead of changing the body sent under that key (a server
-    /// answers a known key with another body with 422).
+    /// save whose answer never came): the entry carries that key and `payload`, what was sent with it
+    /// (also when it absorbs an unsent entry, whose own key never reached the server), and counts as
+    /// sent once (`attempts = 1`). Like any entry that may have reached the server it is never
+    /// rewritten: a later save queues an update behind it instead of changing the body sent under that
+    /// key (a server answers a known key with another body with 422).
     static func enqueueSave(
-        _ db: Database, table recordTable: String, recordID: String, payload: String, created: Bool,
+        _ db: Database, table recordTable: String, recordID: String, payload: String? = nil, created: Bool,
         idempotencyKey: String? = nil
     ) throws {
+        precondition(idempotencyKey == nil || payload != nil, "a change sent once keeps what it sent")
         let statement = try db.cachedStatement(
             sql: """
                 INSERT INTO \(table) (tableName, recordID, operation, payload, idempotencyKey, state, attempts, createdAt)
@@ -82,8 +88,34 @@ enum OutboxStore {
             arguments: [recordTable, recordID, IDClock.randomUUID(), Date().timeIntervalSinceReferenceDate])
     }
 
+    /// The payload an entry of this record sends: the row as stored now, in local form (`nil` when
+    /// the store has no such row).
+    ///
+    /// - Throws: ``ModelSyncError/invalidValue(model:field:reason:)`` for a stored value JSON cannot
+    ///   carry (written around the store's API).
+    static func currentPayload(_ db: Database, store: SyncStore, table recordTable: String, recordID: String) throws
+        -> String?
+    {
+        let model = try store.model(forTable: recordTable)
+        let statement = try db.cachedStatement(sql: try store.statements(for: model).selectByID)
+        guard let row = try Row.fetchOne(statement, arguments: [recordID]) else { return nil }
+        let values: [(any DatabaseValueConvertible)?] = (0..<row.count).map { row[$0] as DatabaseValue }
+        return try PayloadWriter.payload(values: values, schema: model.schema)
+    }
+
+    /// The entry with its payload: the stored one, or (an entry never sent) the record's row as stored
+    /// now. `nil` payload for a delete, or for a record the store no longer has.
+    static func withPayload(_ entry: OutboxEntry, _ db: Database, store: SyncStore) throws -> OutboxEntry {
+        guard entry.payload == nil, entry.operation != .delete else { return entry }
+        var entry = entry
+        entry.payload = try currentPayload(db, store: store, table: entry.tableName, recordID: entry.recordID)
+        return entry
+    }
+
     /// Rewrites queued entries after an ID replacement: the record's own entries (record ID and the
-    /// payload's `id`), and every payload whose foreign key held the temporary ID.
+    /// payload's `id`), and every stored payload whose foreign key held the temporary ID. Entries never
+    /// sent store no payload (they read the row, whose foreign keys were rewritten with it), so only
+    /// the few entries sent at least once are looked at, through the index on stored payloads.
     static func replaceID(
         _ db: Database, table recordTable: String, from oldID: String, to newID: String,
         referencedBy references: [ForeignKeyReference]
@@ -99,7 +131,7 @@ enum OutboxStore {
             let path = "$.\"\(reference.column)\""
             try db.execute(
                 sql: """
-                    UPDATE \(table)
+                    UPDATE \(table) INDEXED BY \(table)_stored_payload
                     SET payload = json_set(payload, :path, :new)
                     WHERE tableName = :table AND payload IS NOT NULL AND json_extract(payload, :path) = :old
                     """,

@@ -27,8 +27,19 @@ extension Outbox {
                     """,
                 arguments: [now.timeIntervalSinceReferenceDate])
             for unit in units {
-                let entries = try OutboxEntry.fetchAll(
+                let stored = try OutboxEntry.fetchAll(
                     db, sql: "SELECT * FROM \(table) WHERE unitID = ? ORDER BY sequence", arguments: [unit])
+                // Entries never sent send their rows as stored now, kept from this claim on.
+                var entries: [OutboxEntry] = []
+                for entry in stored {
+                    guard let entry = try Self.readyToSend(entry, store: store, db: db) else { break }
+                    entries.append(entry)
+                }
+                guard entries.count == stored.count else {
+                    // One change cannot be sent: the unit is sent whole or not at all.
+                    try Self.failUnit(unit, because: stored[entries.count], db: db)
+                    continue
+                }
                 guard try Self.isReady(unit: unit, entries, store: store, db: db) else { continue }
                 let claim = OutboxClaim(
                     owner: owner.token, processID: owner.processID,
@@ -41,6 +52,11 @@ extension Outbox {
                         WHERE unitID = ?
                         """,
                     arguments: [claim.owner, claim.processID, claim.expiresAt, unit])
+                let keepPayload = try db.cachedStatement(
+                    sql: "UPDATE \(table) SET payload = ? WHERE sequence = ? AND payload IS NULL")
+                for (entry, original) in zip(entries, stored) where original.payload == nil && entry.payload != nil {
+                    try keepPayload.execute(arguments: [entry.payload, entry.sequence])
+                }
                 return entries.map { entry in
                     var entry = entry
                     entry.state = .inFlight
@@ -51,6 +67,20 @@ extension Outbox {
             }
             return []
         }
+    }
+
+    /// Fails every entry of a unit, one of whose entries (`culprit`, already failed with its reason
+    /// by ``readyToSend(_:store:db:)``) cannot be sent.
+    private static func failUnit(_ unit: String, because culprit: OutboxEntry, db: Database) throws {
+        try db.execute(
+            sql: """
+                UPDATE \(SchemaBuilder.outboxTable) SET state = 'failed', lastError = ?
+                WHERE unitID = ? AND sequence <> ?
+                """,
+            arguments: [
+                "not sent: \(culprit.tableName) '\(culprit.recordID)' of its unit cannot be sent", unit,
+                culprit.sequence,
+            ])
     }
 
     private static func isReady(unit: String, _ entries: [OutboxEntry], store: SyncStore, db: Database) throws

@@ -30,6 +30,35 @@ struct PayloadWriter {
         return String(decoding: writer.bytes, as: UTF8.self)
     }
 
+    /// Checks that ``payload(values:schema:)`` can write these values, without writing them: what a
+    /// save checks, since the payload itself is only written when the change is first sent.
+    ///
+    /// - Throws: ``ModelSyncError/invalidValue(model:field:reason:)`` as ``payload(values:schema:)``.
+    static func validate(values: [(any DatabaseValueConvertible)?], schema: ModelSchema) throws {
+        for (index, field) in schema.fields.enumerated() {
+            guard let value = values[index + 1]?.databaseValue else { continue }
+            switch value.storage {
+            case .double(let double) where !double.isFinite:
+                try rejectNonFinite(double, field: field.name, model: schema.name)
+            case .string(let string) where field.type == .decimal && !JSONNumberText.isNumber(string):
+                throw ModelSyncError.invalidValue(
+                    model: schema.name, field: field.name,
+                    reason: "'\(string)' is not a number JSON can carry; store a finite Decimal")
+            case .blob(let data) where field.type == .double && data.count == 8:
+                let double = Double(bitPattern: data.reduce(UInt64(0)) { $0 << 8 | UInt64($1) })
+                if !double.isFinite { try rejectNonFinite(double, field: field.name, model: schema.name) }
+            default: continue
+            }
+        }
+    }
+
+    private static func rejectNonFinite(_ double: Double, field: String, model: String) throws {
+        throw ModelSyncError.invalidValue(
+            model: model, field: field,
+            reason: "the value is \(double.isNaN ? "NaN (not a number)" : "\(double)"), which JSON cannot carry to the "
+                + "server; store a finite number")
+    }
+
     /// The record's local form as values: what ``payload(values:schema:)`` writes, parsed (without
     /// the text in between).
     ///

@@ -48,11 +48,20 @@ extension RESTRemote {
         let response = try await send(
             "POST", path: support.path,
             body: .object(["atomic": .bool(atomically), "operations": .array(wire)]), headers: headers)
-        guard let results = response?.objectValue?["results"]?.arrayValue, results.count == operations.count else {
+        let afterward =
+            "Nothing of the batch is taken as done; the server may have applied some of it: a retry sends "
+            + "the same idempotency keys."
+        guard let results = response?.objectValue?["results"]?.arrayValue else {
             throw RemoteError.invalidResponse(
-                "the batch of \(operations.count) operations was not answered with a 'results' array of as many items")
+                "POST \(support.path) answered the batch of \(operations.count) operations without a 'results' "
+                    + "array. \(afterward)")
         }
-        return zip(operations, results).map { operation, result -> Result<RecordFields?, RemoteError> in
+        guard results.count == operations.count else {
+            throw RemoteError.invalidResponse(
+                "POST \(support.path) answered the batch of \(operations.count) operations with \(results.count) "
+                    + "results (one per operation, in order, expected). \(afterward)")
+        }
+        let outcomes = zip(operations, results).map { operation, result -> Result<RecordFields?, RemoteError> in
             do {
                 return .success(try self.outcome(of: operation, result))
             } catch let error as RemoteError {
@@ -61,6 +70,27 @@ extension RESTRemote {
                 return .failure(.invalidResponse("\(error)"))
             }
         }
+        // A result that names another operation's key (the result's `idempotency_key`, or the creation
+        // key a created record echoes) means the results are out of order or answer other operations:
+        // none of them can be matched to its operation.
+        for position in operations.indices {
+            let operation = operations[position]
+            var named = results[position].objectValue?["idempotency_key"]?.stringValue
+            if named == nil, operation.kind == .create, case .success(let record?) = outcomes[position] {
+                named = record[RecordMetadata.creationKey]?.stringValue
+            }
+            if let named, named != operation.idempotencyKey {
+                let answered =
+                    operations.firstIndex { $0.idempotencyKey == named }.map { "operation \($0 + 1)" }
+                    ?? "no operation of the batch"
+                throw RemoteError.invalidResponse(
+                    "POST \(support.path): result \(position + 1) of \(operations.count) carries the idempotency key "
+                        + "'\(named)', which is \(answered)'s, not that of operation \(position + 1) "
+                        + "(\(operation.kind.rawValue) of a \(operation.model.name), key '\(operation.idempotencyKey)'): "
+                        + "the results are out of order or answer other operations. \(afterward)")
+            }
+        }
+        return outcomes
     }
 
     private func wireOperation(_ operation: BatchOperation) throws -> JSONValue {

@@ -131,6 +131,19 @@ enum SchemaBuilder {
                         """)
             }
         ),
+        (
+            // Entries never sent store no payload (the row is read when they are first claimed): the
+            // entries that do (sent at least once, or queued by an earlier version) are indexed, so that
+            // an ID replacement rewrites their references without reading the whole queue.
+            "modelsync-outbox-stored-payload-v1",
+            { db in
+                try db.execute(
+                    sql: """
+                        CREATE INDEX \(outboxTable)_stored_payload ON \(outboxTable)(tableName)
+                            WHERE payload IS NOT NULL;
+                        """)
+            }
+        ),
     ]
 
     /// Applies the migrations this database lacks and creates or extends the model tables, in the

@@ -78,7 +78,15 @@ public final class SyncTransaction {
             let update = try database.cachedStatement(sql: statements.updateByID)
             try update.execute(arguments: StatementArguments(Array(values.dropFirst()) + [values[0]]))
         }
-        let payload = try PayloadWriter.payload(values: values, schema: Model.schema)
+        // The entry stores no payload (the row is read when it is first sent), unless it was sent once
+        // already; the values are still checked now, so a save JSON cannot carry is refused.
+        let payload: String?
+        if idempotencyKey != nil {
+            payload = try PayloadWriter.payload(values: values, schema: Model.schema)
+        } else {
+            try PayloadWriter.validate(values: values, schema: Model.schema)
+            payload = nil
+        }
         try OutboxStore.enqueueSave(
             database, table: Model.schema.tableName, recordID: record.id.rawValue, payload: payload, created: created,
             idempotencyKey: idempotencyKey)
@@ -171,9 +179,7 @@ public final class SyncTransaction {
     private func requeueUpdate(of model: any SyncModel.Type, id: String) throws {
         func requeue<Model: SyncModel>(_: Model.Type) throws {
             guard let record = try Model.fetchOne(database, key: Model.ID(id)) else { return }
-            let payload = try PayloadWriter.payload(values: try record.databaseValues(), schema: Model.schema)
-            try OutboxStore.enqueueSave(
-                database, table: Model.schema.tableName, recordID: id, payload: payload, created: false)
+            try OutboxStore.enqueueSave(database, table: Model.schema.tableName, recordID: id, created: false)
             unitRecords?.append((Model.schema.tableName, id))
             if recordEvents { events.append(.updated(table: Model.schema.tableName, record: record)) }
         }

@@ -55,7 +55,7 @@ extension SyncEngine {
         let table = Model.schema.tableName
         try await store.write { tx in
             let recordID = try IDMap.resolve(tx.database, table: table, id: id.rawValue)
-            guard let record = try Model.fetchOne(tx.database, key: Model.ID(recordID)) else {
+            guard try tx.recordExists(table: table, id: recordID) else {
                 throw ModelSyncError.recordNotFound(table: table, id: recordID)
             }
             let entries = try Self.entries(tx.database, table: table, recordID: recordID)
@@ -64,8 +64,7 @@ extension SyncEngine {
             }
             try OutboxStore.removeEntries(tx.database, table: table, recordID: recordID)
             try RecordVersions.remove(tx.database, table: table, recordID: recordID)
-            let payload = try PayloadWriter.payload(values: record.databaseValues(), schema: Model.schema)
-            try OutboxStore.enqueueSave(tx.database, table: table, recordID: recordID, payload: payload, created: true)
+            try OutboxStore.enqueueSave(tx.database, table: table, recordID: recordID, created: true)
         }
     }
 
