@@ -11,7 +11,7 @@ import Testing
 @Suite("An older app talking to a newer server")
 struct OlderClientTests {
     @Test(
-        "a server that needs a newer schema version answers 426; the push throws a too-old error, the change stays queued and the updated app sends it"
+        "a server that needs a newer schema version answers 426; the push throws a too-old error, the change stays queued and the updated app sends it, its version taken from the generated models"
     )
     func olderClientIsToldItIsTooOld() async throws {
         #expect(EvolutionV1Models.GeneratedModels.schemaVersion == 1)
@@ -50,9 +50,9 @@ struct OlderClientTests {
         let models = EvolutionV2Models.GeneratedModels.all
         let store = try SyncStore(
             .file(database), models: models, removedModels: EvolutionV2Models.GeneratedModels.removedModels)
-        let remote = RESTRemote(
-            configuration: .init(baseURL: url, schemaVersion: EvolutionV2Models.GeneratedModels.schemaVersion),
-            models: models)
+        // The app does not name its schema version: the generated models carry it.
+        let remote = RESTRemote(configuration: .init(baseURL: url), models: models)
+        #expect(remote.configuration.schemaVersion == 2)
         let report = try await SyncEngine(store: store, remote: remote, configuration: fastRetries).push()
         #expect(report.sent == 1 && report.failed == 0, "\(report)")
         #expect(

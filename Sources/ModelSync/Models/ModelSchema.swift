@@ -171,6 +171,10 @@ public struct ModelSchema: Sendable {
     /// Columns of an earlier version that this version removes (`removed:`); a removed belongsTo
     /// may be named by its relationship (`owner` for the column `ownerId`).
     public let removedFields: [String]
+    /// The spec's `options.schemaVersion`: the version of the models' shape the app speaks (1 when
+    /// the spec does not say). `RESTRemote` sends the highest of its models' versions unless its
+    /// configuration names one.
+    public let schemaVersion: Int
 
     public init(
         name: String,
@@ -183,7 +187,8 @@ public struct ModelSchema: Sendable {
         referencedBy: [ForeignKeyReference],
         remote: RemoteSchema,
         renamedFrom: String? = nil,
-        removedFields: [String] = []
+        removedFields: [String] = [],
+        schemaVersion: Int = 1
     ) {
         self.name = name
         self.tableName = tableName
@@ -196,6 +201,7 @@ public struct ModelSchema: Sendable {
         self.remote = remote
         self.renamedFrom = renamedFrom
         self.removedFields = removedFields
+        self.schemaVersion = schemaVersion
     }
 }
 

@@ -85,8 +85,10 @@ public struct RESTRemote: SyncRemote {
         /// ``override(_:with:)``.
         public var overrides: [String: RemoteSchema]
         /// The version of the models' shape this app sends (`GeneratedModels.schemaVersion`), in the
-        /// `ModelSync-Schema-Version` header of every request; `nil` sends no header. A server that
-        /// no longer accepts it answers 426 (``RemoteError/isClientTooOld``).
+        /// `ModelSync-Schema-Version` header of every request. `nil` (the default) takes it from the
+        /// generated models given to ``RESTRemote/init(configuration:models:session:)`` (the highest
+        /// `ModelSchema.schemaVersion`), and sends no header when that is 1, which servers read as 1.
+        /// A server that no longer accepts it answers 426 (``RemoteError/isClientTooOld``).
         public var schemaVersion: Int?
         /// Whether to send queued changes in batches to a server that advertises them
         /// (`GET {baseURL}/_modelsync`, see Docs/Protocol.md). `true` by default; `false` sends every
@@ -158,13 +160,20 @@ public struct RESTRemote: SyncRemote {
     /// - Parameters:
     ///   - configuration: The server's base URL, headers and conventions.
     ///   - models: Every model (`GeneratedModels.all`): foreign keys are sent in the JSON type of the
-    ///     model they reference.
+    ///     model they reference, and the models' schema version is sent when the configuration
+    ///     names none.
     ///   - session: The URLSession to use; by default ``makeSession(timeout:)`` with
     ///     `configuration.timeout`. A session of your own should refuse redirects (its delegate's
     ///     `urlSession(_:task:willPerformHTTPRedirection:newRequest:completionHandler:)` passes `nil`)
     ///     so that RESTRemote decides which to follow; a request your session redirected anyway fails
     ///     unless it is a GET that stayed on the same origin.
     public init(configuration: Configuration, models: [any SyncModel.Type], session: URLSession? = nil) {
+        var configuration = configuration
+        if configuration.schemaVersion == nil,
+            let modelsVersion = models.map({ $0.schema.schemaVersion }).max(), modelsVersion > 1
+        {
+            configuration.schemaVersion = modelsVersion
+        }
         self.configuration = configuration
         var schemas: [String: ModelSchema] = [:]
         for model in models { schemas[model.schema.tableName] = model.schema }

@@ -132,7 +132,7 @@ enum RenderContext {
             copyKeyword: model.foreignKeys.isEmpty ? "let" : "var",
             hasResolvers: !resolvers.isEmpty,
             resolvers: resolvers,
-            evolution: modelEvolution(model))
+            evolution: modelEvolution(model, schemaVersion: graph.schemaVersion))
     }
 
     /// `, renamedFrom: "old", defaultValue: .text("x"), enumCases: [...], valueMapping: [...]`, or "".
@@ -152,8 +152,9 @@ enum RenderContext {
         return text
     }
 
-    /// The model-level evolution arguments of the schema, each on its own line, or "".
-    static func modelEvolution(_ model: GraphModel) -> String {
+    /// The model-level evolution arguments of the schema (`renamedFrom`, `removedFields`, and
+    /// `schemaVersion` when it is not 1), each on its own line, or "".
+    static func modelEvolution(_ model: GraphModel, schemaVersion: Int) -> String {
         var text = ""
         if let previous = model.previousTableName {
             text += ",\n        renamedFrom: \(Naming.stringLiteral(previous))"
@@ -163,6 +164,7 @@ enum RenderContext {
                 ",\n        removedFields: ["
                 + model.removedColumns.map { Naming.stringLiteral($0) }.joined(separator: ", ") + "]"
         }
+        if schemaVersion != 1 { text += ",\n        schemaVersion: \(schemaVersion)" }
         return text
     }
 

@@ -18,7 +18,8 @@ public enum GeneratedModels {
     /// pass them to `SyncStore(_:models:removedModels:)` so that opening an older database drops them.
     public static let removedModels: [String] = []
 
-    /// The version of the models' shape (`options.schemaVersion`): give it to `RESTRemote` so that
-    /// a server that no longer accepts this shape answers "this app version is too old".
+    /// The version of the models' shape (`options.schemaVersion`). Each model's schema carries it
+    /// too, and `RESTRemote` sends it, so that a server that no longer accepts this shape answers
+    /// "this app version is too old".
     public static let schemaVersion = 1
 }
