@@ -245,9 +245,11 @@ public struct ServerSQL: Sendable, Hashable {
             "WITH actor AS MATERIALIZED (SELECT set_config('modelsync.actor', $4, true) AS name\n"
             + "), input AS MATERIALIZED (\nSELECT e.ord, e.value -> 'b' AS b, e.value ->> 'k' AS k, "
             + "e.value ->> 'h' AS h\nFROM actor, jsonb_array_elements($2::jsonb) WITH ORDINALITY AS e(value, ord)\n"
+            // One primary-key lookup per create (LATERAL): a join would let the planner scan the whole
+            // table of stored answers for every create.
             + "), stored AS MATERIALIZED (\nSELECT i.ord, s.\"request_hash\", s.\"status\", s.\"response\" "
-            + "FROM input AS i\nJOIN modelsync_idempotency AS s ON s.\"tenant_id\" = $1 AND s.\"scope\" = $3 "
-            + "AND s.\"key\" = i.k\n"
+            + "FROM input AS i\nCROSS JOIN LATERAL (SELECT x.\"request_hash\", x.\"status\", x.\"response\" "
+            + "FROM modelsync_idempotency AS x\nWHERE x.\"tenant_id\" = $1 AND x.\"scope\" = $3 AND x.\"key\" = i.k) AS s\n"
             + "), created AS (\nINSERT INTO \(table) AS r (\(insertColumns.joined(separator: ", ")))\n"
             + "SELECT \(setValues.joined(separator: ", "))\nFROM input AS i "
             + "WHERE NOT EXISTS (SELECT 1 FROM stored WHERE stored.ord = i.ord)\nORDER BY i.ord\n"

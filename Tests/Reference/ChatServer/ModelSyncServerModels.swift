@@ -367,7 +367,8 @@ public enum ServerModels {
                     FROM actor, jsonb_array_elements($2::jsonb) WITH ORDINALITY AS e(value, ord)
                     ), stored AS MATERIALIZED (
                     SELECT i.ord, s."request_hash", s."status", s."response" FROM input AS i
-                    JOIN modelsync_idempotency AS s ON s."tenant_id" = $1 AND s."scope" = $3 AND s."key" = i.k
+                    CROSS JOIN LATERAL (SELECT x."request_hash", x."status", x."response" FROM modelsync_idempotency AS x
+                    WHERE x."tenant_id" = $1 AND x."scope" = $3 AND x."key" = i.k) AS s
                     ), created AS (
                     INSERT INTO "user" AS r ("tenant_id", "id", "name", "email", "bio", "_idempotency_key")
                     SELECT $1, (i.b ->> 'id'), (i.b::jsonb ->> 'name'), (i.b::jsonb ->> 'email'), (i.b::jsonb ->> 'bio'), i.k
@@ -437,7 +438,8 @@ public enum ServerModels {
                     FROM actor, jsonb_array_elements($2::jsonb) WITH ORDINALITY AS e(value, ord)
                     ), stored AS MATERIALIZED (
                     SELECT i.ord, s."request_hash", s."status", s."response" FROM input AS i
-                    JOIN modelsync_idempotency AS s ON s."tenant_id" = $1 AND s."scope" = $3 AND s."key" = i.k
+                    CROSS JOIN LATERAL (SELECT x."request_hash", x."status", x."response" FROM modelsync_idempotency AS x
+                    WHERE x."tenant_id" = $1 AND x."scope" = $3 AND x."key" = i.k) AS s
                     ), created AS (
                     INSERT INTO "thread" AS r ("tenant_id", "title", "created_at", "tags", "owner_id", "_idempotency_key")
                     SELECT $1, (i.b::jsonb ->> 'title'), (i.b::jsonb ->> 'created_at'), NULLIF(i.b::jsonb -> 'tags', 'null'::jsonb), (i.b::jsonb ->> 'owner_id'), i.k
@@ -507,7 +509,8 @@ public enum ServerModels {
                     FROM actor, jsonb_array_elements($2::jsonb) WITH ORDINALITY AS e(value, ord)
                     ), stored AS MATERIALIZED (
                     SELECT i.ord, s."request_hash", s."status", s."response" FROM input AS i
-                    JOIN modelsync_idempotency AS s ON s."tenant_id" = $1 AND s."scope" = $3 AND s."key" = i.k
+                    CROSS JOIN LATERAL (SELECT x."request_hash", x."status", x."response" FROM modelsync_idempotency AS x
+                    WHERE x."tenant_id" = $1 AND x."scope" = $3 AND x."key" = i.k) AS s
                     ), created AS (
                     INSERT INTO "message" AS r ("tenant_id", "role", "body", "thread_id", "reply_to_id", "_idempotency_key")
                     SELECT $1, (i.b::jsonb ->> 'role'), (i.b::jsonb ->> 'body'), (i.b::jsonb ->> 'thread_id')::bigint, (i.b::jsonb ->> 'reply_to_id'), i.k
@@ -577,7 +580,8 @@ public enum ServerModels {
                     FROM actor, jsonb_array_elements($2::jsonb) WITH ORDINALITY AS e(value, ord)
                     ), stored AS MATERIALIZED (
                     SELECT i.ord, s."request_hash", s."status", s."response" FROM input AS i
-                    JOIN modelsync_idempotency AS s ON s."tenant_id" = $1 AND s."scope" = $3 AND s."key" = i.k
+                    CROSS JOIN LATERAL (SELECT x."request_hash", x."status", x."response" FROM modelsync_idempotency AS x
+                    WHERE x."tenant_id" = $1 AND x."scope" = $3 AND x."key" = i.k) AS s
                     ), created AS (
                     INSERT INTO "artifact" AS r ("tenant_id", "id", "title", "kind", "_idempotency_key")
                     SELECT $1, (i.b ->> 'id'), (i.b::jsonb ->> 'title'), (i.b::jsonb ->> 'kind'), i.k
@@ -647,7 +651,8 @@ public enum ServerModels {
                     FROM actor, jsonb_array_elements($2::jsonb) WITH ORDINALITY AS e(value, ord)
                     ), stored AS MATERIALIZED (
                     SELECT i.ord, s."request_hash", s."status", s."response" FROM input AS i
-                    JOIN modelsync_idempotency AS s ON s."tenant_id" = $1 AND s."scope" = $3 AND s."key" = i.k
+                    CROSS JOIN LATERAL (SELECT x."request_hash", x."status", x."response" FROM modelsync_idempotency AS x
+                    WHERE x."tenant_id" = $1 AND x."scope" = $3 AND x."key" = i.k) AS s
                     ), created AS (
                     INSERT INTO "thread_artifact" AS r ("tenant_id", "id", "relation", "thread_id", "artifact_id", "_idempotency_key")
                     SELECT $1, (i.b ->> 'id'), (i.b::jsonb ->> 'relation'), (i.b::jsonb ->> 'thread_id')::bigint, (i.b::jsonb ->> 'artifact_id'), i.k
@@ -717,7 +722,8 @@ public enum ServerModels {
                     FROM actor, jsonb_array_elements($2::jsonb) WITH ORDINALITY AS e(value, ord)
                     ), stored AS MATERIALIZED (
                     SELECT i.ord, s."request_hash", s."status", s."response" FROM input AS i
-                    JOIN modelsync_idempotency AS s ON s."tenant_id" = $1 AND s."scope" = $3 AND s."key" = i.k
+                    CROSS JOIN LATERAL (SELECT x."request_hash", x."status", x."response" FROM modelsync_idempotency AS x
+                    WHERE x."tenant_id" = $1 AND x."scope" = $3 AND x."key" = i.k) AS s
                     ), created AS (
                     INSERT INTO "draft" AS r ("tenant_id", "id", "body", "updated_at", "thread_id", "_idempotency_key")
                     SELECT $1, (i.b ->> 'id'), (i.b::jsonb ->> 'body'), (i.b::jsonb ->> 'updated_at'), (i.b::jsonb ->> 'thread_id')::bigint, i.k
