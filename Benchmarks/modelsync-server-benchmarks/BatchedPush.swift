@@ -1,6 +1,8 @@
 import ChatModels
 import Foundation
+import Hummingbird
 import ModelSync
+import Synchronization
 
 #if canImport(FoundationNetworking)
     import FoundationNetworking
@@ -25,6 +27,30 @@ func makeQueuedArtifacts() async throws -> (SyncStore, [Data]) {
         .serialized()
     }
     return (store, bodies)
+}
+
+/// The server's side of the profile: how many batch requests the generated server answered and the
+/// milliseconds it spent on them (from the request's head to the answer's body, SQL included).
+let batchServerTime = Mutex<(count: Int, milliseconds: Double)>((0, 0))
+
+/// Adds each `POST /_modelsync/batch` request's handling time to `batchServerTime`.
+struct BatchTimingMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+        async throws -> Response
+    {
+        guard request.method == .post, request.uri.path.hasSuffix("/_modelsync/batch") else {
+            return try await next(request, context)
+        }
+        let clock = ContinuousClock()
+        let start = clock.now
+        let response = try await next(request, context)
+        let elapsed = milliseconds(clock.now - start)
+        batchServerTime.withLock {
+            $0.count += 1
+            $0.milliseconds += elapsed
+        }
+        return response
+    }
 }
 
 /// Milliseconds for the engine to push the store's queue in batches.
@@ -81,7 +107,14 @@ func runBatchedPushBenchmark(url: URL, repetitions: Int) async throws {
     var baseline: [Double] = []
     for _ in 0..<repetitions {
         let (store, _) = try await makeQueuedArtifacts()
+        batchServerTime.withLock { $0 = (0, 0) }
         ours.append(try await pushInBatches(store, to: url))
+        let server = batchServerTime.withLock { $0 }
+        print(
+            "push5000-batched profile: engine push \(String(format: "%.1f", ours.last!)) ms; \(server.count) batch "
+                + "requests, \(String(format: "%.1f", server.milliseconds)) ms in the server's handler in all "
+                + "(\(String(format: "%.1f", server.milliseconds / Double(max(server.count, 1)))) ms each, up to "
+                + "\(batchedPushConcurrency) at once)")
         let (_, bodies) = try await makeQueuedArtifacts()
         baseline.append(try await pushOneByOne(bodies, to: url))
     }

@@ -112,6 +112,7 @@ try await database.query(
     "CREATE TABLE baseline_artifact (id text PRIMARY KEY, title text NOT NULL, kind text NOT NULL)")
 
 let oursRouter = Router()
+oursRouter.add(middleware: BatchTimingMiddleware())
 let service = ServerModels.addRoutes(to: oursRouter, database: database, authenticator: DevelopmentAuthenticator())
 try await service.migrate()
 let (oursURL, oursTask) = await serve(oursRouter)

@@ -25,6 +25,15 @@ public enum ConformanceCheck: String, CaseIterable, Sendable, Hashable, Comparab
     /// With two tenants' tokens: tenant A's records are invisible and unreferenceable for tenant B,
     /// and indistinguishable from missing ones.
     case tenantIsolation = "tenant-isolation"
+    /// When the server advertises batches (`GET /_modelsync`): a plain batch answers one result per
+    /// operation, a refused operation fails alone and one whose `refs` name it gets a 424.
+    case batchResults = "batch-results"
+    /// When the server advertises batches: a unit (`atomic`) with one refused operation applies nothing
+    /// and answers `applied: false`, with 424 for the others.
+    case batchAtomic = "batch-atomic"
+    /// When the server advertises batches: a unit sent again with its `Idempotency-Key` gets the same
+    /// answer and creates nothing twice.
+    case batchReplay = "batch-replay"
     /// Error answers are JSON `{"error": "…"}`, not HTML or plain text.
     case errorsAreJSON = "errors-are-json"
 
@@ -40,6 +49,9 @@ public enum ConformanceCheck: String, CaseIterable, Sendable, Hashable, Comparab
         case .cursorListing: return "cursor paging lists every change once"
         case .staleUpdate: return "a stale update (If-Match) is a 409 with the server's copy"
         case .tenantIsolation: return "another tenant's records are invisible and unreferenceable"
+        case .batchResults: return "a batch answers per operation; a refused one fails alone, its dependents 424"
+        case .batchAtomic: return "a unit with a refused operation applies nothing"
+        case .batchReplay: return "a unit sent again with its key answers the same and creates nothing twice"
         case .errorsAreJSON: return "errors are JSON"
         }
     }

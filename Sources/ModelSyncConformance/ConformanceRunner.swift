@@ -62,7 +62,7 @@ actor ConformanceRunner {
             }
         }
         await runCheck(.errorsAreJSON, model: nil) { try await self.checkErrorsAreJSON() }
-        for check in ConformanceCheck.allCases where check != .errorsAreJSON {
+        for check in ConformanceCheck.allCases where check != .errorsAreJSON && !Self.serverChecks.contains(check) {
             if check == .tenantIsolation, kit.secondTenantToken == nil {
                 results.append(
                     ConformanceResult(
@@ -74,9 +74,15 @@ actor ConformanceRunner {
                 await runCheck(check, model: model.name) { try await self.perform(check, on: model) }
             }
         }
+        await runCheck(.batchResults, model: nil) { try await self.checkBatchResults() }
+        await runCheck(.batchAtomic, model: nil) { try await self.checkBatchAtomic() }
+        await runCheck(.batchReplay, model: nil) { try await self.checkBatchReplay() }
         let (deleted, left) = await cleanUp()
         return ConformanceReport(baseURL: kit.baseURL, results: results, deletedRecords: deleted, leftOnServer: left)
     }
+
+    /// The checks made once for the whole server (not per model).
+    static let serverChecks: Set<ConformanceCheck> = [.errorsAreJSON, .batchResults, .batchAtomic, .batchReplay]
 
     func perform(_ check: ConformanceCheck, on model: SpecModel) async throws -> ConformanceResult {
         switch check {
@@ -90,6 +96,9 @@ actor ConformanceRunner {
         case .staleUpdate: return try await checkStaleUpdate(model)
         case .tenantIsolation: return try await checkTenantIsolation(model)
         case .errorsAreJSON: return try await checkErrorsAreJSON()
+        case .batchResults: return try await checkBatchResults()
+        case .batchAtomic: return try await checkBatchAtomic()
+        case .batchReplay: return try await checkBatchReplay()
         }
     }
 

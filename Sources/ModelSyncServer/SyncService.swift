@@ -165,30 +165,18 @@ public final class SyncService: Sendable {
         let fields = try JSONShape.object(from: body)
         try validate(fields, for: model, creating: true)
         let text = String(decoding: body, as: UTF8.self)
-        let statements = sql.models[model.table]!
         let scope = "create:" + model.table
         let requestHash = Self.requestHash(text)
-        // One statement, one round trip: the record, its history and the answer stored under the key
-        // commit together (`ModelStatements.create`). A repeat of the key fails on a primary key and
-        // changes nothing; its stored answer is read then.
-        var binds = PostgresBindings()
-        binds.append(identity.tenant)
-        binds.append(text)
-        binds.append(idempotencyKey)
-        binds.append(scope)
-        binds.append(requestHash)
-        binds.append(identity.actor)
+        // One statement, one round trip: the set-based create with an array of one
+        // (`ModelStatements.create`). The record, its history and the answer stored under the key
+        // commit together; a key with a stored answer is answered from it. A key claimed by a request
+        // still running fails on a primary key and changes nothing; its stored answer is read then.
+        let create = CreateInput(body: text, idempotencyKey: idempotencyKey, requestHash: requestHash)
         do {
-            let record = try await database.withConnection { connection in
-                var result: String?
-                for try await text in try await connection.query(
-                    PostgresQuery(unsafeSQL: statements.create, binds: binds), logger: self.logger
-                ).decode(String.self) {
-                    result = text
-                }
-                return result
+            let outcome = try await database.withConnection { connection in
+                try await self.createAll([create], of: model, as: identity, on: connection)
             }
-            return Answer(status: 201, body: record ?? "{}")
+            return try outcome[0].get()
         } catch let error as PSQLError {
             if let idempotencyKey, error.serverInfo?[.sqlState] == "23505",
                 let replay = try await storedAnswer(
@@ -198,6 +186,70 @@ public final class SyncService: Sendable {
             }
             throw mapped(error, model: model, operation: "create")
         }
+    }
+
+    /// One create of a set-based create: the body as sent (JSON text), its key and request hash.
+    struct CreateInput: Sendable {
+        var body: String
+        var idempotencyKey: String?
+        var requestHash: String
+    }
+
+    /// Runs the set-based create (`ModelStatements.create`) for `creates` of `model` on `connection`:
+    /// one round trip. Returns each create's outcome in order: the created record (`201`), the answer
+    /// stored under its key, or the error of a key used for another request or still unanswered.
+    /// Throws the database's error when any record is refused; then nothing was created and the caller
+    /// decides (one create at a time, or the mapped error). `creates` must not repeat a key.
+    func createAll(
+        _ creates: [CreateInput], of model: ServerModel, as identity: SyncIdentity, on connection: PostgresConnection
+    ) async throws -> [Result<Answer, SyncServerError>] {
+        var array = "["
+        for (index, create) in creates.enumerated() {
+            if index > 0 { array += "," }
+            array += #"{"b":"# + create.body + #","k":"# + (create.idempotencyKey.map(jsonString) ?? "null")
+            array += #","h":"# + jsonString(create.requestHash) + "}"
+        }
+        array += "]"
+        var binds = PostgresBindings()
+        binds.append(identity.tenant)
+        binds.append(array)
+        binds.append("create:" + model.table)
+        binds.append(identity.actor)
+        var created: [String] = []
+        var stored: [Int: Result<Answer, SyncServerError>] = [:]
+        for try await (ordinal, _, record, hash, status) in try await connection.query(
+            PostgresQuery(unsafeSQL: sql.models[model.table]!.create, binds: binds), logger: logger
+        ).decode((Int64?, Int64?, String?, String?, Int?).self) {
+            guard let ordinal else {
+                created.append(record ?? "{}")
+                continue
+            }
+            let index = Int(ordinal) - 1
+            let create = creates[index]
+            if let hash, !Self.sameRequest(hash, create.requestHash) {
+                stored[index] = .failure(Self.keyReused(create.idempotencyKey ?? ""))
+            } else if let status, let record {
+                stored[index] = .success(Answer(status: status, body: record))
+            } else {
+                stored[index] = .failure(
+                    SyncServerError(
+                        status: 503, message: "the first request with this Idempotency-Key is still running; retry"))
+            }
+        }
+        var outcomes: [Result<Answer, SyncServerError>] = []
+        var next = created.makeIterator()
+        for index in creates.indices {
+            if let answer = stored[index] {
+                outcomes.append(answer)
+            } else if let record = next.next() {
+                outcomes.append(.success(Answer(status: 201, body: record)))
+            } else {
+                throw SyncServerError(
+                    status: 500,
+                    message: "the database created \(created.count) of \(creates.count) \(model.table) records")
+            }
+        }
+        return outcomes
     }
 
     /// A create on `connection`, inside a transaction of the caller's (a batch): the body is

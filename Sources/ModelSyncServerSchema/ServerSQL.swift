@@ -21,12 +21,17 @@ public struct ServerSQL: Sendable, Hashable {
     public struct ModelStatements: Sendable, Hashable {
         /// `$1` tenant, `$2` the body (JSON text), `$3` the idempotency key or null -> the record (JSON text).
         public var insert: String
-        /// A whole create in one statement, so in one round trip and its own transaction: names the
-        /// actor for the history trigger, inserts the record and, with a key, stores the answer under
-        /// it. A key used before makes the statement fail on `modelsync_idempotency`'s primary key
-        /// (or, for a client ID, on the record's), undoing the insert; the caller then reads the
-        /// stored answer. `$1` tenant, `$2` the body, `$3` the idempotency key or null, `$4` the key's
-        /// scope, `$5` the request's hash, `$6` the actor -> the record (JSON text).
+        /// Creates in one statement, so in one round trip: a batch's run of creates of this model, or a
+        /// create sent alone (an array of one). It names the actor for the history trigger, inserts the
+        /// records in the array's order and stores each answer under its key. A create whose key already
+        /// has an answer (visible to the statement) inserts nothing and returns that answer instead.
+        /// A key claimed by a transaction still running, a key twice in the array, or any refused
+        /// record (constraint, invalid value) makes the statement fail and undoes all of it: the caller
+        /// then goes one create at a time.
+        /// `$1` tenant, `$2` a JSON array of `{"b": body, "k": key or null, "h": the request's hash}`,
+        /// `$3` the keys' scope, `$4` the actor -> rows `ord, seq, record, hash, status`: one per
+        /// created record (`ord` null) in the array's order (by `seq`), then one per create answered
+        /// from its stored answer (`ord`, 1-based; `record` the stored answer, `hash` and `status` its).
         public var create: String
         /// `$1` tenant, `$2` id, `$3` the body -> the record; no row when the ID is unknown.
         public var update: String
@@ -227,14 +232,34 @@ public struct ServerSQL: Sendable, Hashable {
         let insert =
             "INSERT INTO \(table) AS r (\(insertColumns.joined(separator: ", ")))\n"
             + "VALUES (\(insertValues.joined(separator: ", ")))\nRETURNING \(record)"
+        // The set-based create: every create of the array in one statement (a batch's run of creates,
+        // or a create sent alone as an array of one). Rows are inserted in the array's order, so their
+        // `_seq` (stamped per row by the trigger) gives each created record its place.
+        var setValues = ["$1"]
+        if model.idGeneration == .client {
+            setValues.append(model.idType == .int ? "(i.b ->> 'id')::bigint" : "(i.b ->> 'id')")
+        }
+        for column in model.columns { setValues.append(input(column, parameter: "i.b")) }
+        setValues.append("i.k")
         let create =
-            "WITH created AS (\nINSERT INTO \(table) AS r (\(insertColumns.joined(separator: ", ")))\n"
-            + "SELECT \(insertValues.joined(separator: ", "))\n"
-            + "FROM (SELECT set_config('modelsync.actor', $6, true)) AS actor\nRETURNING \(record) AS record\n"
+            "WITH actor AS MATERIALIZED (SELECT set_config('modelsync.actor', $4, true) AS name\n"
+            + "), input AS MATERIALIZED (\nSELECT e.ord, e.value -> 'b' AS b, e.value ->> 'k' AS k, "
+            + "e.value ->> 'h' AS h\nFROM actor, jsonb_array_elements($2::jsonb) WITH ORDINALITY AS e(value, ord)\n"
+            // One primary-key lookup per create (LATERAL): a join would let the planner scan the whole
+            // table of stored answers for every create.
+            + "), stored AS MATERIALIZED (\nSELECT i.ord, s.\"request_hash\", s.\"status\", s.\"response\" "
+            + "FROM input AS i\nCROSS JOIN LATERAL (SELECT x.\"request_hash\", x.\"status\", x.\"response\" "
+            + "FROM modelsync_idempotency AS x\nWHERE x.\"tenant_id\" = $1 AND x.\"scope\" = $3 AND x.\"key\" = i.k) AS s\n"
+            + "), created AS (\nINSERT INTO \(table) AS r (\(insertColumns.joined(separator: ", ")))\n"
+            + "SELECT \(setValues.joined(separator: ", "))\nFROM input AS i "
+            + "WHERE NOT EXISTS (SELECT 1 FROM stored WHERE stored.ord = i.ord)\nORDER BY i.ord\n"
+            + "RETURNING r.\"_seq\" AS seq, r.\"_idempotency_key\" AS k, \(record) AS record\n"
             + "), remembered AS (\nINSERT INTO modelsync_idempotency "
             + "(\"tenant_id\", \"scope\", \"key\", \"request_hash\", \"status\", \"response\")\n"
-            + "SELECT $1, $4, $3, $5, 201, created.record FROM created WHERE $3::text IS NOT NULL\n"
-            + ")\nSELECT record FROM created"
+            + "SELECT $1, $3, c.k, i.h, 201, c.record FROM created AS c JOIN input AS i ON i.k = c.k\n"
+            + ")\nSELECT NULL::bigint AS ord, c.seq, c.record, NULL::text AS hash, NULL::integer AS status "
+            + "FROM created AS c\nUNION ALL\nSELECT s.ord, NULL, s.\"response\", s.\"request_hash\", s.\"status\" "
+            + "FROM stored AS s\nORDER BY seq"
         let assignments = model.columns.map { "\(quoted($0.name)) = \(input($0, parameter: "$3"))" }
         let update =
             "UPDATE \(table) AS r SET \(assignments.isEmpty ? "\"_version\" = r.\"_version\"" : assignments.joined(separator: ", "))\n"

@@ -51,6 +51,7 @@ func failures(_ report: ConformanceReport) -> String {
     @Test func theReferenceServerPassesEveryCheckAndIsLeftEmpty() async throws {
         let (server, url) = try await startChatServer()
         defer { Task { await server.stop() } }
+        server.setAcceptingBatches(true)
         let report = try await checkChat(at: url)
         #expect(!report.hasFailures, "\(failures(report))")
         #expect(
@@ -270,7 +271,7 @@ func failures(_ report: ConformanceReport) -> String {
         #expect(
             passing.output.contains("\nPASS idempotent-create Thread: the same key and body twice returned thread "))
         #expect(passing.output.contains("\nSKIP tenant-isolation: not run: give a second tenant's token"))
-        #expect(passing.output.contains("\n42 passed, 0 failed, 0 warnings, 0 not supported, 8 skipped\n"))
+        #expect(passing.output.contains("\n42 passed, 0 failed, 0 warnings, 3 not supported, 8 skipped\n"))
         #expect(passing.output.hasSuffix("records the kit created; nothing left\n"))
         #expect(!passing.output.contains("shadows"), "spec warnings are about Swift code, not the server")
 
@@ -303,6 +304,10 @@ func failures(_ report: ConformanceReport) -> String {
         let report = await kit.run()
         #expect(!report.hasFailures, "\(report.text)")
         #expect(report.results.filter { $0.outcome == .passed }.count == 15, "\(report.text)")
+        // It takes no batches: the batch checks say so, once each.
+        for check in [ConformanceCheck.batchResults, .batchAtomic, .batchReplay] {
+            #expect(report.results(of: check).map(\.outcome) == [.notSupported], "\(report.text)")
+        }
         let ids = report.results(of: .idType).map(\.observed)
         #expect(ids.contains { $0.hasPrefix("POST /api/notebooks made the id ") && $0.contains("(a number)") })
         #expect(ids.contains { $0.hasPrefix("POST /notes kept the client's id \"note_") })

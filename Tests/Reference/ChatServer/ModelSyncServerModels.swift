@@ -361,16 +361,28 @@ public enum ServerModels {
                     """#,
                 create:
                     #"""
-                    WITH created AS (
+                    WITH actor AS MATERIALIZED (SELECT set_config('modelsync.actor', $4, true) AS name
+                    ), input AS MATERIALIZED (
+                    SELECT e.ord, e.value -> 'b' AS b, e.value ->> 'k' AS k, e.value ->> 'h' AS h
+                    FROM actor, jsonb_array_elements($2::jsonb) WITH ORDINALITY AS e(value, ord)
+                    ), stored AS MATERIALIZED (
+                    SELECT i.ord, s."request_hash", s."status", s."response" FROM input AS i
+                    CROSS JOIN LATERAL (SELECT x."request_hash", x."status", x."response" FROM modelsync_idempotency AS x
+                    WHERE x."tenant_id" = $1 AND x."scope" = $3 AND x."key" = i.k) AS s
+                    ), created AS (
                     INSERT INTO "user" AS r ("tenant_id", "id", "name", "email", "bio", "_idempotency_key")
-                    SELECT $1, ($2::jsonb ->> 'id'), ($2::jsonb ->> 'name'), ($2::jsonb ->> 'email'), ($2::jsonb ->> 'bio'), $3
-                    FROM (SELECT set_config('modelsync.actor', $6, true)) AS actor
-                    RETURNING (jsonb_build_object('id', r."id", 'name', r."name", 'email', r."email", 'bio', r."bio", '_version', r."_version") || jsonb_strip_nulls(jsonb_build_object('_idempotency_key', r."_idempotency_key")))::text AS record
+                    SELECT $1, (i.b ->> 'id'), (i.b::jsonb ->> 'name'), (i.b::jsonb ->> 'email'), (i.b::jsonb ->> 'bio'), i.k
+                    FROM input AS i WHERE NOT EXISTS (SELECT 1 FROM stored WHERE stored.ord = i.ord)
+                    ORDER BY i.ord
+                    RETURNING r."_seq" AS seq, r."_idempotency_key" AS k, (jsonb_build_object('id', r."id", 'name', r."name", 'email', r."email", 'bio', r."bio", '_version', r."_version") || jsonb_strip_nulls(jsonb_build_object('_idempotency_key', r."_idempotency_key")))::text AS record
                     ), remembered AS (
                     INSERT INTO modelsync_idempotency ("tenant_id", "scope", "key", "request_hash", "status", "response")
-                    SELECT $1, $4, $3, $5, 201, created.record FROM created WHERE $3::text IS NOT NULL
+                    SELECT $1, $3, c.k, i.h, 201, c.record FROM created AS c JOIN input AS i ON i.k = c.k
                     )
-                    SELECT record FROM created
+                    SELECT NULL::bigint AS ord, c.seq, c.record, NULL::text AS hash, NULL::integer AS status FROM created AS c
+                    UNION ALL
+                    SELECT s.ord, NULL, s."response", s."request_hash", s."status" FROM stored AS s
+                    ORDER BY seq
                     """#,
                 update:
                     #"""
@@ -420,16 +432,28 @@ public enum ServerModels {
                     """#,
                 create:
                     #"""
-                    WITH created AS (
+                    WITH actor AS MATERIALIZED (SELECT set_config('modelsync.actor', $4, true) AS name
+                    ), input AS MATERIALIZED (
+                    SELECT e.ord, e.value -> 'b' AS b, e.value ->> 'k' AS k, e.value ->> 'h' AS h
+                    FROM actor, jsonb_array_elements($2::jsonb) WITH ORDINALITY AS e(value, ord)
+                    ), stored AS MATERIALIZED (
+                    SELECT i.ord, s."request_hash", s."status", s."response" FROM input AS i
+                    CROSS JOIN LATERAL (SELECT x."request_hash", x."status", x."response" FROM modelsync_idempotency AS x
+                    WHERE x."tenant_id" = $1 AND x."scope" = $3 AND x."key" = i.k) AS s
+                    ), created AS (
                     INSERT INTO "thread" AS r ("tenant_id", "title", "created_at", "tags", "owner_id", "_idempotency_key")
-                    SELECT $1, ($2::jsonb ->> 'title'), ($2::jsonb ->> 'created_at'), NULLIF($2::jsonb -> 'tags', 'null'::jsonb), ($2::jsonb ->> 'owner_id'), $3
-                    FROM (SELECT set_config('modelsync.actor', $6, true)) AS actor
-                    RETURNING (jsonb_build_object('id', r."id", 'title', r."title", 'created_at', r."created_at", 'tags', r."tags", 'owner_id', r."owner_id", '_version', r."_version") || jsonb_strip_nulls(jsonb_build_object('_idempotency_key', r."_idempotency_key")))::text AS record
+                    SELECT $1, (i.b::jsonb ->> 'title'), (i.b::jsonb ->> 'created_at'), NULLIF(i.b::jsonb -> 'tags', 'null'::jsonb), (i.b::jsonb ->> 'owner_id'), i.k
+                    FROM input AS i WHERE NOT EXISTS (SELECT 1 FROM stored WHERE stored.ord = i.ord)
+                    ORDER BY i.ord
+                    RETURNING r."_seq" AS seq, r."_idempotency_key" AS k, (jsonb_build_object('id', r."id", 'title', r."title", 'created_at', r."created_at", 'tags', r."tags", 'owner_id', r."owner_id", '_version', r."_version") || jsonb_strip_nulls(jsonb_build_object('_idempotency_key', r."_idempotency_key")))::text AS record
                     ), remembered AS (
                     INSERT INTO modelsync_idempotency ("tenant_id", "scope", "key", "request_hash", "status", "response")
-                    SELECT $1, $4, $3, $5, 201, created.record FROM created WHERE $3::text IS NOT NULL
+                    SELECT $1, $3, c.k, i.h, 201, c.record FROM created AS c JOIN input AS i ON i.k = c.k
                     )
-                    SELECT record FROM created
+                    SELECT NULL::bigint AS ord, c.seq, c.record, NULL::text AS hash, NULL::integer AS status FROM created AS c
+                    UNION ALL
+                    SELECT s.ord, NULL, s."response", s."request_hash", s."status" FROM stored AS s
+                    ORDER BY seq
                     """#,
                 update:
                     #"""
@@ -479,16 +503,28 @@ public enum ServerModels {
                     """#,
                 create:
                     #"""
-                    WITH created AS (
+                    WITH actor AS MATERIALIZED (SELECT set_config('modelsync.actor', $4, true) AS name
+                    ), input AS MATERIALIZED (
+                    SELECT e.ord, e.value -> 'b' AS b, e.value ->> 'k' AS k, e.value ->> 'h' AS h
+                    FROM actor, jsonb_array_elements($2::jsonb) WITH ORDINALITY AS e(value, ord)
+                    ), stored AS MATERIALIZED (
+                    SELECT i.ord, s."request_hash", s."status", s."response" FROM input AS i
+                    CROSS JOIN LATERAL (SELECT x."request_hash", x."status", x."response" FROM modelsync_idempotency AS x
+                    WHERE x."tenant_id" = $1 AND x."scope" = $3 AND x."key" = i.k) AS s
+                    ), created AS (
                     INSERT INTO "message" AS r ("tenant_id", "role", "body", "thread_id", "reply_to_id", "_idempotency_key")
-                    SELECT $1, ($2::jsonb ->> 'role'), ($2::jsonb ->> 'body'), ($2::jsonb ->> 'thread_id')::bigint, ($2::jsonb ->> 'reply_to_id'), $3
-                    FROM (SELECT set_config('modelsync.actor', $6, true)) AS actor
-                    RETURNING (jsonb_build_object('id', r."id", 'role', r."role", 'body', r."body", 'thread_id', r."thread_id", 'reply_to_id', r."reply_to_id", '_version', r."_version") || jsonb_strip_nulls(jsonb_build_object('_idempotency_key', r."_idempotency_key")))::text AS record
+                    SELECT $1, (i.b::jsonb ->> 'role'), (i.b::jsonb ->> 'body'), (i.b::jsonb ->> 'thread_id')::bigint, (i.b::jsonb ->> 'reply_to_id'), i.k
+                    FROM input AS i WHERE NOT EXISTS (SELECT 1 FROM stored WHERE stored.ord = i.ord)
+                    ORDER BY i.ord
+                    RETURNING r."_seq" AS seq, r."_idempotency_key" AS k, (jsonb_build_object('id', r."id", 'role', r."role", 'body', r."body", 'thread_id', r."thread_id", 'reply_to_id', r."reply_to_id", '_version', r."_version") || jsonb_strip_nulls(jsonb_build_object('_idempotency_key', r."_idempotency_key")))::text AS record
                     ), remembered AS (
                     INSERT INTO modelsync_idempotency ("tenant_id", "scope", "key", "request_hash", "status", "response")
-                    SELECT $1, $4, $3, $5, 201, created.record FROM created WHERE $3::text IS NOT NULL
+                    SELECT $1, $3, c.k, i.h, 201, c.record FROM created AS c JOIN input AS i ON i.k = c.k
                     )
-                    SELECT record FROM created
+                    SELECT NULL::bigint AS ord, c.seq, c.record, NULL::text AS hash, NULL::integer AS status FROM created AS c
+                    UNION ALL
+                    SELECT s.ord, NULL, s."response", s."request_hash", s."status" FROM stored AS s
+                    ORDER BY seq
                     """#,
                 update:
                     #"""
@@ -538,16 +574,28 @@ public enum ServerModels {
                     """#,
                 create:
                     #"""
-                    WITH created AS (
+                    WITH actor AS MATERIALIZED (SELECT set_config('modelsync.actor', $4, true) AS name
+                    ), input AS MATERIALIZED (
+                    SELECT e.ord, e.value -> 'b' AS b, e.value ->> 'k' AS k, e.value ->> 'h' AS h
+                    FROM actor, jsonb_array_elements($2::jsonb) WITH ORDINALITY AS e(value, ord)
+                    ), stored AS MATERIALIZED (
+                    SELECT i.ord, s."request_hash", s."status", s."response" FROM input AS i
+                    CROSS JOIN LATERAL (SELECT x."request_hash", x."status", x."response" FROM modelsync_idempotency AS x
+                    WHERE x."tenant_id" = $1 AND x."scope" = $3 AND x."key" = i.k) AS s
+                    ), created AS (
                     INSERT INTO "artifact" AS r ("tenant_id", "id", "title", "kind", "_idempotency_key")
-                    SELECT $1, ($2::jsonb ->> 'id'), ($2::jsonb ->> 'title'), ($2::jsonb ->> 'kind'), $3
-                    FROM (SELECT set_config('modelsync.actor', $6, true)) AS actor
-                    RETURNING (jsonb_build_object('id', r."id", 'title', r."title", 'kind', r."kind", '_version', r."_version") || jsonb_strip_nulls(jsonb_build_object('_idempotency_key', r."_idempotency_key")))::text AS record
+                    SELECT $1, (i.b ->> 'id'), (i.b::jsonb ->> 'title'), (i.b::jsonb ->> 'kind'), i.k
+                    FROM input AS i WHERE NOT EXISTS (SELECT 1 FROM stored WHERE stored.ord = i.ord)
+                    ORDER BY i.ord
+                    RETURNING r."_seq" AS seq, r."_idempotency_key" AS k, (jsonb_build_object('id', r."id", 'title', r."title", 'kind', r."kind", '_version', r."_version") || jsonb_strip_nulls(jsonb_build_object('_idempotency_key', r."_idempotency_key")))::text AS record
                     ), remembered AS (
                     INSERT INTO modelsync_idempotency ("tenant_id", "scope", "key", "request_hash", "status", "response")
-                    SELECT $1, $4, $3, $5, 201, created.record FROM created WHERE $3::text IS NOT NULL
+                    SELECT $1, $3, c.k, i.h, 201, c.record FROM created AS c JOIN input AS i ON i.k = c.k
                     )
-                    SELECT record FROM created
+                    SELECT NULL::bigint AS ord, c.seq, c.record, NULL::text AS hash, NULL::integer AS status FROM created AS c
+                    UNION ALL
+                    SELECT s.ord, NULL, s."response", s."request_hash", s."status" FROM stored AS s
+                    ORDER BY seq
                     """#,
                 update:
                     #"""
@@ -597,16 +645,28 @@ public enum ServerModels {
                     """#,
                 create:
                     #"""
-                    WITH created AS (
+                    WITH actor AS MATERIALIZED (SELECT set_config('modelsync.actor', $4, true) AS name
+                    ), input AS MATERIALIZED (
+                    SELECT e.ord, e.value -> 'b' AS b, e.value ->> 'k' AS k, e.value ->> 'h' AS h
+                    FROM actor, jsonb_array_elements($2::jsonb) WITH ORDINALITY AS e(value, ord)
+                    ), stored AS MATERIALIZED (
+                    SELECT i.ord, s."request_hash", s."status", s."response" FROM input AS i
+                    CROSS JOIN LATERAL (SELECT x."request_hash", x."status", x."response" FROM modelsync_idempotency AS x
+                    WHERE x."tenant_id" = $1 AND x."scope" = $3 AND x."key" = i.k) AS s
+                    ), created AS (
                     INSERT INTO "thread_artifact" AS r ("tenant_id", "id", "relation", "thread_id", "artifact_id", "_idempotency_key")
-                    SELECT $1, ($2::jsonb ->> 'id'), ($2::jsonb ->> 'relation'), ($2::jsonb ->> 'thread_id')::bigint, ($2::jsonb ->> 'artifact_id'), $3
-                    FROM (SELECT set_config('modelsync.actor', $6, true)) AS actor
-                    RETURNING (jsonb_build_object('id', r."id", 'relation', r."relation", 'thread_id', r."thread_id", 'artifact_id', r."artifact_id", '_version', r."_version") || jsonb_strip_nulls(jsonb_build_object('_idempotency_key', r."_idempotency_key")))::text AS record
+                    SELECT $1, (i.b ->> 'id'), (i.b::jsonb ->> 'relation'), (i.b::jsonb ->> 'thread_id')::bigint, (i.b::jsonb ->> 'artifact_id'), i.k
+                    FROM input AS i WHERE NOT EXISTS (SELECT 1 FROM stored WHERE stored.ord = i.ord)
+                    ORDER BY i.ord
+                    RETURNING r."_seq" AS seq, r."_idempotency_key" AS k, (jsonb_build_object('id', r."id", 'relation', r."relation", 'thread_id', r."thread_id", 'artifact_id', r."artifact_id", '_version', r."_version") || jsonb_strip_nulls(jsonb_build_object('_idempotency_key', r."_idempotency_key")))::text AS record
                     ), remembered AS (
                     INSERT INTO modelsync_idempotency ("tenant_id", "scope", "key", "request_hash", "status", "response")
-                    SELECT $1, $4, $3, $5, 201, created.record FROM created WHERE $3::text IS NOT NULL
+                    SELECT $1, $3, c.k, i.h, 201, c.record FROM created AS c JOIN input AS i ON i.k = c.k
                     )
-                    SELECT record FROM created
+                    SELECT NULL::bigint AS ord, c.seq, c.record, NULL::text AS hash, NULL::integer AS status FROM created AS c
+                    UNION ALL
+                    SELECT s.ord, NULL, s."response", s."request_hash", s."status" FROM stored AS s
+                    ORDER BY seq
                     """#,
                 update:
                     #"""
@@ -656,16 +716,28 @@ public enum ServerModels {
                     """#,
                 create:
                     #"""
-                    WITH created AS (
+                    WITH actor AS MATERIALIZED (SELECT set_config('modelsync.actor', $4, true) AS name
+                    ), input AS MATERIALIZED (
+                    SELECT e.ord, e.value -> 'b' AS b, e.value ->> 'k' AS k, e.value ->> 'h' AS h
+                    FROM actor, jsonb_array_elements($2::jsonb) WITH ORDINALITY AS e(value, ord)
+                    ), stored AS MATERIALIZED (
+                    SELECT i.ord, s."request_hash", s."status", s."response" FROM input AS i
+                    CROSS JOIN LATERAL (SELECT x."request_hash", x."status", x."response" FROM modelsync_idempotency AS x
+                    WHERE x."tenant_id" = $1 AND x."scope" = $3 AND x."key" = i.k) AS s
+                    ), created AS (
                     INSERT INTO "draft" AS r ("tenant_id", "id", "body", "updated_at", "thread_id", "_idempotency_key")
-                    SELECT $1, ($2::jsonb ->> 'id'), ($2::jsonb ->> 'body'), ($2::jsonb ->> 'updated_at'), ($2::jsonb ->> 'thread_id')::bigint, $3
-                    FROM (SELECT set_config('modelsync.actor', $6, true)) AS actor
-                    RETURNING (jsonb_build_object('id', r."id", 'body', r."body", 'updated_at', r."updated_at", 'thread_id', r."thread_id", '_version', r."_version") || jsonb_strip_nulls(jsonb_build_object('_idempotency_key', r."_idempotency_key")))::text AS record
+                    SELECT $1, (i.b ->> 'id'), (i.b::jsonb ->> 'body'), (i.b::jsonb ->> 'updated_at'), (i.b::jsonb ->> 'thread_id')::bigint, i.k
+                    FROM input AS i WHERE NOT EXISTS (SELECT 1 FROM stored WHERE stored.ord = i.ord)
+                    ORDER BY i.ord
+                    RETURNING r."_seq" AS seq, r."_idempotency_key" AS k, (jsonb_build_object('id', r."id", 'body', r."body", 'updated_at', r."updated_at", 'thread_id', r."thread_id", '_version', r."_version") || jsonb_strip_nulls(jsonb_build_object('_idempotency_key', r."_idempotency_key")))::text AS record
                     ), remembered AS (
                     INSERT INTO modelsync_idempotency ("tenant_id", "scope", "key", "request_hash", "status", "response")
-                    SELECT $1, $4, $3, $5, 201, created.record FROM created WHERE $3::text IS NOT NULL
+                    SELECT $1, $3, c.k, i.h, 201, c.record FROM created AS c JOIN input AS i ON i.k = c.k
                     )
-                    SELECT record FROM created
+                    SELECT NULL::bigint AS ord, c.seq, c.record, NULL::text AS hash, NULL::integer AS status FROM created AS c
+                    UNION ALL
+                    SELECT s.ord, NULL, s."response", s."request_hash", s."status" FROM stored AS s
+                    ORDER BY seq
                     """#,
                 update:
                     #"""
