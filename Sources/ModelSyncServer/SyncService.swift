@@ -167,16 +167,28 @@ public final class SyncService: Sendable {
         let text = String(decoding: body, as: UTF8.self)
         let scope = "create:" + model.table
         let requestHash = Self.requestHash(text)
-        // One statement, one round trip: the set-based create with an array of one
-        // (`ModelStatements.create`). The record, its history and the answer stored under the key
-        // commit together; a key with a stored answer is answered from it. A key claimed by a request
-        // still running fails on a primary key and changes nothing; its stored answer is read then.
-        let create = CreateInput(body: text, idempotencyKey: idempotencyKey, requestHash: requestHash)
+        // One statement, one round trip: the record, its history and the answer stored under the key
+        // commit together (`ModelStatements.create`). A repeat of the key fails on a primary key and
+        // changes nothing; its stored answer is read then.
+        var binds = PostgresBindings()
+        binds.append(identity.tenant)
+        binds.append(text)
+        binds.append(idempotencyKey)
+        binds.append(scope)
+        binds.append(requestHash)
+        binds.append(identity.actor)
+        let statement = sql.models[model.table]!.create
         do {
-            let outcome = try await database.withConnection { connection in
-                try await self.createAll([create], of: model, as: identity, on: connection)
+            let record = try await database.withConnection { connection in
+                var result: String?
+                for try await text in try await connection.query(
+                    PostgresQuery(unsafeSQL: statement, binds: binds), logger: self.logger
+                ).decode(String.self) {
+                    result = text
+                }
+                return result
             }
-            return try outcome[0].get()
+            return Answer(status: 201, body: record ?? "{}")
         } catch let error as PSQLError {
             if let idempotencyKey, error.serverInfo?[.sqlState] == "23505",
                 let replay = try await storedAnswer(
@@ -195,7 +207,7 @@ public final class SyncService: Sendable {
         var requestHash: String
     }
 
-    /// Runs the set-based create (`ModelStatements.create`) for `creates` of `model` on `connection`:
+    /// Runs the set-based create (`ModelStatements.createRun`) for `creates` of `model` on `connection`:
     /// one round trip. Returns each create's outcome in order: the created record (`201`), the answer
     /// stored under its key, or the error of a key used for another request or still unanswered.
     /// Throws the database's error when any record is refused; then nothing was created and the caller
@@ -218,7 +230,7 @@ public final class SyncService: Sendable {
         var created: [String] = []
         var stored: [Int: Result<Answer, SyncServerError>] = [:]
         for try await (ordinal, _, record, hash, status) in try await connection.query(
-            PostgresQuery(unsafeSQL: sql.models[model.table]!.create, binds: binds), logger: logger
+            PostgresQuery(unsafeSQL: sql.models[model.table]!.createRun, binds: binds), logger: logger
         ).decode((Int64?, Int64?, String?, String?, Int?).self) {
             guard let ordinal else {
                 created.append(record ?? "{}")

@@ -170,7 +170,8 @@ enum ServerRenderer {
             guard let statements = sql.models[model.table] else { continue }
             out += "            \(string(model.table)): ServerSQL.ModelStatements(\n"
             let parts: [(String, String)] = [
-                ("insert", statements.insert), ("create", statements.create), ("update", statements.update),
+                ("insert", statements.insert), ("create", statements.create),
+                ("createRun", statements.createRun), ("update", statements.update),
                 ("selectForUpdate", statements.selectForUpdate), ("select", statements.select),
                 ("delete", statements.delete), ("listChanges", statements.listChanges),
                 ("listLive", statements.listLive), ("heldBack", statements.heldBack),

@@ -361,6 +361,19 @@ public enum ServerModels {
                     """#,
                 create:
                     #"""
+                    WITH created AS (
+                    INSERT INTO "user" AS r ("tenant_id", "id", "name", "email", "bio", "_idempotency_key")
+                    SELECT $1, ($2::jsonb ->> 'id'), ($2::jsonb ->> 'name'), ($2::jsonb ->> 'email'), ($2::jsonb ->> 'bio'), $3
+                    FROM (SELECT set_config('modelsync.actor', $6, true)) AS actor
+                    RETURNING (jsonb_build_object('id', r."id", 'name', r."name", 'email', r."email", 'bio', r."bio", '_version', r."_version") || jsonb_strip_nulls(jsonb_build_object('_idempotency_key', r."_idempotency_key")))::text AS record
+                    ), remembered AS (
+                    INSERT INTO modelsync_idempotency ("tenant_id", "scope", "key", "request_hash", "status", "response")
+                    SELECT $1, $4, $3, $5, 201, created.record FROM created WHERE $3::text IS NOT NULL
+                    )
+                    SELECT record FROM created
+                    """#,
+                createRun:
+                    #"""
                     WITH actor AS MATERIALIZED (SELECT set_config('modelsync.actor', $4, true) AS name
                     ), input AS MATERIALIZED (
                     SELECT e.ord, e.value -> 'b' AS b, e.value ->> 'k' AS k, e.value ->> 'h' AS h
@@ -431,6 +444,19 @@ public enum ServerModels {
                     RETURNING (jsonb_build_object('id', r."id", 'title', r."title", 'created_at', r."created_at", 'tags', r."tags", 'owner_id', r."owner_id", '_version', r."_version") || jsonb_strip_nulls(jsonb_build_object('_idempotency_key', r."_idempotency_key")))::text
                     """#,
                 create:
+                    #"""
+                    WITH created AS (
+                    INSERT INTO "thread" AS r ("tenant_id", "title", "created_at", "tags", "owner_id", "_idempotency_key")
+                    SELECT $1, ($2::jsonb ->> 'title'), ($2::jsonb ->> 'created_at'), NULLIF($2::jsonb -> 'tags', 'null'::jsonb), ($2::jsonb ->> 'owner_id'), $3
+                    FROM (SELECT set_config('modelsync.actor', $6, true)) AS actor
+                    RETURNING (jsonb_build_object('id', r."id", 'title', r."title", 'created_at', r."created_at", 'tags', r."tags", 'owner_id', r."owner_id", '_version', r."_version") || jsonb_strip_nulls(jsonb_build_object('_idempotency_key', r."_idempotency_key")))::text AS record
+                    ), remembered AS (
+                    INSERT INTO modelsync_idempotency ("tenant_id", "scope", "key", "request_hash", "status", "response")
+                    SELECT $1, $4, $3, $5, 201, created.record FROM created WHERE $3::text IS NOT NULL
+                    )
+                    SELECT record FROM created
+                    """#,
+                createRun:
                     #"""
                     WITH actor AS MATERIALIZED (SELECT set_config('modelsync.actor', $4, true) AS name
                     ), input AS MATERIALIZED (
@@ -503,6 +529,19 @@ public enum ServerModels {
                     """#,
                 create:
                     #"""
+                    WITH created AS (
+                    INSERT INTO "message" AS r ("tenant_id", "role", "body", "thread_id", "reply_to_id", "_idempotency_key")
+                    SELECT $1, ($2::jsonb ->> 'role'), ($2::jsonb ->> 'body'), ($2::jsonb ->> 'thread_id')::bigint, ($2::jsonb ->> 'reply_to_id'), $3
+                    FROM (SELECT set_config('modelsync.actor', $6, true)) AS actor
+                    RETURNING (jsonb_build_object('id', r."id", 'role', r."role", 'body', r."body", 'thread_id', r."thread_id", 'reply_to_id', r."reply_to_id", '_version', r."_version") || jsonb_strip_nulls(jsonb_build_object('_idempotency_key', r."_idempotency_key")))::text AS record
+                    ), remembered AS (
+                    INSERT INTO modelsync_idempotency ("tenant_id", "scope", "key", "request_hash", "status", "response")
+                    SELECT $1, $4, $3, $5, 201, created.record FROM created WHERE $3::text IS NOT NULL
+                    )
+                    SELECT record FROM created
+                    """#,
+                createRun:
+                    #"""
                     WITH actor AS MATERIALIZED (SELECT set_config('modelsync.actor', $4, true) AS name
                     ), input AS MATERIALIZED (
                     SELECT e.ord, e.value -> 'b' AS b, e.value ->> 'k' AS k, e.value ->> 'h' AS h
@@ -573,6 +612,19 @@ public enum ServerModels {
                     RETURNING (jsonb_build_object('id', r."id", 'title', r."title", 'kind', r."kind", '_version', r."_version") || jsonb_strip_nulls(jsonb_build_object('_idempotency_key', r."_idempotency_key")))::text
                     """#,
                 create:
+                    #"""
+                    WITH created AS (
+                    INSERT INTO "artifact" AS r ("tenant_id", "id", "title", "kind", "_idempotency_key")
+                    SELECT $1, ($2::jsonb ->> 'id'), ($2::jsonb ->> 'title'), ($2::jsonb ->> 'kind'), $3
+                    FROM (SELECT set_config('modelsync.actor', $6, true)) AS actor
+                    RETURNING (jsonb_build_object('id', r."id", 'title', r."title", 'kind', r."kind", '_version', r."_version") || jsonb_strip_nulls(jsonb_build_object('_idempotency_key', r."_idempotency_key")))::text AS record
+                    ), remembered AS (
+                    INSERT INTO modelsync_idempotency ("tenant_id", "scope", "key", "request_hash", "status", "response")
+                    SELECT $1, $4, $3, $5, 201, created.record FROM created WHERE $3::text IS NOT NULL
+                    )
+                    SELECT record FROM created
+                    """#,
+                createRun:
                     #"""
                     WITH actor AS MATERIALIZED (SELECT set_config('modelsync.actor', $4, true) AS name
                     ), input AS MATERIALIZED (
@@ -645,6 +697,19 @@ public enum ServerModels {
                     """#,
                 create:
                     #"""
+                    WITH created AS (
+                    INSERT INTO "thread_artifact" AS r ("tenant_id", "id", "relation", "thread_id", "artifact_id", "_idempotency_key")
+                    SELECT $1, ($2::jsonb ->> 'id'), ($2::jsonb ->> 'relation'), ($2::jsonb ->> 'thread_id')::bigint, ($2::jsonb ->> 'artifact_id'), $3
+                    FROM (SELECT set_config('modelsync.actor', $6, true)) AS actor
+                    RETURNING (jsonb_build_object('id', r."id", 'relation', r."relation", 'thread_id', r."thread_id", 'artifact_id', r."artifact_id", '_version', r."_version") || jsonb_strip_nulls(jsonb_build_object('_idempotency_key', r."_idempotency_key")))::text AS record
+                    ), remembered AS (
+                    INSERT INTO modelsync_idempotency ("tenant_id", "scope", "key", "request_hash", "status", "response")
+                    SELECT $1, $4, $3, $5, 201, created.record FROM created WHERE $3::text IS NOT NULL
+                    )
+                    SELECT record FROM created
+                    """#,
+                createRun:
+                    #"""
                     WITH actor AS MATERIALIZED (SELECT set_config('modelsync.actor', $4, true) AS name
                     ), input AS MATERIALIZED (
                     SELECT e.ord, e.value -> 'b' AS b, e.value ->> 'k' AS k, e.value ->> 'h' AS h
@@ -715,6 +780,19 @@ public enum ServerModels {
                     RETURNING (jsonb_build_object('id', r."id", 'body', r."body", 'updated_at', r."updated_at", 'thread_id', r."thread_id", '_version', r."_version") || jsonb_strip_nulls(jsonb_build_object('_idempotency_key', r."_idempotency_key")))::text
                     """#,
                 create:
+                    #"""
+                    WITH created AS (
+                    INSERT INTO "draft" AS r ("tenant_id", "id", "body", "updated_at", "thread_id", "_idempotency_key")
+                    SELECT $1, ($2::jsonb ->> 'id'), ($2::jsonb ->> 'body'), ($2::jsonb ->> 'updated_at'), ($2::jsonb ->> 'thread_id')::bigint, $3
+                    FROM (SELECT set_config('modelsync.actor', $6, true)) AS actor
+                    RETURNING (jsonb_build_object('id', r."id", 'body', r."body", 'updated_at', r."updated_at", 'thread_id', r."thread_id", '_version', r."_version") || jsonb_strip_nulls(jsonb_build_object('_idempotency_key', r."_idempotency_key")))::text AS record
+                    ), remembered AS (
+                    INSERT INTO modelsync_idempotency ("tenant_id", "scope", "key", "request_hash", "status", "response")
+                    SELECT $1, $4, $3, $5, 201, created.record FROM created WHERE $3::text IS NOT NULL
+                    )
+                    SELECT record FROM created
+                    """#,
+                createRun:
                     #"""
                     WITH actor AS MATERIALIZED (SELECT set_config('modelsync.actor', $4, true) AS name
                     ), input AS MATERIALIZED (
