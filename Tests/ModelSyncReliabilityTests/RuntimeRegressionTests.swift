@@ -37,7 +37,11 @@ struct RuntimeRegressionTests {
             defer { done.withLock { $0 = true } }
             return try await engine.push()
         }
-        let returned = try await eventually(timeout: .seconds(5)) { done.withLock { $0 } }
+        // With the bug, push() waits for the blocked retry until `maximumRetryWait` (300 s by default).
+        // It returns in about 40 ms alone, but took 3.3 s and then over 5 s with the whole suite in
+        // this process (the cooperative pool shared with CPU-bound suites), so the guard is 60 s:
+        // still far below what the bug would take.
+        let returned = try await eventually(timeout: .seconds(60)) { done.withLock { $0 } }
         #expect(returned, "push() kept waiting for an entry that cannot be sent")
         if !returned { push.cancel() }
         let report = try await push.value
