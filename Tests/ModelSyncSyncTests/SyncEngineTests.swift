@@ -3,6 +3,7 @@ import Foundation
 import GRDB
 @_spi(OutboxInternals) import ModelSync
 import ModelSyncReferenceServer
+import ModelSyncTestSupport
 import Testing
 
 @Suite("Sync over real HTTP against the reference server")
@@ -348,12 +349,17 @@ struct SyncEngineTests {
         #expect(try await harness.store.outbox.entries().isEmpty)
 
         await harness.server.stop()
-        let offline = try await harness.engine.save(
+        // Offline: an address that refuses for as long as the test holds it (a stopped server's port
+        // could be taken by another process meanwhile).
+        let unreachable = try RefusingLoopbackAddress()
+        defer { unreachable.close() }
+        let offlineEngine = SyncHarness.makeEngine(store: harness.store, baseURL: unreachable.baseURL)
+        let offline = try await offlineEngine.save(
             ChatThread(createdAt: Date(), tags: [], ownerId: user.id), policy: .remoteFirst(fallBackToLocal: true))
         #expect(offline.id.isTemporary)
         #expect(try await harness.store.outbox.entries().map(\.operation) == [.create])
         await #expect(throws: RemoteError.self) {
-            try await harness.engine.save(
+            try await offlineEngine.save(
                 ChatThread(createdAt: Date(), tags: [], ownerId: user.id), policy: .remoteFirst(fallBackToLocal: false))
         }
     }

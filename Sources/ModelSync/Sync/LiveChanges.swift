@@ -88,7 +88,9 @@ public final class LiveChanges: Sendable {
         return stream
     }
 
-    /// Stops the stream and waits until it stopped (a change being applied finishes first).
+    /// Stops the stream and waits until it stopped. A change being stored finishes first; changes
+    /// waiting for a pull to store its pages (a `sync()` beside the stream) are dropped without
+    /// waiting for that pull, and their token is not stored, so the next stream delivers them again.
     public func stop() async {
         let running = task.withLock { $0 }
         running?.cancel()
@@ -235,11 +237,14 @@ extension SyncEngine {
     /// Applies `changes` in one transaction, each unless its model's cursor is already at or past
     /// it, with each model's cursor and the stream's token. Waits while a pull stores (a `sync()`
     /// beside the stream): a change the pull already stored is then at or before its model's cursor.
+    /// A task cancelled while it waits throws `CancellationError` without storing anything.
     func applyLiveChanges(_ changes: [LiveChange]) async throws -> (applied: Int, skipped: Int) {
         guard let last = changes.last else { return (0, 0) }
         let models = Dictionary(store.models.map { ($0.schema.tableName, $0) }) { first, _ in first }
         let policy = configuration.conflictPolicy
-        await pullOrLiveApply.acquire()
+        // A stream stopped while it waits here stops at once (the changes are not stored, nor their
+        // token: the next stream delivers them again).
+        try await pullOrLiveApply.acquireUnlessCancelled()
         defer { pullOrLiveApply.release() }
         let (applied, skipped, parked) = try await store.write { tx -> (Int, Int, Bool) in
             var applied = 0
