@@ -192,6 +192,22 @@ struct UpgradeTests {
         #expect(try await store.repository(for: Memo.self).all().count == 4)
         #expect(try await store.outbox.entries().count == before.outbox.filter { !$0.hasPrefix("sketch") }.count)
     }
+
+    @Test(
+        "version 2 opened with GeneratedModels.all alone (no removedModels: argument) drops the removed model and keeps every other record and queued change"
+    )
+    func removedModelsComeWithTheGeneratedModels() async throws {
+        let fixture = try await VersionOneDatabase.make()
+        defer { fixture.remove() }
+        let store = try SyncStore(.file(fixture.database), models: EvolutionV2Models.GeneratedModels.all)
+        let tables = try await store.read { db in
+            try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+        #expect(!tables.contains("sketch") && tables.contains("memo"), "\(tables)")
+        #expect(try await store.repository(for: Memo.self).all().count == 4)
+        let entries = try await store.outbox.entries()
+        #expect(entries.map(\.idempotencyKey) == fixture.entriesBefore.filter { $0.table != "sketch" }.map(\.key))
+    }
 }
 
 /// What the version 2 server accepts: memos and authors with exactly version 2's wire keys.

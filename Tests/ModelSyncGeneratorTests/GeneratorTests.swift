@@ -163,6 +163,32 @@ func file(_ name: String, in result: GenerationResult) -> String {
         }
     }
 
+    @Test(
+        "every model's schema carries the spec's removed models, so that a store opened with GeneratedModels.all drops them"
+    )
+    func schemasCarryTheRemovedModels() throws {
+        let spec = SpecSource(
+            path: "App.modelsync.yaml",
+            text: """
+                version: 1
+                removed: [Sketch, OldNote]
+                models:
+                  Note:
+                    fields:
+                      body: String
+                  Tag:
+                    fields:
+                      label: String
+                """)
+        let result = try ModelSyncGenerator.generate([spec])
+        let code = file("App.modelsync.swift", in: result)
+        let carried = code.components(separatedBy: "\n        removedModels: [\"old_note\", \"sketch\"]\n").count - 1
+        #expect(carried == 2, "\(code)")
+        #expect(
+            file("ModelSyncRegistry.swift", in: result).contains(
+                #"static let removedModels: [String] = ["old_note", "sketch"]"#))
+    }
+
     @Test func namingRules() {
         #expect(Naming.snakeCase("ThreadArtifact") == "thread_artifact")
         #expect(Naming.snakeCase("URLRecord") == "url_record")

@@ -175,6 +175,10 @@ public struct ModelSchema: Sendable {
     /// the spec does not say). `RESTRemote` sends the highest of its models' versions unless its
     /// configuration names one.
     public let schemaVersion: Int
+    /// The tables of the models the spec removes (its top-level `removed:`), the same in every
+    /// model of the spec: a ``SyncStore`` opening a database built by an earlier version of the
+    /// spec drops them (their rows and queued changes) without the app naming them.
+    public let removedModels: [String]
 
     public init(
         name: String,
@@ -188,7 +192,8 @@ public struct ModelSchema: Sendable {
         remote: RemoteSchema,
         renamedFrom: String? = nil,
         removedFields: [String] = [],
-        schemaVersion: Int = 1
+        schemaVersion: Int = 1,
+        removedModels: [String] = []
     ) {
         self.name = name
         self.tableName = tableName
@@ -202,6 +207,7 @@ public struct ModelSchema: Sendable {
         self.renamedFrom = renamedFrom
         self.removedFields = removedFields
         self.schemaVersion = schemaVersion
+        self.removedModels = removedModels
     }
 }
 

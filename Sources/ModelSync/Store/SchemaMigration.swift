@@ -159,6 +159,8 @@ struct MigrationPlan {
     var changedTables: [String] { tables.map(\.schema.tableName) + removedTables }
 
     init(stored: [String: StoredModelSchema], models: [any SyncModel.Type], removedModels: [String]) throws {
+        // The generated schemas carry their spec's removed models; the app may name more.
+        let removedModels = Set(removedModels).union(models.flatMap { $0.schema.removedModels })
         var consumed: Set<String> = []
         let storedList = stored.values.sorted { $0.tableName < $1.tableName }.map(\.summary).joined(separator: "; ")
         func unexplained(_ table: String, _ reason: String) -> ModelSyncError {
@@ -195,8 +197,8 @@ struct MigrationPlan {
                     table,
                     "the database has model '\(name)' (table '\(table)'), which this version of the spec does not "
                         + "declare; if it was renamed, write 'renamedFrom: \(name)' on the new model; if it was "
-                        + "removed, list it under the top-level 'removed: [\(name)]' and open the store with "
-                        + "`removedModels: GeneratedModels.removedModels`")
+                        + "removed, list it under the top-level 'removed: [\(name)]' and generate the models again "
+                        + "(hand-written schemas: pass its table in `SyncStore(_:models:removedModels:)`)")
             }
             removedTables.append(table)
         }

@@ -90,9 +90,11 @@ public final class SyncStore: Sendable {
     /// - Parameters:
     ///   - location: A database file, or an in-memory database.
     ///   - models: Every model of the app, parents first: pass the generated `GeneratedModels.all`.
-    ///   - removedModels: The tables of models an earlier version had and this one removes: pass the
-    ///     generated `GeneratedModels.removedModels`. A database built by an earlier version of the
-    ///     spec is migrated when it opens (see "Evolving your models" in the spec format).
+    ///   - removedModels: The tables of models an earlier version had and this one removes, besides
+    ///     those the models' schemas already carry (``ModelSchema/removedModels``: generated models
+    ///     carry their spec's `removed:` list, so apps need not pass `GeneratedModels.removedModels`;
+    ///     passing it again is harmless). A database built by an earlier version of the spec is
+    ///     migrated when it opens (see "Evolving your models" in the spec format).
     ///   - configuration: Busy timeout, claim lease, read-only (the defaults suit most apps).
     ///   - logger: Where the store logs (at debug level, without record payloads).
     public init(

@@ -132,7 +132,7 @@ enum RenderContext {
             copyKeyword: model.foreignKeys.isEmpty ? "let" : "var",
             hasResolvers: !resolvers.isEmpty,
             resolvers: resolvers,
-            evolution: modelEvolution(model, schemaVersion: graph.schemaVersion))
+            evolution: modelEvolution(model, graph: graph))
     }
 
     /// `, renamedFrom: "old", defaultValue: .text("x"), enumCases: [...], valueMapping: [...]`, or "".
@@ -152,9 +152,10 @@ enum RenderContext {
         return text
     }
 
-    /// The model-level evolution arguments of the schema (`renamedFrom`, `removedFields`, and
-    /// `schemaVersion` when it is not 1), each on its own line, or "".
-    static func modelEvolution(_ model: GraphModel, schemaVersion: Int) -> String {
+    /// The model-level evolution arguments of the schema (`renamedFrom`, `removedFields`,
+    /// `schemaVersion` when it is not 1, and the spec's `removedModels`), each on its own line, or "".
+    static func modelEvolution(_ model: GraphModel, graph: ModelGraph) -> String {
+        let schemaVersion = graph.schemaVersion
         var text = ""
         if let previous = model.previousTableName {
             text += ",\n        renamedFrom: \(Naming.stringLiteral(previous))"
@@ -165,6 +166,11 @@ enum RenderContext {
                 + model.removedColumns.map { Naming.stringLiteral($0) }.joined(separator: ", ") + "]"
         }
         if schemaVersion != 1 { text += ",\n        schemaVersion: \(schemaVersion)" }
+        if !graph.removedTables.isEmpty {
+            text +=
+                ",\n        removedModels: ["
+                + graph.removedTables.map { Naming.stringLiteral($0) }.joined(separator: ", ") + "]"
+        }
         return text
     }
 

@@ -122,8 +122,8 @@ struct ModelContext: TemplateContext {
     var copyKeyword: String
     var hasResolvers: Bool
     var resolvers: [Resolver]
-    /// The schema's evolution arguments (`renamedFrom`, `removedFields`), each on its own line
-    /// preceded by ",\n", or "" when the model did not change.
+    /// The schema's evolution arguments (`renamedFrom`, `removedFields`, `schemaVersion` when not
+    /// 1, the spec's `removedModels`), each on its own line preceded by ",\n", or "" when none applies.
     var evolution: String
 
     /// An enum field's nested type.

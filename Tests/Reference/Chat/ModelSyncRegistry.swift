@@ -14,8 +14,9 @@ public enum GeneratedModels {
         Draft.self,
     ]
 
-    /// The tables of models an earlier version of the spec had and this one removes (`removed:`):
-    /// pass them to `SyncStore(_:models:removedModels:)` so that opening an older database drops them.
+    /// The tables of models an earlier version of the spec had and this one removes (`removed:`).
+    /// Each model's schema carries them too (`ModelSchema.removedModels`), so that
+    /// `SyncStore(_:models:)` opening an older database drops them without being told.
     public static let removedModels: [String] = []
 
     /// The version of the models' shape (`options.schemaVersion`). Each model's schema carries it
