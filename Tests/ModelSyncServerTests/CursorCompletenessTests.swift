@@ -14,9 +14,8 @@ struct CursorCompletenessTests {
         "8 concurrent writers (2 of them keep their transactions open a while), 3 paging readers, 10,000 creates: every reader sees every record exactly once"
     )
     func everyChangeSeenExactlyOnce() async throws {
-        let server = try await GeneratedServer.start()
+        let (server, api) = try await GeneratedServer.startWithClient()
         defer { Task { await server.stop() } }
-        let api = try await GeneratedServerTests.client(server)
         let writers = 8
         let perWriter = 1250
         let finished = Mutex(false)

@@ -10,9 +10,8 @@ extension LiveChangesTests {
         "stopping the live stream while its change waits behind a long pull returns at once: the change is not applied, the pull keeps its lock"
     )
     func stopWhileWaitingBehindAPull() async throws {
-        let server = try await GeneratedServer.start()
+        let (server, acme) = try await GeneratedServer.startWithClient()
         defer { Task { await server.stop() } }
-        let acme = try await GeneratedServerTests.client(server)
         let (store, engine) = try await Self.device(server.url)
         let live = try await engine.startLiveChanges(Self.fastReconnect)
         try await Self.waitFor("the stream to open") { live.state == .live }

@@ -15,12 +15,15 @@ struct LiveChangesTests {
     /// A store and an engine of `tenant` talking to `url`, reconnecting quickly.
     static func device(_ url: URL, tenant: String = "acme") async throws -> (SyncStore, SyncEngine) {
         let store = try SyncStore(.inMemory, models: GeneratedModels.all)
+        return (store, SyncEngine(store: store, remote: try await remote(url, tenant: tenant)))
+    }
+
+    /// The remote of a ``device(_:tenant:)``.
+    static func remote(_ url: URL, tenant: String = "acme") async throws -> RESTRemote {
         let authorization = "Bearer " + (try await token(tenant: tenant, subject: "device"))
-        let remote = RESTRemote(
+        return RESTRemote(
             configuration: .init(baseURL: url, headers: { ["Authorization": authorization] }, timeout: 30),
             models: GeneratedModels.all)
-        let engine = SyncEngine(store: store, remote: remote)
-        return (store, engine)
     }
 
     static let fastReconnect = LiveChanges.Configuration(

@@ -10,13 +10,10 @@ import Testing
 /// stream: a listing never silently misses deletions, and a model's cursor never moves backwards.
 @Suite("Retention horizon and cursors")
 struct RetentionHorizonTests {
-    /// The device of ``LiveChangesTests``: a store and an engine of `acme`.
+    /// The device of ``LiveChangesTests``: a store and an engine of `acme`, and the engine's remote.
     static func device(_ url: URL) async throws -> (SyncStore, SyncEngine, RESTRemote) {
         let store = try SyncStore(.inMemory, models: GeneratedModels.all)
-        let authorization = "Bearer " + (try await token(tenant: "acme", subject: "device"))
-        let remote = RESTRemote(
-            configuration: .init(baseURL: url, headers: { ["Authorization": authorization] }, timeout: 30),
-            models: GeneratedModels.all)
+        let remote = try await LiveChangesTests.remote(url)
         return (store, SyncEngine(store: store, remote: remote), remote)
     }
 
@@ -32,9 +29,8 @@ struct RetentionHorizonTests {
         "a listing from a cursor older than the retention horizon answers 410 naming the horizon; from the horizon on it lists"
     )
     func listingBeforeTheHorizonIsGone() async throws {
-        let server = try await GeneratedServer.start()
+        let (server, acme) = try await GeneratedServer.startWithClient()
         defer { Task { await server.stop() } }
-        let acme = try await GeneratedServerTests.client(server)
         try await LiveChangesTests.create(acme, 0..<3)
         let before = try #require(try await acme.send("GET", "/artifacts?cursor=0-0").object["next_cursor"]?.idString)
         #expect(try await acme.send("DELETE", "/artifacts/a0").status == 204)
@@ -52,9 +48,8 @@ struct RetentionHorizonTests {
         "a pull whose cursor is older than the retention horizon lists the model from scratch: records deleted meanwhile go, records with queued changes and unsent records stay"
     )
     func pullAfterPruningNoticesDeletions() async throws {
-        let server = try await GeneratedServer.start()
+        let (server, acme) = try await GeneratedServer.startWithClient()
         defer { Task { await server.stop() } }
-        let acme = try await GeneratedServerTests.client(server)
         try await LiveChangesTests.create(acme, 0..<5)
         let (store, engine, _) = try await Self.device(server.url)
         try await engine.pull(Artifact.self)
@@ -141,9 +136,8 @@ extension RetentionHorizonTests {
         "a live change applied while a pull holds an older page: the pull never stores that page over it, the model's cursor never moves back, and the change is applied once"
     )
     func pullBesideTheLiveStream() async throws {
-        let server = try await GeneratedServer.start()
+        let (server, acme) = try await GeneratedServer.startWithClient()
         defer { Task { await server.stop() } }
-        let acme = try await GeneratedServerTests.client(server)
         try await LiveChangesTests.create(acme, [0])
         let (store, _, rest) = try await Self.device(server.url)
         let paused = PausedListingRemote(rest, holding: Artifact.schema.tableName)

@@ -253,6 +253,34 @@ final class Backend: Sendable {
     }
 }
 
+extension GeneratedServer {
+    /// A new server (the chat schema, a fresh database) and a client of `tenant` talking to it
+    /// directly. Stop the server at the end of the test.
+    static func startWithClient(tenant: String = "acme") async throws -> (
+        server: GeneratedServer, client: ProtocolClient
+    ) {
+        let server = try await start()
+        return (server, try await GeneratedServerTests.client(server, tenant: tenant))
+    }
+}
+
+extension Backend {
+    /// A backend of `kind` that takes batches, and "another client" of it (``otherClient``) that
+    /// already created the user `usr_1`, the owner of the threads the batch tests create. Stop the
+    /// backend at the end of the test.
+    static func startForBatches(_ kind: ServerKind) async throws -> (backend: Backend, client: ProtocolClient) {
+        let backend = try await start(kind, batches: true)
+        let client = backend.otherClient
+        let owner = try await client.send(
+            "POST", "/users", .object(["id": .string("usr_1"), "name": .string("A"), "email": .string("a@x.org")]))
+        guard owner.status == 201 else {
+            await backend.stop()
+            throw TestFailure(description: "creating the owner usr_1 on \(kind): \(owner.status) \(owner.text)")
+        }
+        return (backend, client)
+    }
+}
+
 /// Creates, offline, a user, a thread, `messageCount` messages replying to each other, and two
 /// artifacts linked to the thread.
 func makeChat(in store: SyncStore, messageCount: Int = 3, email: String = "ada@example.com") async throws

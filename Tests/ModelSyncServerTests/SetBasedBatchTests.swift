@@ -26,6 +26,14 @@ struct SetBasedBatchTests {
         (answer.object["results"]?.arrayValue ?? []).map { $0.objectValue?["status"]?.idString ?? "?" }
     }
 
+    /// A batch operation creating a thread of `usr_1` (see ``Backend/startForBatches(_:)``).
+    private static func createThread(key: String) -> JSONValue {
+        let now = JSONValue.string(RESTRemote.iso8601(Date()))
+        return create(
+            "/threads", ["title": .string("t"), "created_at": now, "tags": .array([]), "owner_id": .string("usr_1")],
+            key: key)
+    }
+
     private static func artifact(_ id: String, _ title: String) -> [String: JSONValue] {
         ["id": .string(id), "title": .string(title), "kind": .string("doc")]
     }
@@ -34,22 +42,13 @@ struct SetBasedBatchTests {
         "a run of creates with a taken ID in the middle: only that create fails (409), what references it gets 424, the rest is applied",
         arguments: ServerKind.allCases)
     func duplicateIDInARun(kind: ServerKind) async throws {
-        let backend = try await Backend.start(kind, batches: true)
+        let (backend, server) = try await Backend.startForBatches(kind)
         defer { Task { await backend.stop() } }
-        let server = backend.otherClient
         #expect(try await server.send("POST", "/artifacts", .object(Self.artifact("art_taken", "First"))).status == 201)
-        #expect(
-            try await server.send(
-                "POST", "/users", .object(["id": .string("usr_1"), "name": .string("A"), "email": .string("a@x.org")])
-            ).status == 201)
-        let now = JSONValue.string(RESTRemote.iso8601(Date()))
         let answer = try await server.send(
             "POST", "/_modelsync/batch",
             Self.batch([
-                Self.create(
-                    "/threads",
-                    ["title": .string("t"), "created_at": now, "tags": .array([]), "owner_id": .string("usr_1")],
-                    key: "t0"),
+                Self.createThread(key: "t0"),
                 Self.create("/artifacts", Self.artifact("art_1", "One"), key: "a1"),
                 Self.create("/artifacts", Self.artifact("art_2", "Two"), key: "a2"),
                 Self.create("/artifacts", Self.artifact("art_taken", "Second"), key: "a3"),
@@ -120,22 +119,12 @@ struct SetBasedBatchTests {
         "a batch whose answer was lost is sent again: every result is the first one's, nothing is applied twice",
         arguments: ServerKind.allCases)
     func batchRetriedAfterLostAnswer(kind: ServerKind) async throws {
-        let backend = try await Backend.start(kind, batches: true)
+        let (backend, server) = try await Backend.startForBatches(kind)
         defer { Task { await backend.stop() } }
-        let server = backend.otherClient
-        #expect(
-            try await server.send(
-                "POST", "/users", .object(["id": .string("usr_1"), "name": .string("A"), "email": .string("a@x.org")])
-            ).status == 201)
-        let now = JSONValue.string(RESTRemote.iso8601(Date()))
         var operations = (0..<120).map {
             Self.create("/artifacts", Self.artifact("art_\($0)", "A \($0)"), key: "a\($0)")
         }
-        operations.append(
-            Self.create(
-                "/threads",
-                ["title": .string("t"), "created_at": now, "tags": .array([]), "owner_id": .string("usr_1")],
-                key: "t"))
+        operations.append(Self.createThread(key: "t"))
         for index in 0..<30 {
             operations.append(
                 Self.create(

@@ -8,14 +8,20 @@ import Testing
 /// that left.
 @Suite("AsyncSerialLock")
 struct AsyncSerialLockTests {
-    /// Releases `lock` after a minute, on behalf of a holder that would otherwise never let go: only
-    /// a waiter that ignores its cancellation is still waiting then (it then gets the lock, and the
-    /// test's expectations say so instead of the test hanging).
-    static func watchdog(_ lock: AsyncSerialLock) -> Task<Void, Never> {
-        Task {
+    /// Cancels `waiter` (waiting for `lock`, which the test holds) and returns how it ended. After a
+    /// minute the lock is released on the holder's behalf: only a waiter that ignores its
+    /// cancellation is still waiting then (it then gets the lock, and the test's expectations say so
+    /// instead of the test hanging).
+    static func cancel<Value>(_ waiter: Task<Value, any Error>, waitingFor lock: AsyncSerialLock) async -> Result<
+        Value, any Error
+    > {
+        waiter.cancel()
+        let watchdog = Task {
             guard (try? await Task.sleep(for: .seconds(60))) != nil else { return }
             lock.release()
         }
+        defer { watchdog.cancel() }
+        return await waiter.result
     }
 
     @Test(
@@ -29,10 +35,7 @@ struct AsyncSerialLockTests {
         let waiter = Task { try await lock.acquireUnlessCancelled() }
         var started = waits.makeAsyncIterator()
         _ = await started.next()
-        waiter.cancel()
-        let watchdog = Self.watchdog(lock)
-        let result = await waiter.result
-        watchdog.cancel()
+        let result = await Self.cancel(waiter, waitingFor: lock)
         #expect(throws: CancellationError.self) { try result.get() }
         #expect(lock.isHeld, "the holder still holds the lock")
         lock.release()
@@ -47,9 +50,7 @@ struct AsyncSerialLockTests {
             withUnsafeCurrentTask { $0?.cancel() }
             try await lock.acquireUnlessCancelled()
         }
-        let watchdog = Self.watchdog(lock)
-        let result = await waiter.result
-        watchdog.cancel()
+        let result = await Self.cancel(waiter, waitingFor: lock)  // cancelled already: a second time changes nothing
         #expect(throws: CancellationError.self) { try result.get() }
         lock.release()
         #expect(!lock.isHeld)
@@ -75,10 +76,7 @@ struct AsyncSerialLockTests {
             lock.release()
         }
         _ = await started.next()
-        first.cancel()
-        let watchdog = Self.watchdog(lock)
-        let firstResult = await first.result
-        watchdog.cancel()
+        let firstResult = await Self.cancel(first, waitingFor: lock)
         #expect(throws: CancellationError.self) { try firstResult.get() }
         lock.release()
         await second.value
