@@ -76,8 +76,10 @@ struct LiveChangesTests {
         #expect(try await store.artifacts.find("a3")?.title == "renamed")
         #expect(try await store.artifacts.find("a4") == nil)
         // 21 creates, an update and a delete of acme: 23 changes, none of globex's 20.
-        #expect(live.statistics.applied == 23)
-        #expect(live.statistics.alreadyApplied == 0)
+        // The counts name the connections and expired-token pulls too, so a failure says whether a
+        // reconnection or a pull stored some of the changes (seen once under heavy load: 21 of 23).
+        #expect(live.statistics.applied == 23, "\(live.statistics)")
+        #expect(live.statistics.alreadyApplied == 0, "\(live.statistics)")
         #expect(live.state == .stopped)
     }
 
