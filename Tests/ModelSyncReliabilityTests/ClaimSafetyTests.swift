@@ -50,6 +50,35 @@ struct ClaimSafetyTests {
     }
 
     @Test(
+        "a process killed inside the claim of a unit, after writing claim-time payloads, leaves no trace: the next sync sends the unit once, as stored now"
+    )
+    func killInsideUnitClaimLeavesNoTrace() async throws {
+        let fixture = try await ClaimFixture(users: 3, asOneUnit: true)
+        defer { fixture.tearDown() }
+        fixture.server.setAcceptingBatches(true)
+        let claimer = try fixture.launch(["stop-in-claim"], output: "claimer")
+        defer { if claimer.process.isRunning { kill(claimer.process.processIdentifier, SIGKILL) } }
+        try await fixture.waitFor("claiming 2", in: claimer)
+        kill(claimer.process.processIdentifier, SIGKILL)
+        await waitForExit(claimer.process)
+        #expect(claimer.process.terminationReason == .uncaughtSignal)
+        #expect(
+            fixture.server.loggedRequests.filter { $0.method != "GET" }.isEmpty,
+            "the child sent before its claim committed")
+
+        // The edits join the unit's creates (never sent); a payload left by the rolled-back claim would
+        // send the old names in the unit and the edits as updates of their own.
+        let store = try SyncStore(.file(fixture.database), models: GeneratedModels.all)
+        try await fixture.editEveryUser(in: store)
+        _ = try await fixture.engine(for: store).push()
+        try await fixture.expectServerHoldsLocalUsers(store, edited: true)
+        let writes = fixture.server.loggedRequests.filter { $0.method != "GET" }
+        #expect(writes.count == 1, "\(writes.map { "\($0.method) \($0.path)" })")
+        #expect(await fixture.server.replayedCreates == 0)
+        #expect(try await store.outbox.entries().isEmpty)
+    }
+
+    @Test(
         "a process killed after its claim committed and its creates reached the server (answers lost): the next sync resends each create under its key once, then the edit made since"
     )
     func killAfterClaimResendsUnderSameKey() async throws {
@@ -134,8 +163,8 @@ struct ClaimSafetyTests {
     }
 }
 
-/// A file-backed store with `users` users saved and never sent, the reference server (logging its
-/// requests), and the child processes of a test.
+/// A file-backed store with `users` users saved and never sent (each alone, or all as one unit), the
+/// reference server (logging its requests), and the child processes of a test.
 private struct ClaimFixture {
     struct Child {
         var process: Process
@@ -149,7 +178,7 @@ private struct ClaimFixture {
     let baseURL: URL
     let users: Int
 
-    init(users: Int) async throws {
+    init(users: Int, asOneUnit: Bool = false) async throws {
         directory = try makeTemporaryDirectory("claim-safety")
         database = directory.appendingPathComponent("shared.sqlite")
         server = ReferenceServer(models: GeneratedModels.all)
@@ -157,8 +186,14 @@ private struct ClaimFixture {
         server.setRequestLogging(true)
         self.users = users
         let store = try SyncStore(.file(database), models: GeneratedModels.all)
-        _ = try await store.users.save(
-            (0..<users).map { User(name: "user \($0)", email: "user\($0)@example.com") })
+        let saved = (0..<users).map { User(name: "user \($0)", email: "user\($0)@example.com") }
+        if asOneUnit {
+            try await store.writeAsOneUnit { tx in
+                for user in saved { try tx.save(user) }
+            }
+        } else {
+            _ = try await store.users.save(saved)
+        }
     }
 
     func tearDown() {
