@@ -17,6 +17,9 @@
 //     modelsync-crash-child large-pull <database path> <messages>
 //         Pulls that many messages from a server of its own while saving on the main actor, and
 //         prints the slowest save (see LargePullChild.swift).
+//     modelsync-crash-child claim-push <database path> <server URL> <mode>
+//         Pushes the outbox, stopped inside its first claim transaction (killed there, or let go
+//         on while another process claims), for the claim-safety tests (see ClaimPushChild.swift).
 
 import ChatModels
 import Foundation
@@ -35,6 +38,8 @@ case "pull":
     exit(await runPull(Array(arguments.dropFirst(2))))
 case "large-pull":
     exit(await runLargePull(Array(arguments.dropFirst(2))))
+case "claim-push":
+    exit(await runClaimPush(Array(arguments.dropFirst(2))))
 default:
     break
 }

@@ -21,6 +21,24 @@ struct OutboxTests {
         #expect(try payloadObject(entries[0])["name"] as? String == "v3")
     }
 
+    @Test("a change never sent whose parent the server refused names that parent in its status (read from its row)")
+    func neverSentChildNamesRefusedParent() async throws {
+        let store = try makeStore()
+        let user = try await store.users.save(User(name: "Ada", email: "ada@example.com"))
+        let thread = try await store.threads.save(
+            ChatModels.Thread(
+                title: "t", createdAt: Date(timeIntervalSinceReferenceDate: 0), tags: [], ownerId: user.id))
+        let claimed = try await store.outbox.claimReadyEntries(limit: 10)
+        #expect(claimed.map(\.tableName) == ["user"])  // the thread waits for its owner
+        try await store.outbox.markFailed(try #require(claimed.first), reason: "email taken")
+        #expect(
+            try await store.threads.syncStatus(of: thread.id)
+                == .pending(
+                    attempts: 0,
+                    lastError: "waiting for user '\(user.id.rawValue)', whose change the server refused: email taken",
+                    nextAttempt: nil))
+    }
+
     @Test("a create followed by a delete before sync sends nothing")
     func createThenDelete() async throws {
         let store = try makeStore()

@@ -225,6 +225,7 @@ public struct Outbox: Sendable {
                     entry.attempts += 1
                     entry.claim = claim
                     claimed.append(entry)
+                    if let hook = OutboxClaimHooks.didClaimEntry.withLock({ $0 }) { hook(claimed.count) }
                     if claimed.count >= limit { break scanning }
                 }
                 if candidates.count < chunkSize { break }
@@ -436,7 +437,12 @@ public struct Outbox: Sendable {
             guard let object = try JSONValue.parse(Data(payload.utf8)).objectValue else { return nil }
             for foreignKey in foreignKeys { parents[foreignKey.column] = object[foreignKey.column]?.stringValue }
         } else {
-            let columns = foreignKeys.map(\.column.quotedDatabaseIdentifier).joined(separator: ", ")
+            // Read as text, as IDs are: foreign-key columns are TEXT (the generated schema's `.text`),
+            // so SQLite's affinity already stores an ID such as 42 as '42'; the CAST keeps the read
+            // exact for a value stored otherwise, which GRDB's `String` subscript would not convert
+            // (it traps).
+            let columns = foreignKeys.map { "CAST(\($0.column.quotedDatabaseIdentifier) AS TEXT)" }
+                .joined(separator: ", ")
             guard
                 let row = try Row.fetchOne(
                     db, sql: "SELECT \(columns) FROM \(entry.tableName.quotedDatabaseIdentifier) WHERE id = ?",

@@ -93,3 +93,18 @@ extension OutboxStore {
         return db.changesCount
     }
 }
+
+/// Hooks for tests of claims (a process stopped in the middle of one).
+@_spi(Testing) public enum OutboxClaimHooks {
+    /// Called inside the claim transaction (`Outbox.claimReadyEntries`, `Outbox.claimReadyUnit`), after
+    /// each entry is marked in flight and, for an entry never sent, its payload written; given how
+    /// many entries the transaction has claimed so far.
+    static let didClaimEntry = Locked<(@Sendable (_ claimedSoFar: Int) -> Void)?>(nil)
+
+    /// Sets what runs inside the claim transactions of every store in this process, after each entry
+    /// is claimed (given how many the transaction has claimed so far), before the transaction
+    /// commits; `nil` removes it.
+    public static func setDidClaimEntry(_ hook: (@Sendable (_ claimedSoFar: Int) -> Void)?) {
+        didClaimEntry.withLock { $0 = hook }
+    }
+}

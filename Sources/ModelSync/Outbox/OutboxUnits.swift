@@ -54,8 +54,11 @@ extension Outbox {
                     arguments: [claim.owner, claim.processID, claim.expiresAt, unit])
                 let keepPayload = try db.cachedStatement(
                     sql: "UPDATE \(table) SET payload = ? WHERE sequence = ? AND payload IS NULL")
-                for (entry, original) in zip(entries, stored) where original.payload == nil && entry.payload != nil {
-                    try keepPayload.execute(arguments: [entry.payload, entry.sequence])
+                for (index, (entry, original)) in zip(entries, stored).enumerated() {
+                    if original.payload == nil, entry.payload != nil {
+                        try keepPayload.execute(arguments: [entry.payload, entry.sequence])
+                    }
+                    if let hook = OutboxClaimHooks.didClaimEntry.withLock({ $0 }) { hook(index + 1) }
                 }
                 return entries.map { entry in
                     var entry = entry
