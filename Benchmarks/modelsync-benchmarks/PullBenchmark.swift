@@ -183,7 +183,11 @@ private func runPull(_ name: String, messages: Int) async throws {
     var ours: [Double] = []
     var baseline: [Double] = []
     var longest: Duration = .zero
-    var peakGrowth: Double = 0
+    // Peak resident growth of each side, from its start: the process's peak also counts what the
+    // side's run shares with the other (the in-process server's answers, URLSession, SQLite's page
+    // cache, the allocator's arenas), so the baseline's growth is the floor to read ours against.
+    var peakGrowth: [Double] = []
+    var baselineGrowth: [Double] = []
     // CPU seconds of each side (the in-process server's included): on a loaded machine, where wall
     // times also count waits for a core, the work each side does.
     var oursCPU: [Double] = []
@@ -195,11 +199,14 @@ private func runPull(_ name: String, messages: Int) async throws {
         var cpu = processorSeconds()
         ours.append(try await measure { report = try await enginePull(server) })
         oursCPU.append(processorSeconds() - cpu)
-        peakGrowth = max(peakGrowth, residentMemory().peak - before)
+        peakGrowth.append(residentMemory().peak - before)
         longest = max(longest, report.longestTransaction)
+        let baselineBefore = residentMemory().current
+        resetPeakMemory()
         cpu = processorSeconds()
         baseline.append(try await measure { try await rawPull(server) })
         baselineCPU.append(processorSeconds() - cpu)
+        baselineGrowth.append(residentMemory().peak - baselineBefore)
     }
     report(name, ours: ours, baseline: baseline)
     let median = ours.sorted()[ours.count / 2]
@@ -207,8 +214,15 @@ private func runPull(_ name: String, messages: Int) async throws {
     print(
         "BENCH-INFO \(name) rows=\(server.rows) rows/s=\(Int(Double(server.rows) / median * 1000)) "
             + "baseline-rows/s=\(Int(Double(server.rows) / baselineMedian * 1000)) "
-            + "peak-rss-growth=\(String(format: "%.1f", peakGrowth))MB longest-transaction=\(longest) "
+            + "peak-rss-growth=\(megabytes(peakGrowth)) baseline-peak-rss-growth=\(megabytes(baselineGrowth)) "
+            + "longest-transaction=\(longest) "
             + "cpu-s ours=\(String(format: "%.2f", oursCPU.sorted()[oursCPU.count / 2])) "
             + "baseline=\(String(format: "%.2f", baselineCPU.sorted()[baselineCPU.count / 2]))")
     await server.server.stop()
+}
+
+/// The largest of per-run figures in MB, then each run's: `19.1MB(19.1,3.2,3.0)`.
+private func megabytes(_ values: [Double]) -> String {
+    String(format: "%.1f", values.max() ?? 0) + "MB(" + values.map { String(format: "%.1f", $0) }.joined(separator: ",")
+        + ")"
 }

@@ -172,18 +172,50 @@ extension SyncEngine {
             try PulledOrphans.remove(db, table: table, recordID: id)
         }
         let candidates = try PulledOrphans.candidates([(model, [chunk.records])], includingKeptAside: false, in: tx)
+        var ready: [PulledOrphans.Candidate] = []
+        ready.reserveCapacity(candidates.count)
         for candidate in candidates {
             if let reason = candidate.orphanReason {
                 try PulledOrphans.park(candidate, reason: reason, in: db)
                 continue
             }
             if hasKeptAside { try PulledOrphans.remove(db, table: table, recordID: candidate.id) }
-            switch try applyCandidate(candidate, policy: policy, mayHaveLocalChanges: mayHaveLocalChanges, in: tx) {
-            case .applied(let outcome): report.count(outcome)
-            case .rejected(let rejected): report.rejected.append(rejected)
-            case .keptAside(let reason): try PulledOrphans.park(candidate, reason: reason, in: db)
+            ready.append(candidate)
+        }
+        // With no unsent change in the table, the records not stored yet (all of them in a first
+        // sync) are inserted with one statement; the others are applied one by one below.
+        let insertedTogether = mayHaveLocalChanges ? [] : try insertNewRecords(ready, model: model, in: tx)
+        // The server versions of the records stored, written together at the end of the piece.
+        var versions: [(recordID: String, version: String)] = []
+        versions.reserveCapacity(ready.count)
+        for candidate in ready {
+            let outcome: MergeOutcome
+            if insertedTogether.contains(candidate.id) {
+                outcome = .inserted
+            } else {
+                switch try applyCandidate(
+                    candidate, policy: policy, mayHaveLocalChanges: mayHaveLocalChanges, recordingVersion: false,
+                    in: tx)
+                {
+                case .applied(let applied): outcome = applied
+                case .rejected(let rejected):
+                    report.rejected.append(rejected)
+                    continue
+                case .keptAside(let reason):
+                    try PulledOrphans.park(candidate, reason: reason, in: db)
+                    continue
+                }
+            }
+            report.count(outcome)
+            switch outcome {
+            case .inserted, .updated, .unchanged:
+                if let version = candidate.fields[RecordMetadata.version]?.idString {
+                    versions.append((candidate.id, version))
+                }
+            case .keptLocal, .merged: break  // stored by applyRemote, with the base of the local change
             }
         }
+        try RecordVersions.setMany(db, table: table, versions: versions)
         for id in chunk.deletedIDs where try tx.applyRemoteDelete(id: id, model: model) {
             report.deleted += 1
         }
@@ -192,6 +224,68 @@ extension SyncEngine {
         }
         if let cursor { try PullState.setCursor(db, table: table, cursor: cursor) }
         return report
+    }
+
+    /// Inserts the records of `candidates` whose IDs are not stored yet with one statement per
+    /// ``insertRowsPerStatement`` records (`INSERT … ON CONFLICT ("id") DO NOTHING RETURNING "id"`),
+    /// and returns the IDs it inserted. The caller applies the others one by one: records already
+    /// stored (compared, then updated), and records that cannot be read (rejected with the reason).
+    /// A statement refused by a constraint (a unique field colliding with a local record) inserts
+    /// nothing: its records are applied one by one too, and the colliding one is kept aside.
+    ///
+    /// Only for a table with no unsent change (no conflict to resolve, no create of this store to
+    /// complete). The versions are the caller's to store.
+    static func insertNewRecords(
+        _ candidates: [PulledOrphans.Candidate], model: any SyncModel.Type, in tx: SyncTransaction
+    ) throws -> Set<String> {
+        func insert<Model: SyncModel>(_: Model.Type) throws -> Set<String> {
+            let db = tx.database
+            let table = Model.schema.tableName
+            var inserted: Set<String> = []
+            var start = 0
+            while start < candidates.count {
+                let end = min(candidates.count, start + insertRowsPerStatement)
+                var records: [Model] = []
+                var values: [(any DatabaseValueConvertible)?] = []
+                records.reserveCapacity(end - start)
+                for candidate in candidates[start..<end] {
+                    var fields = candidate.fields
+                    if fields["id"] != .string(candidate.id) { fields["id"] = .string(candidate.id) }
+                    guard let record = try? Model(fields: fields), let row = try? record.databaseValues() else {
+                        continue  // applied one by one, and rejected with the reason
+                    }
+                    records.append(record)
+                    values.append(contentsOf: row)
+                }
+                start = end
+                guard !records.isEmpty else { continue }
+                let statement = try db.cachedStatement(sql: insertManySQL(Model.schema, rows: records.count))
+                let ids: Set<String>
+                do {
+                    ids = try String.fetchSet(statement, arguments: StatementArguments(values))
+                } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
+                    continue  // nothing inserted: applied one by one
+                }
+                for record in records where ids.contains(record.id.rawValue) {
+                    tx.appendEvent(.created(table: table, record: record))
+                }
+                inserted.formUnion(ids)
+            }
+            return inserted
+        }
+        return try insert(model)
+    }
+
+    /// The most records one statement of ``insertNewRecords(_:model:in:)`` inserts.
+    static let insertRowsPerStatement = 25
+
+    /// `INSERT INTO <table> (<columns>) VALUES (…), … ON CONFLICT ("id") DO NOTHING RETURNING "id"`
+    /// for `rows` records, columns in ``SyncModel/databaseValues()`` order.
+    static func insertManySQL(_ schema: ModelSchema, rows: Int) -> String {
+        let columns = (["id"] + schema.fields.map(\.name)).map(\.quotedDatabaseIdentifier)
+        let row = "(" + Array(repeating: "?", count: columns.count).joined(separator: ", ") + ")"
+        return "INSERT INTO \(schema.tableName.quotedDatabaseIdentifier) (\(columns.joined(separator: ", "))) VALUES "
+            + Array(repeating: row, count: rows).joined(separator: ", ") + " ON CONFLICT (\"id\") DO NOTHING RETURNING \"id\""
     }
 
     /// What became of one pulled record.
@@ -204,12 +298,13 @@ extension SyncEngine {
 
     static func applyCandidate(
         _ candidate: PulledOrphans.Candidate, policy: ConflictPolicy, mayHaveLocalChanges: Bool = true,
-        in tx: SyncTransaction
+        recordingVersion: Bool = true, in tx: SyncTransaction
     ) throws -> CandidateOutcome {
         do {
             return .applied(
                 try tx.applyRemote(
-                    candidate.fields, model: candidate.model, policy: policy, mayHaveLocalChanges: mayHaveLocalChanges))
+                    candidate.fields, model: candidate.model, policy: policy, mayHaveLocalChanges: mayHaveLocalChanges,
+                    recordingVersion: recordingVersion))
         } catch let unreadable as UnreadableRecord {
             return .rejected(
                 RejectedRecord(model: candidate.model.schema.name, id: candidate.id, reason: unreadable.reason))
