@@ -81,17 +81,34 @@ enum PulledOrphans {
         var stored = try StoredRecords.lookUp(
             references.lazy.flatMap { $0 }.map(\.parent).filter { listed[$0] == nil }, in: tx)
 
+        // Each reference, looked up once: a listed candidate (by index), or stored or not.
+        var parents: [[Parent]] = []
+        parents.reserveCapacity(references.count)
+        for candidateReferences in references {
+            var resolved: [Parent] = []
+            resolved.reserveCapacity(candidateReferences.count)
+            for (_, parent) in candidateReferences {
+                if let parentIndex = listed[parent] {
+                    resolved.append(.listed(parentIndex))
+                } else {
+                    resolved.append(.stored(try stored.contains(parent, in: tx)))
+                }
+            }
+            parents.append(resolved)
+        }
+
         // A reference is satisfied by a stored record or a listed one that is not an orphan itself.
         var changed = true
         while changed {
             changed = false
             for index in candidates.indices where candidates[index].orphanReason == nil {
-                for (column, parent) in references[index] {
+                for (position, (column, parent)) in references[index].enumerated() {
                     let satisfied: Bool
-                    if let parentIndex = listed[parent], candidates[parentIndex].orphanReason == nil {
-                        satisfied = true
-                    } else {
-                        satisfied = try stored.contains(parent, in: tx)
+                    switch parents[index][position] {
+                    case .listed(let parentIndex):
+                        // A listed parent kept aside itself may still be stored (an older version).
+                        satisfied = try candidates[parentIndex].orphanReason == nil || stored.contains(parent, in: tx)
+                    case .stored(let isStored): satisfied = isStored
                     }
                     if !satisfied {
                         let parentModel = (try? tx.store.model(forTable: parent.table))?.schema.name ?? parent.table
@@ -105,6 +122,12 @@ enum PulledOrphans {
             }
         }
         return candidates
+    }
+
+    /// A reference of a candidate: to another candidate (its index), or to a record stored or not.
+    private enum Parent {
+        case listed(Int)
+        case stored(Bool)
     }
 
     static func park(_ candidate: Candidate, reason: String, in db: Database) throws {

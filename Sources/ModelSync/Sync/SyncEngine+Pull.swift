@@ -184,13 +184,15 @@ extension SyncEngine {
         }
         // With no unsent change in the table, the records not stored yet (all of them in a first
         // sync) are inserted with one statement; the others are applied one by one below.
-        let insertedTogether = mayHaveLocalChanges ? [] : try insertNewRecords(ready, model: model, in: tx)
+        let insertedTogether =
+            mayHaveLocalChanges
+            ? Array(repeating: false, count: ready.count) : try insertNewRecords(ready, model: model, in: tx)
         // The server versions of the records stored, written together at the end of the piece.
         var versions: [(recordID: String, version: String)] = []
         versions.reserveCapacity(ready.count)
-        for candidate in ready {
+        for (index, candidate) in ready.enumerated() {
             let outcome: MergeOutcome
-            if insertedTogether.contains(candidate.id) {
+            if insertedTogether[index] {
                 outcome = .inserted
             } else {
                 switch try applyCandidate(
@@ -228,7 +230,7 @@ extension SyncEngine {
 
     /// Inserts the records of `candidates` whose IDs are not stored yet with one statement per
     /// ``insertRowsPerStatement`` records (`INSERT … ON CONFLICT ("id") DO NOTHING RETURNING "id"`),
-    /// and returns the IDs it inserted. The caller applies the others one by one: records already
+    /// and returns, for each candidate, whether it inserted it. The caller applies the others one by one: records already
     /// stored (compared, then updated), and records that cannot be read (rejected with the reason).
     /// A statement refused by a constraint (a unique field colliding with a local record) inserts
     /// nothing: its records are applied one by one too, and the colliding one is kept aside.
@@ -237,39 +239,42 @@ extension SyncEngine {
     /// complete). The versions are the caller's to store.
     static func insertNewRecords(
         _ candidates: [PulledOrphans.Candidate], model: any SyncModel.Type, in tx: SyncTransaction
-    ) throws -> Set<String> {
-        func insert<Model: SyncModel>(_: Model.Type) throws -> Set<String> {
+    ) throws -> [Bool] {
+        func insert<Model: SyncModel>(_: Model.Type) throws -> [Bool] {
             let db = tx.database
             let table = Model.schema.tableName
-            var inserted: Set<String> = []
+            var inserted = Array(repeating: false, count: candidates.count)
             var start = 0
             while start < candidates.count {
                 let end = min(candidates.count, start + insertRowsPerStatement)
-                var records: [Model] = []
+                var records: [(index: Int, record: Model)] = []
                 var values: [(any DatabaseValueConvertible)?] = []
                 records.reserveCapacity(end - start)
-                for candidate in candidates[start..<end] {
+                for index in start..<end {
+                    let candidate = candidates[index]
                     var fields = candidate.fields
                     if fields["id"] != .string(candidate.id) { fields["id"] = .string(candidate.id) }
                     guard let record = try? Model(fields: fields), let row = try? record.databaseValues() else {
                         continue  // applied one by one, and rejected with the reason
                     }
-                    records.append(record)
+                    records.append((index, record))
                     values.append(contentsOf: row)
                 }
                 start = end
                 guard !records.isEmpty else { continue }
                 let statement = try db.cachedStatement(sql: insertManySQL(Model.schema, rows: records.count))
-                let ids: Set<String>
+                let ids: [String]
                 do {
-                    ids = try String.fetchSet(statement, arguments: StatementArguments(values))
+                    ids = try String.fetchAll(statement, arguments: StatementArguments(values))
                 } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
                     continue  // nothing inserted: applied one by one
                 }
-                for record in records where ids.contains(record.id.rawValue) {
+                // Usually all of them (a first sync); otherwise those whose IDs came back.
+                let returned = ids.count == records.count ? nil : Set(ids)
+                for (index, record) in records where returned?.contains(record.id.rawValue) ?? true {
+                    inserted[index] = true
                     tx.appendEvent(.created(table: table, record: record))
                 }
-                inserted.formUnion(ids)
             }
             return inserted
         }
@@ -285,7 +290,8 @@ extension SyncEngine {
         let columns = (["id"] + schema.fields.map(\.name)).map(\.quotedDatabaseIdentifier)
         let row = "(" + Array(repeating: "?", count: columns.count).joined(separator: ", ") + ")"
         return "INSERT INTO \(schema.tableName.quotedDatabaseIdentifier) (\(columns.joined(separator: ", "))) VALUES "
-            + Array(repeating: row, count: rows).joined(separator: ", ") + " ON CONFLICT (\"id\") DO NOTHING RETURNING \"id\""
+            + Array(repeating: row, count: rows).joined(separator: ", ")
+            + " ON CONFLICT (\"id\") DO NOTHING RETURNING \"id\""
     }
 
     /// What became of one pulled record.
