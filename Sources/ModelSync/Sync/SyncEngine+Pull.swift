@@ -153,7 +153,7 @@ extension SyncEngine {
     }
 
     /// The most items of a page stored between two looks at the transaction budget.
-    static let pullPieceSize = 25
+    static let pullPieceSize = 50
 
     /// Stores one chunk of a page in the current transaction: tombstones, records (a record whose
     /// reference is neither stored nor in the chunk, or that collides on a unique field, is kept
@@ -282,7 +282,7 @@ extension SyncEngine {
     }
 
     /// The most records one statement of ``insertNewRecords(_:model:in:)`` inserts.
-    static let insertRowsPerStatement = 25
+    static let insertRowsPerStatement = 50
 
     /// `INSERT INTO <table> (<columns>) VALUES (…), … ON CONFLICT ("id") DO NOTHING RETURNING "id"`
     /// for `rows` records, columns in ``SyncModel/databaseValues()`` order.
