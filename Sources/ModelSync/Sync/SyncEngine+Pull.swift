@@ -111,7 +111,7 @@ extension SyncEngine {
             report.rejected += page.rejected
             // One transaction stores pieces of the page until it holds `chunkSize` items or has run
             // for the budget: a save waits for one such transaction at most, however slow the device.
-            // Pieces tile a chunk exactly (40 items: two of 20), so a fast transaction holds a whole chunk.
+            // Pieces tile a chunk exactly (120 items: three of 40), so a fast transaction holds a whole chunk.
             let piecesPerChunk = (chunkSize + Self.pullPieceSize - 1) / Self.pullPieceSize
             let pieces = PullChunk.split(page, size: (chunkSize + piecesPerChunk - 1) / piecesPerChunk)
             var next = 0
