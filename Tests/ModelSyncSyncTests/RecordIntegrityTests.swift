@@ -250,6 +250,44 @@ struct RecordIntegrityTests {
         #expect(try await harness.store.users.find("usr_theirs")?.email == "same@example.com")
     }
 
+    @Test(
+        "a listed page whose new record takes the email a stored record gives up later in the page stores every record"
+    )
+    func uniqueValueMovingWithinAPage() async throws {
+        let harness = try await SyncHarness.start()
+        defer { Task { await harness.server.stop() } }
+        let first = try await harness.server.insert(
+            ["id": .string("usr_first"), "name": .string("First"), "email": .string("same@example.com")],
+            into: User.self)
+        try await harness.engine.pull(User.self)
+        // Listed after the cursor, in this order: a new user, the stored user moving to a new email,
+        // and a new user taking the email it gave up. Stored in listing order, nothing collides;
+        // the new users inserted before the move would.
+        var taker = try await harness.server.insert(
+            ["id": .string("usr_taker"), "name": .string("Taker"), "email": .string("taker@example.com")],
+            into: User.self)
+        try await harness.server.insert(
+            ["id": .string("usr_other"), "name": .string("Other"), "email": .string("other@example.com")],
+            into: User.self)
+        var moved = first
+        moved["email"] = .string("moved@example.com")
+        try await harness.server.update(moved, in: User.self, id: "usr_first")
+        taker["email"] = .string("same@example.com")
+        try await harness.server.update(taker, in: User.self, id: "usr_taker")
+
+        let report = try await harness.engine.pull(User.self)
+        #expect(report.inserted == 2)
+        #expect(report.updated == 1)
+        #expect(report.rejected.isEmpty)
+        #expect(try await harness.store.users.find("usr_taker")?.email == "same@example.com")
+        #expect(try await harness.store.users.find("usr_other")?.email == "other@example.com")
+        #expect(try await harness.store.users.find("usr_first")?.email == "moved@example.com")
+        let keptAside = try await harness.store.read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM modelsync_pulled_orphan")
+        }
+        #expect(keptAside == 0)
+    }
+
     @Test("a full pull keeps the local copy of a record the server lists but this device cannot read")
     func unreadableListedRecordIsNotDeleted() async throws {
         let harness = try await SyncHarness.start()

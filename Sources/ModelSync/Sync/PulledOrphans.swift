@@ -26,8 +26,10 @@ enum PulledOrphans {
         let db = tx.database
         var candidates: [Candidate] = []
         var listed: [RecordKey: Int] = [:]  // index in candidates
+        var listedTables: Set<String> = []
         for (model, pages) in fetched {
             let table = model.schema.tableName
+            listedTables.insert(table)
             for page in pages {
                 listed.reserveCapacity(listed.count + page.count)
                 for fields in page {
@@ -52,26 +54,29 @@ enum PulledOrphans {
                 let fields = try JSONValue.parse(Data((parked["fields"] as String).utf8)).objectValue
             else { continue }
             listed[key] = candidates.count
+            listedTables.insert(tableName)
             candidates.append(Candidate(model: model, id: id, fields: fields))
         }
 
         // The references of each candidate (parents other than itself), read once.
-        var references: [[(column: String, parent: RecordKey)]] = []
+        // `mayBeListed`: the parent's table has candidates (otherwise no look-up among them).
+        var references: [[(column: String, parent: RecordKey, mayBeListed: Bool)]] = []
         references.reserveCapacity(candidates.count)
-        var foreignKeysByTable: [String: [ForeignKeySchema]] = [:]
+        var foreignKeysByTable: [String: [(key: ForeignKeySchema, mayBeListed: Bool)]] = [:]
         for candidate in candidates {
             let schema = candidate.model.schema
             let foreignKeys =
                 foreignKeysByTable[schema.tableName]
                 ?? {
-                    foreignKeysByTable[schema.tableName] = schema.foreignKeys
-                    return schema.foreignKeys
+                    let keys = schema.foreignKeys.map { ($0, listedTables.contains($0.table)) }
+                    foreignKeysByTable[schema.tableName] = keys
+                    return keys
                 }()
-            var parents: [(column: String, parent: RecordKey)] = []
-            for foreignKey in foreignKeys {
+            var parents: [(column: String, parent: RecordKey, mayBeListed: Bool)] = []
+            for (foreignKey, mayBeListed) in foreignKeys {
                 guard let parentID = candidate.fields[foreignKey.column]?.idString else { continue }
                 if foreignKey.table == schema.tableName, parentID == candidate.id { continue }
-                parents.append((foreignKey.column, RecordKey(table: foreignKey.table, id: parentID)))
+                parents.append((foreignKey.column, RecordKey(table: foreignKey.table, id: parentID), mayBeListed))
             }
             references.append(parents)
         }
@@ -79,19 +84,37 @@ enum PulledOrphans {
         // Which referenced records are stored: one query per table for the references the
         // candidates do not satisfy themselves (a chunk of messages names hundreds of threads).
         var stored = try StoredRecords.lookUp(
-            references.lazy.flatMap { $0 }.map(\.parent).filter { listed[$0] == nil }, in: tx)
+            references.lazy.flatMap { $0 }.filter { !$0.mayBeListed || listed[$0.parent] == nil }.map(\.parent),
+            in: tx)
+
+        // Each reference, looked up once: a listed candidate (by index), or stored or not.
+        var parents: [[Parent]] = []
+        parents.reserveCapacity(references.count)
+        for candidateReferences in references {
+            var resolved: [Parent] = []
+            resolved.reserveCapacity(candidateReferences.count)
+            for (_, parent, mayBeListed) in candidateReferences {
+                if mayBeListed, let parentIndex = listed[parent] {
+                    resolved.append(.listed(parentIndex))
+                } else {
+                    resolved.append(.stored(try stored.contains(parent, in: tx)))
+                }
+            }
+            parents.append(resolved)
+        }
 
         // A reference is satisfied by a stored record or a listed one that is not an orphan itself.
         var changed = true
         while changed {
             changed = false
             for index in candidates.indices where candidates[index].orphanReason == nil {
-                for (column, parent) in references[index] {
+                for (position, (column, parent, _)) in references[index].enumerated() {
                     let satisfied: Bool
-                    if let parentIndex = listed[parent], candidates[parentIndex].orphanReason == nil {
-                        satisfied = true
-                    } else {
-                        satisfied = try stored.contains(parent, in: tx)
+                    switch parents[index][position] {
+                    case .listed(let parentIndex):
+                        // A listed parent kept aside itself may still be stored (an older version).
+                        satisfied = try candidates[parentIndex].orphanReason == nil || stored.contains(parent, in: tx)
+                    case .stored(let isStored): satisfied = isStored
                     }
                     if !satisfied {
                         let parentModel = (try? tx.store.model(forTable: parent.table))?.schema.name ?? parent.table
@@ -105,6 +128,12 @@ enum PulledOrphans {
             }
         }
         return candidates
+    }
+
+    /// A reference of a candidate: to another candidate (its index), or to a record stored or not.
+    private enum Parent {
+        case listed(Int)
+        case stored(Bool)
     }
 
     static func park(_ candidate: Candidate, reason: String, in db: Database) throws {

@@ -37,6 +37,40 @@ enum RecordVersions {
         try set(db, table: recordTable, recordID: id, version: version, base: baseText)
     }
 
+    /// The most rows one ``setMany(_:table:versions:)`` statement writes (4 arguments each).
+    static let rowsPerStatement = 50
+
+    /// The text of a statement setting `count` versions (no base), built once per count: a pull sets
+    /// a version per record, and the statement cache is keyed by this text.
+    private static let setManySQL: [String] = (0...rowsPerStatement).map { count in
+        """
+        INSERT INTO \(table) (tableName, recordID, version, base) VALUES \(
+            Array(repeating: "(?, ?, ?, NULL)", count: max(1, count)).joined(separator: ", "))
+        ON CONFLICT (tableName, recordID) DO UPDATE SET version = excluded.version, base = excluded.base
+        """
+    }
+
+    /// Sets the versions of many records of `recordTable` (no base: no local change is pending), with
+    /// one statement per ``rowsPerStatement`` records instead of one per record. A record listed twice
+    /// ends with its last version.
+    static func setMany(_ db: Database, table recordTable: String, versions: [(recordID: String, version: String)])
+        throws
+    {
+        var start = 0
+        while start < versions.count {
+            let end = min(versions.count, start + rowsPerStatement)
+            var arguments: [String] = []
+            arguments.reserveCapacity((end - start) * 3)
+            for (recordID, version) in versions[start..<end] {
+                arguments.append(recordTable)
+                arguments.append(recordID)
+                arguments.append(version)
+            }
+            try db.cachedStatement(sql: setManySQL[end - start]).execute(arguments: StatementArguments(arguments))
+            start = end
+        }
+    }
+
     /// Sets the version (and the base: JSON text, or `nil`) of a record.
     static func set(_ db: Database, table recordTable: String, recordID: String, version: String, base: String? = nil)
         throws

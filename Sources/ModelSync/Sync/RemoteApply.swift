@@ -137,8 +137,14 @@ extension SyncTransaction {
     ///
     /// `mayHaveLocalChanges: false` skips the look-up of unsent changes: the caller knows that no
     /// record of the model has any (a pull checks once per chunk).
+    ///
+    /// `recordingVersion: false` leaves the version of a record inserted, updated or unchanged to the
+    /// caller, which must then store it in this transaction (a pull stores a piece's versions with
+    /// one statement: ``RecordVersions/setMany(_:table:versions:)``). The versions of conflicts
+    /// (kept local, merged) are always stored here, with their base.
     func applyRemote(
-        _ fields: RecordFields, model: any SyncModel.Type, policy: ConflictPolicy, mayHaveLocalChanges: Bool = true
+        _ fields: RecordFields, model: any SyncModel.Type, policy: ConflictPolicy, mayHaveLocalChanges: Bool = true,
+        recordingVersion: Bool = true
     ) throws -> MergeOutcome {
         func apply<Model: SyncModel>(_: Model.Type) throws -> MergeOutcome {
             guard let id = fields["id"]?.idString else { return .unchanged }
@@ -178,7 +184,7 @@ extension SyncTransaction {
             }
             let statements = try store.statements(for: Model.self)
             let values = try record.databaseValues()
-            try RecordVersions.record(database, table: table, fields: remote)
+            if recordingVersion { try RecordVersions.record(database, table: table, fields: remote) }
             // Inserted unless the ID exists (one statement for a new record, the common case of a
             // first sync); otherwise compared with the stored row and updated when it differs.
             try database.cachedStatement(sql: statements.insertIgnoringExistingID)

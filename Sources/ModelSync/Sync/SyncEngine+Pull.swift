@@ -111,7 +111,7 @@ extension SyncEngine {
             report.rejected += page.rejected
             // One transaction stores pieces of the page until it holds `chunkSize` items or has run
             // for the budget: a save waits for one such transaction at most, however slow the device.
-            // Pieces tile a chunk exactly (40 items: two of 20), so a fast transaction holds a whole chunk.
+            // Pieces tile a chunk exactly (120 items: three of 40), so a fast transaction holds a whole chunk.
             let piecesPerChunk = (chunkSize + Self.pullPieceSize - 1) / Self.pullPieceSize
             let pieces = PullChunk.split(page, size: (chunkSize + piecesPerChunk - 1) / piecesPerChunk)
             var next = 0
@@ -153,7 +153,7 @@ extension SyncEngine {
     }
 
     /// The most items of a page stored between two looks at the transaction budget.
-    static let pullPieceSize = 25
+    static let pullPieceSize = 50
 
     /// Stores one chunk of a page in the current transaction: tombstones, records (a record whose
     /// reference is neither stored nor in the chunk, or that collides on a unique field, is kept
@@ -172,18 +172,52 @@ extension SyncEngine {
             try PulledOrphans.remove(db, table: table, recordID: id)
         }
         let candidates = try PulledOrphans.candidates([(model, [chunk.records])], includingKeptAside: false, in: tx)
+        var ready: [PulledOrphans.Candidate] = []
+        ready.reserveCapacity(candidates.count)
         for candidate in candidates {
             if let reason = candidate.orphanReason {
                 try PulledOrphans.park(candidate, reason: reason, in: db)
                 continue
             }
             if hasKeptAside { try PulledOrphans.remove(db, table: table, recordID: candidate.id) }
-            switch try applyCandidate(candidate, policy: policy, mayHaveLocalChanges: mayHaveLocalChanges, in: tx) {
-            case .applied(let outcome): report.count(outcome)
-            case .rejected(let rejected): report.rejected.append(rejected)
-            case .keptAside(let reason): try PulledOrphans.park(candidate, reason: reason, in: db)
+            ready.append(candidate)
+        }
+        // With no unsent change in the table, the records not stored yet (all of them in a first
+        // sync) are inserted with one statement; the others are applied one by one below.
+        let insertedTogether =
+            mayHaveLocalChanges
+            ? Array(repeating: false, count: ready.count) : try insertNewRecords(ready, model: model, in: tx)
+        // The server versions of the records stored, written together at the end of the piece.
+        var versions: [(recordID: String, version: String)] = []
+        versions.reserveCapacity(ready.count)
+        for (index, candidate) in ready.enumerated() {
+            let outcome: MergeOutcome
+            if insertedTogether[index] {
+                outcome = .inserted
+            } else {
+                switch try applyCandidate(
+                    candidate, policy: policy, mayHaveLocalChanges: mayHaveLocalChanges, recordingVersion: false,
+                    in: tx)
+                {
+                case .applied(let applied): outcome = applied
+                case .rejected(let rejected):
+                    report.rejected.append(rejected)
+                    continue
+                case .keptAside(let reason):
+                    try PulledOrphans.park(candidate, reason: reason, in: db)
+                    continue
+                }
+            }
+            report.count(outcome)
+            switch outcome {
+            case .inserted, .updated, .unchanged:
+                if let version = candidate.fields[RecordMetadata.version]?.idString {
+                    versions.append((candidate.id, version))
+                }
+            case .keptLocal, .merged: break  // stored by applyRemote, with the base of the local change
             }
         }
+        try RecordVersions.setMany(db, table: table, versions: versions)
         for id in chunk.deletedIDs where try tx.applyRemoteDelete(id: id, model: model) {
             report.deleted += 1
         }
@@ -192,6 +226,72 @@ extension SyncEngine {
         }
         if let cursor { try PullState.setCursor(db, table: table, cursor: cursor) }
         return report
+    }
+
+    /// Inserts the records of `candidates` whose IDs are not stored yet with one statement per
+    /// ``insertRowsPerStatement`` records (`INSERT … ON CONFLICT ("id") DO NOTHING RETURNING "id"`),
+    /// and returns, for each candidate, whether it inserted it. The caller applies the others one by one: records already
+    /// stored (compared, then updated), and records that cannot be read (rejected with the reason).
+    /// A statement refused by a constraint (a unique field colliding with a local record) inserts
+    /// nothing: its records are applied one by one too, and the colliding one is kept aside.
+    ///
+    /// Only for a table with no unsent change (no conflict to resolve, no create of this store to
+    /// complete). The versions are the caller's to store.
+    static func insertNewRecords(
+        _ candidates: [PulledOrphans.Candidate], model: any SyncModel.Type, in tx: SyncTransaction
+    ) throws -> [Bool] {
+        func insert<Model: SyncModel>(_: Model.Type) throws -> [Bool] {
+            let db = tx.database
+            let table = Model.schema.tableName
+            var inserted = Array(repeating: false, count: candidates.count)
+            var start = 0
+            while start < candidates.count {
+                let end = min(candidates.count, start + insertRowsPerStatement)
+                var records: [(index: Int, record: Model)] = []
+                var values: [(any DatabaseValueConvertible)?] = []
+                records.reserveCapacity(end - start)
+                for index in start..<end {
+                    let candidate = candidates[index]
+                    var fields = candidate.fields
+                    if fields["id"] != .string(candidate.id) { fields["id"] = .string(candidate.id) }
+                    guard let record = try? Model(fields: fields), let row = try? record.databaseValues() else {
+                        continue  // applied one by one, and rejected with the reason
+                    }
+                    records.append((index, record))
+                    values.append(contentsOf: row)
+                }
+                start = end
+                guard !records.isEmpty else { continue }
+                let statement = try db.cachedStatement(sql: insertManySQL(Model.schema, rows: records.count))
+                let ids: [String]
+                do {
+                    ids = try String.fetchAll(statement, arguments: StatementArguments(values))
+                } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
+                    continue  // nothing inserted: applied one by one
+                }
+                // Usually all of them (a first sync); otherwise those whose IDs came back.
+                let returned = ids.count == records.count ? nil : Set(ids)
+                for (index, record) in records where returned?.contains(record.id.rawValue) ?? true {
+                    inserted[index] = true
+                    tx.appendEvent(.created(table: table, record: record))
+                }
+            }
+            return inserted
+        }
+        return try insert(model)
+    }
+
+    /// The most records one statement of ``insertNewRecords(_:model:in:)`` inserts.
+    static let insertRowsPerStatement = 50
+
+    /// `INSERT INTO <table> (<columns>) VALUES (…), … ON CONFLICT ("id") DO NOTHING RETURNING "id"`
+    /// for `rows` records, columns in ``SyncModel/databaseValues()`` order.
+    static func insertManySQL(_ schema: ModelSchema, rows: Int) -> String {
+        let columns = (["id"] + schema.fields.map(\.name)).map(\.quotedDatabaseIdentifier)
+        let row = "(" + Array(repeating: "?", count: columns.count).joined(separator: ", ") + ")"
+        return "INSERT INTO \(schema.tableName.quotedDatabaseIdentifier) (\(columns.joined(separator: ", "))) VALUES "
+            + Array(repeating: row, count: rows).joined(separator: ", ")
+            + " ON CONFLICT (\"id\") DO NOTHING RETURNING \"id\""
     }
 
     /// What became of one pulled record.
@@ -204,12 +304,13 @@ extension SyncEngine {
 
     static func applyCandidate(
         _ candidate: PulledOrphans.Candidate, policy: ConflictPolicy, mayHaveLocalChanges: Bool = true,
-        in tx: SyncTransaction
+        recordingVersion: Bool = true, in tx: SyncTransaction
     ) throws -> CandidateOutcome {
         do {
             return .applied(
                 try tx.applyRemote(
-                    candidate.fields, model: candidate.model, policy: policy, mayHaveLocalChanges: mayHaveLocalChanges))
+                    candidate.fields, model: candidate.model, policy: policy, mayHaveLocalChanges: mayHaveLocalChanges,
+                    recordingVersion: recordingVersion))
         } catch let unreadable as UnreadableRecord {
             return .rejected(
                 RejectedRecord(model: candidate.model.schema.name, id: candidate.id, reason: unreadable.reason))
