@@ -257,7 +257,8 @@ struct StoreFileTests {
 
         // What the previous release has: the two indexes, no computed column, no migration record.
         let old = try DatabaseQueue(path: url.path)
-        let columns = "sequence, tableName, recordID, operation, payload, idempotencyKey, state, attempts, lastError, "
+        let columns =
+            "sequence, tableName, recordID, operation, payload, idempotencyKey, state, attempts, lastError, "
             + "nextAttemptAt, createdAt, claimOwner, claimProcess, claimExpiresAt, unitID"
         let before = try await old.write { db in
             try db.execute(
@@ -280,7 +281,8 @@ struct StoreFileTests {
         let upgraded = try SyncStore(.file(url), models: GeneratedModels.all)
         let (after, indexes) = try await upgraded.read { db in
             (
-                try Row.fetchAll(db, sql: "SELECT \(columns) FROM modelsync_outbox ORDER BY sequence").map(\.description),
+                try Row.fetchAll(db, sql: "SELECT \(columns) FROM modelsync_outbox ORDER BY sequence").map(
+                    \.description),
                 try String.fetchAll(
                     db,
                     sql: """
