@@ -229,6 +229,91 @@ struct StoreFileTests {
         #expect(claimed.allSatisfy { $0.claim?.owner != nil })
     }
 
+    @Test(
+        "an outbox with the previous release's two indexes by record is upgraded to one: every entry kept as it was, coalescing unchanged"
+    )
+    func upgradeFromOutboxWithTwoRecordIndexes() async throws {
+        let directory = try makeTemporaryDirectory("record-index-upgrade")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let url = directory.appendingPathComponent("app.sqlite")
+        // Entries in every state: never sent, in flight (with its claim and stored payload), failed,
+        // a change queued behind the one in flight, and a unit.
+        let sender = try SyncStore(.file(url), models: GeneratedModels.all)
+        let (queued, inFlight, failed) = (
+            User(name: "Queued", email: "q@example.com"), User(name: "Sent", email: "s@example.com"),
+            User(name: "Refused", email: "r@example.com")
+        )
+        try await sender.users.save(inFlight)
+        try await sender.users.save(failed)
+        let claimed = try await sender.outbox.claimReadyEntries(limit: 2)
+        try #require(claimed.count == 2)
+        try await sender.outbox.markFailed(claimed[1], reason: "422 email taken")
+        try await sender.users.save(queued)
+        try await sender.users.save(User(id: inFlight.id, name: "Sent, then renamed", email: "s@example.com"))
+        try await sender.writeAsOneUnit { tx in
+            try tx.save(User(name: "Unit one", email: "u1@example.com"))
+            try tx.save(User(name: "Unit two", email: "u2@example.com"))
+        }
+
+        // What the previous release has: the two indexes, no computed column, no migration record.
+        let old = try DatabaseQueue(path: url.path)
+        let columns =
+            "sequence, tableName, recordID, operation, payload, idempotencyKey, state, attempts, lastError, "
+            + "nextAttemptAt, createdAt, claimOwner, claimProcess, claimExpiresAt, unitID"
+        let before = try await old.write { db in
+            try db.execute(
+                sql: """
+                    DROP INDEX modelsync_outbox_record_unsent;
+                    ALTER TABLE modelsync_outbox DROP COLUMN unsentSlot;
+                    CREATE INDEX modelsync_outbox_record ON modelsync_outbox(tableName, recordID);
+                    CREATE UNIQUE INDEX modelsync_outbox_unsent ON modelsync_outbox(tableName, recordID)
+                        WHERE state = 'pending' AND attempts = 0;
+                    DELETE FROM grdb_migrations WHERE identifier = 'modelsync-outbox-record-index-v2';
+                    """)
+            return try Row.fetchAll(db, sql: "SELECT \(columns) FROM modelsync_outbox ORDER BY sequence")
+                .map { (state: $0["state"] as String, row: $0.description) }
+        }
+        try old.close()
+        #expect(before.count == 6)
+        #expect(before.map(\.state) == ["inFlight", "failed", "pending", "pending", "pending", "pending"])
+
+        // A second store opens the file (the sender's claim stays its own) and upgrades it.
+        let upgraded = try SyncStore(.file(url), models: GeneratedModels.all)
+        let (after, indexes) = try await upgraded.read { db in
+            (
+                try Row.fetchAll(db, sql: "SELECT \(columns) FROM modelsync_outbox ORDER BY sequence").map(
+                    \.description),
+                try String.fetchAll(
+                    db,
+                    sql: """
+                        SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'modelsync_outbox'
+                        AND name NOT LIKE 'sqlite_autoindex%' ORDER BY name
+                        """)
+            )
+        }
+        #expect(after == before.map(\.row), "the upgrade changes no entry")
+        #expect(
+            indexes == [
+                "modelsync_outbox_claims", "modelsync_outbox_record_unsent", "modelsync_outbox_sent_key",
+                "modelsync_outbox_stored_payload", "modelsync_outbox_unit",
+            ])
+
+        // Coalescing as before: a save absorbs the record's unsent entry, never the one in flight or
+        // the failed one.
+        try await upgraded.users.save(User(id: queued.id, name: "Queued, renamed", email: "q@example.com"))
+        try await upgraded.users.save(User(id: inFlight.id, name: "Renamed twice", email: "s@example.com"))
+        try await upgraded.users.save(User(id: failed.id, name: "Refused, fixed", email: "r2@example.com"))
+        let entries = try await upgraded.outbox.entries()
+        #expect(entries.count == 7)
+        #expect(entries.filter { $0.recordID == queued.id.rawValue }.map(\.operation) == [.create])
+        #expect(entries.filter { $0.recordID == inFlight.id.rawValue }.map(\.state) == [.inFlight, .pending])
+        #expect(entries.filter { $0.recordID == failed.id.rawValue }.map(\.state) == [.failed, .pending])
+        #expect(entries.first { $0.recordID == queued.id.rawValue }?.payload?.contains("Queued, renamed") == true)
+        #expect(
+            entries.last { $0.recordID == inFlight.id.rawValue }?.payload?.contains("Renamed twice") == true)
+        _ = sender
+    }
+
     // MARK: The file deleted or moved under a live store
 
     @Test("saves after the database's folder was deleted throw instead of reporting success")

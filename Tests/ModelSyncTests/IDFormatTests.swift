@@ -17,6 +17,23 @@ struct IDFormatTests {
         }
     }
 
+    @Test("idempotency keys are lowercase version-4 UUIDs, unique across many refills of the random pool")
+    func idempotencyKeys() {
+        // 20,000 keys draw 40,000 words: 78 refills of the 512-word pool.
+        let keys = (0..<20_000).map { _ in IDClock.randomUUID() }
+        #expect(Set(keys).count == keys.count)
+        for key in keys {
+            let characters = Array(key)
+            guard characters.count == 36, let uuid = UUID(uuidString: key) else {
+                Issue.record("not a UUID: \(key)")
+                return
+            }
+            #expect(key == key.lowercased() && uuid.uuidString.lowercased() == key)
+            #expect(characters[14] == "4", "version 4: \(key)")
+            #expect("89ab".contains(characters[19]), "variant 10: \(key)")
+        }
+    }
+
     @Test("uuidv7 IDs carry version 7, the RFC 9562 variant and the current time, and sort in creation order")
     func uuidv7() {
         let before = UInt64(Date().timeIntervalSince1970 * 1000)

@@ -5,8 +5,10 @@ import GRDB
 /// follow an ID replacement.
 ///
 /// Coalescing only ever touches an entry that was never sent (`state = 'pending' AND attempts = 0`,
-/// at most one per record, enforced by a partial unique index): once an entry may have reached the
-/// server, later changes queue behind it instead of rewriting it.
+/// at most one per record): once an entry may have reached the server, later changes queue behind it
+/// instead of rewriting it. One unique index, on (tableName, recordID, unsentSlot), enforces it and
+/// serves every lookup by record: `unsentSlot` is a computed column, 0 for the entry never sent and
+/// NULL (distinct from every other NULL) for the others.
 enum OutboxStore {
     private static let table = SchemaBuilder.outboxTable
 
@@ -29,23 +31,15 @@ enum OutboxStore {
     /// key (a server answers a known key with another body with 422).
     static func enqueueSave(
         _ db: Database, table recordTable: String, recordID: String, payload: String? = nil, created: Bool,
-        idempotencyKey: String? = nil
+        idempotencyKey: String? = nil, statement: Statement? = nil
     ) throws {
         precondition(idempotencyKey == nil || payload != nil, "a change sent once keeps what it sent")
-        let statement = try db.cachedStatement(
-            sql: """
-                INSERT INTO \(table) (tableName, recordID, operation, payload, idempotencyKey, state, attempts, createdAt)
-                VALUES (?, ?, ?, ?, ?, 'pending', 0, ?)
-                ON CONFLICT (tableName, recordID) WHERE state = 'pending' AND attempts = 0
-                DO UPDATE SET
-                    payload = excluded.payload,
-                    operation = CASE operation WHEN 'create' THEN 'create' ELSE 'update' END,
-                    idempotencyKey = CASE WHEN ? THEN excluded.idempotencyKey ELSE idempotencyKey END
-                """)
+        let statement = try statement ?? enqueueSaveStatement(db)
         let operation = created ? OutboxOperation.create : .update
-        try statement.execute(arguments: [
-            recordTable, recordID, operation.rawValue, payload, idempotencyKey ?? IDClock.randomUUID(),
-            Date().timeIntervalSinceReferenceDate, idempotencyKey != nil,
+        try statement.execute(binding: [
+            recordTable.databaseValue, recordID.databaseValue, operation.rawValue.databaseValue,
+            payload.databaseValue, (idempotencyKey ?? IDClock.randomUUID()).databaseValue,
+            Date().timeIntervalSinceReferenceDate.databaseValue, (idempotencyKey != nil).databaseValue,
         ])
         if idempotencyKey != nil {
             try db.execute(
@@ -56,6 +50,22 @@ enum OutboxStore {
                 arguments: [recordTable, recordID])
         }
     }
+
+    /// The statement ``enqueueSave(_:table:recordID:payload:created:idempotencyKey:statement:)``
+    /// runs, prepared on `db`: a transaction that saves many records passes it back in.
+    static func enqueueSaveStatement(_ db: Database) throws -> Statement {
+        try db.cachedStatement(sql: enqueueSaveSQL)
+    }
+
+    private static let enqueueSaveSQL = """
+        INSERT INTO \(table) (tableName, recordID, operation, payload, idempotencyKey, state, attempts, createdAt)
+        VALUES (?, ?, ?, ?, ?, 'pending', 0, ?)
+        ON CONFLICT (tableName, recordID, unsentSlot)
+        DO UPDATE SET
+            payload = excluded.payload,
+            operation = CASE operation WHEN 'create' THEN 'create' ELSE 'update' END,
+            idempotencyKey = CASE WHEN ? THEN excluded.idempotencyKey ELSE idempotencyKey END
+        """
 
     /// Queues the delete of a record, or cancels its queued changes when the server never saw it.
     static func enqueueDelete(_ db: Database, table recordTable: String, recordID: String) throws {

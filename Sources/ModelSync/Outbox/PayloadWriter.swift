@@ -34,10 +34,9 @@ struct PayloadWriter {
     /// save checks, since the payload itself is only written when the change is first sent.
     ///
     /// - Throws: ``ModelSyncError/invalidValue(model:field:reason:)`` as ``payload(values:schema:)``.
-    static func validate(values: [(any DatabaseValueConvertible)?], schema: ModelSchema) throws {
+    static func validate(values: [DatabaseValue], schema: ModelSchema) throws {
         for (index, field) in schema.fields.enumerated() {
-            guard let value = values[index + 1]?.databaseValue else { continue }
-            switch value.storage {
+            switch values[index + 1].storage {
             case .double(let double) where !double.isFinite:
                 try rejectNonFinite(double, field: field.name, model: schema.name)
             case .string(let string) where field.type == .decimal && !JSONNumberText.isNumber(string):

@@ -144,6 +144,27 @@ enum SchemaBuilder {
                         """)
             }
         ),
+        (
+            // One index by record instead of two (a save queues one index entry, not two): `unsentSlot`
+            // is 0 for the entry never sent (pending, no attempt) and NULL for every other entry. NULLs
+            // are distinct in a unique index, so the index keeps at most one unsent entry per record
+            // (the conflict target of the coalescing upsert, `OutboxStore.enqueueSave`), and its prefix
+            // (tableName, recordID) serves the lookups by record. The column is computed (VIRTUAL), so
+            // no statement that changes `state` or `attempts` has to keep it, and adding it rewrites no
+            // row; the unsent entries were already unique by the partial index it replaces.
+            "modelsync-outbox-record-index-v2",
+            { db in
+                try db.execute(
+                    sql: """
+                        ALTER TABLE \(outboxTable) ADD COLUMN unsentSlot INTEGER
+                            GENERATED ALWAYS AS (CASE WHEN state = 'pending' AND attempts = 0 THEN 0 END) VIRTUAL;
+                        DROP INDEX \(outboxTable)_record;
+                        DROP INDEX \(outboxTable)_unsent;
+                        CREATE UNIQUE INDEX \(outboxTable)_record_unsent
+                            ON \(outboxTable)(tableName, recordID, unsentSlot);
+                        """)
+            }
+        ),
     ]
 
     /// Applies the migrations this database lacks and creates or extends the model tables, in the

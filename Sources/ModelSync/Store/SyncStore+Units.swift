@@ -46,6 +46,7 @@ extension SyncStore {
     }
 
     /// Gives the unsent entries of `records` the unit `unitID`, merging in the units they belonged to.
+    /// The entries are found through the outbox's index by record (`unsentSlot = 0`: never sent).
     static func markUnit(_ unitID: String, records: [(table: String, id: String)], in db: Database) throws {
         guard !records.isEmpty else { return }
         let outbox = SchemaBuilder.outboxTable
@@ -54,10 +55,9 @@ extension SyncStore {
         let unsent = try Row.fetchAll(
             db,
             sql: """
-                SELECT sequence, unitID FROM \(outbox)
-                WHERE state = 'pending' AND attempts = 0 AND EXISTS (
-                    SELECT 1 FROM json_each(?) AS pair
-                    WHERE json_extract(pair.value, '$[0]') = tableName AND json_extract(pair.value, '$[1]') = recordID)
+                SELECT DISTINCT entry.sequence, entry.unitID FROM json_each(?) AS pair
+                JOIN \(outbox) AS entry ON entry.tableName = json_extract(pair.value, '$[0]')
+                    AND entry.recordID = json_extract(pair.value, '$[1]') AND entry.unsentSlot = 0
                 """,
             arguments: [pairs])
         let sequences: [Int64] = unsent.map { $0["sequence"] }

@@ -245,9 +245,13 @@ public final class SyncStore: Sendable {
     }
 
     func statements(for model: any SyncModel.Type) throws -> ModelStatements {
-        guard let statements = statementsByTable[model.schema.tableName] else {
-            throw ModelSyncError.unknownModel(model.schema.name)
-        }
+        let schema = model.schema
+        return try statements(forTable: schema.tableName, model: schema.name)
+    }
+
+    /// The statements of the model stored in `table` (`model` names it in the error).
+    func statements(forTable table: String, model: String) throws -> ModelStatements {
+        guard let statements = statementsByTable[table] else { throw ModelSyncError.unknownModel(model) }
         return statements
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import GRDBSQLite
 
 /// A write transaction of a ``SyncStore``: saves, deletes and ID replacements made through it
 /// commit together with their outbox entries. Obtain one with ``SyncStore/write(_:)``.
@@ -54,50 +55,62 @@ public final class SyncTransaction {
     /// Saves `record`; a non-nil `idempotencyKey` becomes the key of its outbox entry (see
     /// `OutboxStore.enqueueSave`).
     func save<Model: SyncModel>(_ record: Model, idempotencyKey: String?) throws -> Model {
-        let statements = try store.statements(for: Model.self)
+        // The schema is read once: each read of `Model.schema` copies it.
+        let schema = Model.schema
+        let table = schema.tableName
+        let statements = try store.statements(forTable: table, model: schema.name)
         if record.id.rawValue.isEmpty || record.id.rawValue.utf8.contains(0) {
             throw ModelSyncError.invalidValue(
-                model: Model.schema.name, field: "id",
+                model: schema.name, field: "id",
                 reason: "an ID must be non-empty text without NUL characters (SQLite would cut it at the NUL, "
                     + "and the server could not address it); use the generated default ID")
         }
-        let record = try resolvingReplacedIDs(record)
-        let values = try record.databaseValues()
-        let arguments = StatementArguments(values)
+        let record = try mayHoldReplacedIDs(schema) ? resolvingReplacedIDs(record, schema: schema) : record
+        // Converted once, for the statements and for the check below.
+        let values = try record.databaseValues().map { $0?.databaseValue ?? .null }
         // Insert, or update when a row with this ID exists (an INSERT that did nothing).
         let insert = try database.cachedStatement(sql: statements.insertIgnoringExistingID)
-        try insert.execute(arguments: arguments)
-        let created = database.changesCount > 0
+        try insert.execute(binding: values)
+        let created = sqlite3_changes(database.sqliteConnection) > 0
         if !created {
             // The row as the server last had it becomes the base of this change (conflict resolvers
             // get it), unless an earlier pending change already keeps one.
-            try RecordVersions.keepBase(database, table: Model.schema.tableName, recordID: record.id.rawValue) {
+            try RecordVersions.keepBase(database, table: table, recordID: record.id.rawValue) {
                 guard let stored = try Model.fetchOne(database, key: record.id) else { return "{}" }
-                return try PayloadWriter.payload(values: stored.databaseValues(), schema: Model.schema)
+                return try PayloadWriter.payload(values: stored.databaseValues(), schema: schema)
             }
             let update = try database.cachedStatement(sql: statements.updateByID)
-            try update.execute(arguments: StatementArguments(Array(values.dropFirst()) + [values[0]]))
+            try update.execute(binding: Array(values.dropFirst()) + [values[0]])
         }
         // The entry stores no payload (the row is read when it is first sent), unless it was sent once
         // already; the values are still checked now, so a save JSON cannot carry is refused.
         let payload: String?
         if idempotencyKey != nil {
-            payload = try PayloadWriter.payload(values: values, schema: Model.schema)
+            payload = try PayloadWriter.payload(values: values, schema: schema)
         } else {
-            try PayloadWriter.validate(values: values, schema: Model.schema)
+            try PayloadWriter.validate(values: values, schema: schema)
             payload = nil
         }
         try OutboxStore.enqueueSave(
-            database, table: Model.schema.tableName, recordID: record.id.rawValue, payload: payload, created: created,
-            idempotencyKey: idempotencyKey)
-        unitRecords?.append((Model.schema.tableName, record.id.rawValue))
+            database, table: table, recordID: record.id.rawValue, payload: payload, created: created,
+            idempotencyKey: idempotencyKey, statement: enqueueSaveStatement())
+        unitRecords?.append((table, record.id.rawValue))
         if recordEvents {
             events.append(
-                created
-                    ? .created(table: Model.schema.tableName, record: record)
-                    : .updated(table: Model.schema.tableName, record: record))
+                created ? .created(table: table, record: record) : .updated(table: table, record: record))
         }
         return record
+    }
+
+    /// The prepared statement that queues saves, kept for the transaction (looking it up in GRDB's
+    /// cache hashes its text on every save).
+    private var enqueueSave: Statement?
+
+    private func enqueueSaveStatement() throws -> Statement {
+        if let enqueueSave { return enqueueSave }
+        let statement = try OutboxStore.enqueueSaveStatement(database)
+        enqueueSave = statement
+        return statement
     }
 
     /// Saves every record, in order, in this transaction.
@@ -229,13 +242,20 @@ public final class SyncTransaction {
         return try IDMap.replacement(database, table: table, id: id)
     }
 
-    private func resolvingReplacedIDs<Model: SyncModel>(_ record: Model) throws -> Model {
+    /// `false` when this transaction already found that neither the model's table nor any table its
+    /// foreign keys point at has a replaced ID (the usual case): a save then skips the lookups.
+    private func mayHoldReplacedIDs(_ schema: ModelSchema) -> Bool {
+        !tablesWithoutReplacedIDs.contains(schema.tableName)
+            || schema.foreignKeys.contains { !tablesWithoutReplacedIDs.contains($0.table) }
+    }
+
+    private func resolvingReplacedIDs<Model: SyncModel>(_ record: Model, schema: ModelSchema) throws -> Model {
         var record = record
-        if let newID = try replacement(table: Model.schema.tableName, id: record.id.rawValue) {
+        if let newID = try replacement(table: schema.tableName, id: record.id.rawValue) {
             record = record.withID(Model.ID(newID))
         }
         var lookupError: (any Error)?
-        let foreignKeys = Model.schema.foreignKeys
+        let foreignKeys = schema.foreignKeys
         record = record.replacingReferences { column, id in
             guard TemporaryID.isTemporary(id), lookupError == nil,
                 let foreignKey = foreignKeys.first(where: { $0.column == column })
