@@ -14,8 +14,11 @@ struct SyncHarness {
     var store: SyncStore
     var engine: SyncEngine
 
+    /// `timeout` is the client's request timeout. The default is long on purpose: no test relies on
+    /// it firing (those that do pass a short one), and on a loaded 2-core machine a loopback answer
+    /// has taken over 5 s while CPU-heavy suites shared the test process.
     static func start(
-        store: SyncStore? = nil, timeout: TimeInterval = 5, concurrency: Int = 4,
+        store: SyncStore? = nil, timeout: TimeInterval = 30, concurrency: Int = 4,
         retry: RetryPolicy = RetryPolicy(initialDelay: 0.05, maximumDelay: 0.5, jitter: 0.2),
         conflictPolicy: ConflictPolicy = .keepLocalChanges
     ) async throws -> SyncHarness {
@@ -29,7 +32,7 @@ struct SyncHarness {
     }
 
     static func makeEngine(
-        store: SyncStore, baseURL: URL, timeout: TimeInterval = 5, concurrency: Int = 4,
+        store: SyncStore, baseURL: URL, timeout: TimeInterval = 30, concurrency: Int = 4,
         retry: RetryPolicy = RetryPolicy(initialDelay: 0.05, maximumDelay: 0.5, jitter: 0.2),
         conflictPolicy: ConflictPolicy = .keepLocalChanges
     ) -> SyncEngine {
