@@ -22,7 +22,8 @@ public enum OutboxEntryState: String, Sendable, Hashable, Codable {
 public struct OutboxEntry: Sendable, Hashable, Codable, FetchableRecord, TableRecord {
     public static let databaseTableName = SchemaBuilder.outboxTable
 
-    /// Increasing with every entry: entries of one record are sent in this order.
+    /// Higher than every entry queued before it: entries of one record are sent in this order. The
+    /// number of the newest entry can be given again to a later one once that entry is gone.
     public var sequence: Int64
     /// The table of the record (``ModelSchema/tableName``).
     public var tableName: String

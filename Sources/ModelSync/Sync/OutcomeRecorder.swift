@@ -120,7 +120,10 @@ enum OutcomeRecorder {
                     WHERE sequence = :sequence AND \(stillOurs)
                     """,
                 arguments: claimArguments(entry, owner: tx.store.claimOwner)
-                    + ["next": Date().addingTimeInterval(delay).timeIntervalSinceReferenceDate, "reason": error.description])
+                    + [
+                        "next": Date().addingTimeInterval(delay).timeIntervalSinceReferenceDate,
+                        "reason": error.description,
+                    ])
             return .willRetry(reason: error.description)
 
         case .permanentFailure(let entry, let reason, let notFound):
