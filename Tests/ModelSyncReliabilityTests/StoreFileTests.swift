@@ -237,30 +237,11 @@ struct StoreFileTests {
         let directory = try makeTemporaryDirectory("record-index-upgrade")
         defer { try? FileManager.default.removeItem(at: directory) }
         let url = directory.appendingPathComponent("app.sqlite")
-        // Entries in every state: never sent, in flight (with its claim and stored payload), failed,
-        // a change queued behind the one in flight, and a unit.
-        let sender = try SyncStore(.file(url), models: GeneratedModels.all)
-        let (queued, inFlight, failed) = (
-            User(name: "Queued", email: "q@example.com"), User(name: "Sent", email: "s@example.com"),
-            User(name: "Refused", email: "r@example.com")
-        )
-        try await sender.users.save(inFlight)
-        try await sender.users.save(failed)
-        let claimed = try await sender.outbox.claimReadyEntries(limit: 2)
-        try #require(claimed.count == 2)
-        try await sender.outbox.markFailed(claimed[1], reason: "422 email taken")
-        try await sender.users.save(queued)
-        try await sender.users.save(User(id: inFlight.id, name: "Sent, then renamed", email: "s@example.com"))
-        try await sender.writeAsOneUnit { tx in
-            try tx.save(User(name: "Unit one", email: "u1@example.com"))
-            try tx.save(User(name: "Unit two", email: "u2@example.com"))
-        }
+        let (sender, _, queued, inFlight, failed) = try await Self.makeOutboxInEveryState(at: url)
 
         // What the previous release has: the two indexes, no computed column, no migration record.
         let old = try DatabaseQueue(path: url.path)
-        let columns =
-            "sequence, tableName, recordID, operation, payload, idempotencyKey, state, attempts, lastError, "
-            + "nextAttemptAt, createdAt, claimOwner, claimProcess, claimExpiresAt, unitID"
+        let columns = Self.outboxColumns
         let before = try await old.write { db in
             try db.execute(
                 sql: """
@@ -284,12 +265,7 @@ struct StoreFileTests {
             (
                 try Row.fetchAll(db, sql: "SELECT \(columns) FROM modelsync_outbox ORDER BY sequence").map(
                     \.description),
-                try String.fetchAll(
-                    db,
-                    sql: """
-                        SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'modelsync_outbox'
-                        AND name NOT LIKE 'sqlite_autoindex%' ORDER BY name
-                        """)
+                try Self.outboxIndexes(db)
             )
         }
         #expect(after == before.map(\.row), "the upgrade changes no entry")
@@ -325,31 +301,12 @@ struct StoreFileTests {
         let server = ReferenceServer(models: GeneratedModels.all)
         let baseURL = try await server.start()
         defer { Task { await server.stop() } }
-        // Entries in every state: in flight (with its claim and stored payload), failed (stored
-        // payload), never sent, a change queued behind the one in flight, and a unit.
-        let sender = try SyncStore(.file(url), models: GeneratedModels.all)
-        let (queued, inFlight, failed) = (
-            User(name: "Queued", email: "q@example.com"), User(name: "Sent", email: "s@example.com"),
-            User(name: "Refused", email: "r@example.com")
-        )
-        try await sender.users.save(inFlight)
-        try await sender.users.save(failed)
-        let claimed = try await sender.outbox.claimReadyEntries(limit: 2)
-        try #require(claimed.count == 2)
-        try await sender.outbox.markFailed(claimed[1], reason: "422 email taken")
-        try await sender.users.save(queued)
-        try await sender.users.save(User(id: inFlight.id, name: "Sent, then renamed", email: "s@example.com"))
-        try await sender.writeAsOneUnit { tx in
-            try tx.save(User(name: "Unit one", email: "u1@example.com"))
-            try tx.save(User(name: "Unit two", email: "u2@example.com"))
-        }
+        let (sender, claimed, _, _, failed) = try await Self.makeOutboxInEveryState(at: url)
 
         // What the previous release has: the same table numbered with AUTOINCREMENT (whose counter
         // is past the highest entry, as after removed entries), no migration record.
         let old = try DatabaseQueue(path: url.path)
-        let columns =
-            "sequence, tableName, recordID, operation, payload, idempotencyKey, state, attempts, lastError, "
-            + "nextAttemptAt, createdAt, claimOwner, claimProcess, claimExpiresAt, unitID"
+        let columns = Self.outboxColumns
         let before = try await old.write { db in
             try db.execute(
                 sql: """
@@ -387,12 +344,7 @@ struct StoreFileTests {
             (
                 try Row.fetchAll(db, sql: "SELECT \(columns) FROM modelsync_outbox ORDER BY sequence").map(
                     \.description),
-                try String.fetchAll(
-                    db,
-                    sql: """
-                        SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'modelsync_outbox'
-                        AND name NOT LIKE 'sqlite_autoindex%' ORDER BY name
-                        """),
+                try Self.outboxIndexes(db),
                 try String.fetchOne(
                     db, sql: "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'modelsync_outbox'")
             )
@@ -420,6 +372,46 @@ struct StoreFileTests {
         // A new entry takes the highest number plus one (AUTOINCREMENT would have given 41).
         try await upgraded.users.save(User(name: "New", email: "n@example.com"))
         #expect(try await upgraded.outbox.entries().map(\.sequence) == [left[0].sequence, left[0].sequence + 1])
+    }
+
+    /// The outbox's stored columns, in order.
+    static let outboxColumns =
+        "sequence, tableName, recordID, operation, payload, idempotencyKey, state, attempts, lastError, "
+        + "nextAttemptAt, createdAt, claimOwner, claimProcess, claimExpiresAt, unitID"
+
+    /// The names of the outbox's indexes, sorted.
+    static func outboxIndexes(_ db: Database) throws -> [String] {
+        try String.fetchAll(
+            db,
+            sql: """
+                SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'modelsync_outbox'
+                AND name NOT LIKE 'sqlite_autoindex%' ORDER BY name
+                """)
+    }
+
+    /// A store on `url` whose outbox holds entries in every state, in this order: in flight (claimed
+    /// by the returned store, payload stored), failed (payload stored), never sent (`queued`), a change
+    /// of the record in flight queued behind it, and a unit of two creates.
+    static func makeOutboxInEveryState(at url: URL) async throws -> (
+        sender: SyncStore, claimed: [OutboxEntry], queued: User, inFlight: User, failed: User
+    ) {
+        let sender = try SyncStore(.file(url), models: GeneratedModels.all)
+        let (queued, inFlight, failed) = (
+            User(name: "Queued", email: "q@example.com"), User(name: "Sent", email: "s@example.com"),
+            User(name: "Refused", email: "r@example.com")
+        )
+        try await sender.users.save(inFlight)
+        try await sender.users.save(failed)
+        let claimed = try await sender.outbox.claimReadyEntries(limit: 2)
+        try #require(claimed.count == 2)
+        try await sender.outbox.markFailed(claimed[1], reason: "422 email taken")
+        try await sender.users.save(queued)
+        try await sender.users.save(User(id: inFlight.id, name: "Sent, then renamed", email: "s@example.com"))
+        try await sender.writeAsOneUnit { tx in
+            try tx.save(User(name: "Unit one", email: "u1@example.com"))
+            try tx.save(User(name: "Unit two", email: "u2@example.com"))
+        }
+        return (sender, claimed, queued, inFlight, failed)
     }
 
     // MARK: The file deleted or moved under a live store
