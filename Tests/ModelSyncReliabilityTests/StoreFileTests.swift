@@ -3,6 +3,7 @@ import Foundation
 import GRDB
 import GRDBSQLite
 @_spi(OutboxInternals) import ModelSync
+import ModelSyncReferenceServer
 import Testing
 
 #if canImport(Glibc)
@@ -236,30 +237,11 @@ struct StoreFileTests {
         let directory = try makeTemporaryDirectory("record-index-upgrade")
         defer { try? FileManager.default.removeItem(at: directory) }
         let url = directory.appendingPathComponent("app.sqlite")
-        // Entries in every state: never sent, in flight (with its claim and stored payload), failed,
-        // a change queued behind the one in flight, and a unit.
-        let sender = try SyncStore(.file(url), models: GeneratedModels.all)
-        let (queued, inFlight, failed) = (
-            User(name: "Queued", email: "q@example.com"), User(name: "Sent", email: "s@example.com"),
-            User(name: "Refused", email: "r@example.com")
-        )
-        try await sender.users.save(inFlight)
-        try await sender.users.save(failed)
-        let claimed = try await sender.outbox.claimReadyEntries(limit: 2)
-        try #require(claimed.count == 2)
-        try await sender.outbox.markFailed(claimed[1], reason: "422 email taken")
-        try await sender.users.save(queued)
-        try await sender.users.save(User(id: inFlight.id, name: "Sent, then renamed", email: "s@example.com"))
-        try await sender.writeAsOneUnit { tx in
-            try tx.save(User(name: "Unit one", email: "u1@example.com"))
-            try tx.save(User(name: "Unit two", email: "u2@example.com"))
-        }
+        let (sender, _, queued, inFlight, failed) = try await Self.makeOutboxInEveryState(at: url)
 
         // What the previous release has: the two indexes, no computed column, no migration record.
         let old = try DatabaseQueue(path: url.path)
-        let columns =
-            "sequence, tableName, recordID, operation, payload, idempotencyKey, state, attempts, lastError, "
-            + "nextAttemptAt, createdAt, claimOwner, claimProcess, claimExpiresAt, unitID"
+        let columns = Self.outboxColumns
         let before = try await old.write { db in
             try db.execute(
                 sql: """
@@ -283,12 +265,7 @@ struct StoreFileTests {
             (
                 try Row.fetchAll(db, sql: "SELECT \(columns) FROM modelsync_outbox ORDER BY sequence").map(
                     \.description),
-                try String.fetchAll(
-                    db,
-                    sql: """
-                        SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'modelsync_outbox'
-                        AND name NOT LIKE 'sqlite_autoindex%' ORDER BY name
-                        """)
+                try Self.outboxIndexes(db)
             )
         }
         #expect(after == before.map(\.row), "the upgrade changes no entry")
@@ -312,6 +289,129 @@ struct StoreFileTests {
         #expect(
             entries.last { $0.recordID == inFlight.id.rawValue }?.payload?.contains("Renamed twice") == true)
         _ = sender
+    }
+
+    @Test(
+        "an outbox numbered with AUTOINCREMENT (the previous release) is rebuilt without it: every entry and column kept, every index back, the queue then sent as before"
+    )
+    func upgradeFromAutoincrementOutbox() async throws {
+        let directory = try makeTemporaryDirectory("outbox-rowid-upgrade")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let url = directory.appendingPathComponent("app.sqlite")
+        let server = ReferenceServer(models: GeneratedModels.all)
+        let baseURL = try await server.start()
+        defer { Task { await server.stop() } }
+        let (sender, claimed, _, _, failed) = try await Self.makeOutboxInEveryState(at: url)
+
+        // What the previous release has: the same table numbered with AUTOINCREMENT (whose counter
+        // is past the highest entry, as after removed entries), no migration record.
+        let old = try DatabaseQueue(path: url.path)
+        let columns = Self.outboxColumns
+        let before = try await old.write { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE previous (
+                        sequence INTEGER PRIMARY KEY AUTOINCREMENT, tableName TEXT NOT NULL, recordID TEXT NOT NULL,
+                        operation TEXT NOT NULL, payload TEXT, idempotencyKey TEXT NOT NULL,
+                        state TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0, lastError TEXT,
+                        nextAttemptAt DOUBLE, createdAt DOUBLE NOT NULL, claimOwner TEXT, claimProcess INTEGER,
+                        claimExpiresAt DOUBLE, unitID TEXT,
+                        unsentSlot INTEGER
+                            GENERATED ALWAYS AS (CASE WHEN state = 'pending' AND attempts = 0 THEN 0 END) VIRTUAL);
+                    INSERT INTO previous (\(columns)) SELECT \(columns) FROM modelsync_outbox;
+                    DROP TABLE modelsync_outbox;
+                    ALTER TABLE previous RENAME TO modelsync_outbox;
+                    UPDATE sqlite_sequence SET seq = 40 WHERE name = 'modelsync_outbox';
+                    CREATE UNIQUE INDEX modelsync_outbox_record_unsent ON modelsync_outbox(tableName, recordID, unsentSlot);
+                    CREATE INDEX modelsync_outbox_claims ON modelsync_outbox(claimOwner, claimProcess)
+                        WHERE state = 'inFlight';
+                    CREATE INDEX modelsync_outbox_sent_key ON modelsync_outbox(idempotencyKey) WHERE attempts > 0;
+                    CREATE INDEX modelsync_outbox_unit ON modelsync_outbox(unitID) WHERE unitID IS NOT NULL;
+                    CREATE INDEX modelsync_outbox_stored_payload ON modelsync_outbox(tableName)
+                        WHERE payload IS NOT NULL;
+                    DELETE FROM grdb_migrations WHERE identifier = 'modelsync-outbox-rowid-v3';
+                    """)
+            return try Row.fetchAll(db, sql: "SELECT \(columns) FROM modelsync_outbox ORDER BY sequence")
+                .map { (state: $0["state"] as String, payload: $0["payload"] as String?, row: $0.description) }
+        }
+        try old.close()
+        #expect(before.map(\.state) == ["inFlight", "failed", "pending", "pending", "pending", "pending"])
+        #expect(before.prefix(2).allSatisfy { $0.payload != nil }, "the entries sent once keep their payload")
+
+        // A second store opens the file (the sender's claim stays its own) and rebuilds the table.
+        let upgraded = try SyncStore(.file(url), models: GeneratedModels.all)
+        let (after, indexes, definition) = try await upgraded.read { db in
+            (
+                try Row.fetchAll(db, sql: "SELECT \(columns) FROM modelsync_outbox ORDER BY sequence").map(
+                    \.description),
+                try Self.outboxIndexes(db),
+                try String.fetchOne(
+                    db, sql: "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'modelsync_outbox'")
+            )
+        }
+        #expect(after == before.map(\.row), "the rebuild changes no entry")
+        #expect(
+            indexes == [
+                "modelsync_outbox_claims", "modelsync_outbox_record_unsent", "modelsync_outbox_sent_key",
+                "modelsync_outbox_stored_payload", "modelsync_outbox_unit",
+            ])
+        #expect(definition?.uppercased().contains("AUTOINCREMENT") == false)
+
+        // The claim is still the sender's (owner and key kept): it gives it back, and the upgraded
+        // store sends the queue in order, the create in flight before the change queued behind it.
+        #expect(try await sender.outbox.releaseClaims([claimed[0]]) == 1)
+        let engine = SyncEngine(
+            store: upgraded,
+            remote: RESTRemote(configuration: .init(baseURL: baseURL, timeout: 5), models: GeneratedModels.all))
+        _ = try await engine.push()
+        let names = await server.records(of: User.self).compactMap { $0["name"]?.stringValue }.sorted()
+        #expect(names == ["Queued", "Sent, then renamed", "Unit one", "Unit two"])
+        let left = try await upgraded.outbox.entries()
+        #expect(left.map(\.state) == [.failed])
+        #expect(left.map(\.recordID) == [failed.id.rawValue])
+        // A new entry takes the highest number plus one (AUTOINCREMENT would have given 41).
+        try await upgraded.users.save(User(name: "New", email: "n@example.com"))
+        #expect(try await upgraded.outbox.entries().map(\.sequence) == [left[0].sequence, left[0].sequence + 1])
+    }
+
+    /// The outbox's stored columns, in order.
+    static let outboxColumns =
+        "sequence, tableName, recordID, operation, payload, idempotencyKey, state, attempts, lastError, "
+        + "nextAttemptAt, createdAt, claimOwner, claimProcess, claimExpiresAt, unitID"
+
+    /// The names of the outbox's indexes, sorted.
+    static func outboxIndexes(_ db: Database) throws -> [String] {
+        try String.fetchAll(
+            db,
+            sql: """
+                SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'modelsync_outbox'
+                AND name NOT LIKE 'sqlite_autoindex%' ORDER BY name
+                """)
+    }
+
+    /// A store on `url` whose outbox holds entries in every state, in this order: in flight (claimed
+    /// by the returned store, payload stored), failed (payload stored), never sent (`queued`), a change
+    /// of the record in flight queued behind it, and a unit of two creates.
+    static func makeOutboxInEveryState(at url: URL) async throws -> (
+        sender: SyncStore, claimed: [OutboxEntry], queued: User, inFlight: User, failed: User
+    ) {
+        let sender = try SyncStore(.file(url), models: GeneratedModels.all)
+        let (queued, inFlight, failed) = (
+            User(name: "Queued", email: "q@example.com"), User(name: "Sent", email: "s@example.com"),
+            User(name: "Refused", email: "r@example.com")
+        )
+        try await sender.users.save(inFlight)
+        try await sender.users.save(failed)
+        let claimed = try await sender.outbox.claimReadyEntries(limit: 2)
+        try #require(claimed.count == 2)
+        try await sender.outbox.markFailed(claimed[1], reason: "422 email taken")
+        try await sender.users.save(queued)
+        try await sender.users.save(User(id: inFlight.id, name: "Sent, then renamed", email: "s@example.com"))
+        try await sender.writeAsOneUnit { tx in
+            try tx.save(User(name: "Unit one", email: "u1@example.com"))
+            try tx.save(User(name: "Unit two", email: "u2@example.com"))
+        }
+        return (sender, claimed, queued, inFlight, failed)
     }
 
     // MARK: The file deleted or moved under a live store

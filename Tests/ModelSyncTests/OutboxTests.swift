@@ -289,4 +289,38 @@ struct OutboxTests {
         }
         #expect(reason.contains("no longer in the store"), "\(reason)")
     }
+
+    /// The outcomes a push records for a claim, by name.
+    enum ClaimOutcome: String, CaseIterable, Sendable {
+        case succeeded, retry, failed
+    }
+
+    @Test(
+        "the outcome of a claim whose entry was removed in flight leaves a later entry with the same sequence alone",
+        arguments: ClaimOutcome.allCases)
+    func outcomeOfRemovedClaimLeavesNewEntryAlone(_ outcome: ClaimOutcome) async throws {
+        let store = try makeStore()
+        var user = try await store.users.save(User(name: "v1", email: "a@example.com"))
+        let claimed = try #require(try await store.outbox.claimReadyEntries(limit: 10).first)
+        // Removed while in flight (as a pulled server delete removes it), then a new change is queued.
+        try await store.writeBypassingSync { db in
+            try db.execute(sql: "DELETE FROM modelsync_outbox WHERE sequence = ?", arguments: [claimed.sequence])
+        }
+        user.name = "v2"
+        try await store.users.save(user)
+        let queued = try #require(try await store.outbox.entries().first)
+        // The late answer names the claim's sequence number, which the new entry may reuse.
+        var late = claimed
+        late.sequence = queued.sequence
+        switch outcome {
+        case .succeeded: try await store.outbox.markSucceeded(late)
+        case .retry: try await store.outbox.scheduleRetry(late, at: Date.distantFuture, reason: "HTTP 503")
+        case .failed: try await store.outbox.markFailed(late, reason: "HTTP 422")
+        }
+        let after = try await store.outbox.entries()
+        #expect(after.map(\.sequence) == [queued.sequence])
+        #expect(after.first?.state == .pending)
+        #expect(after.first?.lastError == nil)
+        #expect(after.first?.nextAttemptAt == nil)
+    }
 }

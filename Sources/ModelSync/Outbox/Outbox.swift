@@ -22,7 +22,8 @@ public enum OutboxEntryState: String, Sendable, Hashable, Codable {
 public struct OutboxEntry: Sendable, Hashable, Codable, FetchableRecord, TableRecord {
     public static let databaseTableName = SchemaBuilder.outboxTable
 
-    /// Increasing with every entry: entries of one record are sent in this order.
+    /// Higher than every entry queued before it: entries of one record are sent in this order. The
+    /// number of the newest entry can be given again to a later one once that entry is gone.
     public var sequence: Int64
     /// The table of the record (``ModelSchema/tableName``).
     public var tableName: String
@@ -347,7 +348,8 @@ public struct Outbox: Sendable {
     /// Records that the server accepted an entry: removes it and, for the create of a record with a
     /// temporary ID, replaces that ID by `serverID` everywhere, in the same transaction.
     ///
-    /// An entry that is no longer queued (dropped because the server deleted its record) is ignored.
+    /// An entry this store no longer holds in flight (dropped because the server deleted its record,
+    /// or taken back by another store) is ignored.
     ///
     /// - Parameters:
     ///   - entry: The entry the server accepted.
@@ -367,7 +369,7 @@ public struct Outbox: Sendable {
     /// Records that sending failed for a transient reason: the entry waits until `retryAt`.
     @_spi(OutboxInternals)
     public func scheduleRetry(_ entry: OutboxEntry, at retryAt: Date, reason: String) async throws {
-        let owner = store.claimOwner.token
+        let owner = store.claimOwner
         try await store.database.write { db in
             try db.execute(
                 sql: """
@@ -375,24 +377,22 @@ public struct Outbox: Sendable {
                         \(OutcomeRecorder.clearClaim)
                     WHERE sequence = :sequence AND \(OutcomeRecorder.stillOurs)
                     """,
-                arguments: [
-                    "next": retryAt.timeIntervalSinceReferenceDate, "reason": reason, "sequence": entry.sequence,
-                    "owner": owner,
-                ])
+                arguments: OutcomeRecorder.claimArguments(entry, owner: owner)
+                    + ["next": retryAt.timeIntervalSinceReferenceDate, "reason": reason])
         }
     }
 
     /// Records that the server refused the entry for good; the record's status becomes `failed`.
     @_spi(OutboxInternals)
     public func markFailed(_ entry: OutboxEntry, reason: String) async throws {
-        let owner = store.claimOwner.token
+        let owner = store.claimOwner
         try await store.database.write { db in
             try db.execute(
                 sql: """
                     UPDATE \(Self.table) SET state = 'failed', lastError = :reason, \(OutcomeRecorder.clearClaim)
                     WHERE sequence = :sequence AND \(OutcomeRecorder.stillOurs)
                     """,
-                arguments: ["reason": reason, "sequence": entry.sequence, "owner": owner])
+                arguments: OutcomeRecorder.claimArguments(entry, owner: owner) + ["reason": reason])
         }
     }
 

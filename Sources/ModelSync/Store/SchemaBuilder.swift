@@ -165,6 +165,54 @@ enum SchemaBuilder {
                         """)
             }
         ),
+        (
+            // The outbox without AUTOINCREMENT (which writes `sqlite_sequence` on every insert): a new
+            // entry takes the highest sequence number plus one, so entries of a record keep their order.
+            // A number can come back after the newest entry is removed; an outcome applies only to the
+            // entry its claim holds (`OutcomeRecorder.stillOurs`), so a late answer never touches the
+            // entry that reuses the number. AUTOINCREMENT cannot be dropped in place: the table is
+            // rebuilt, every row copied as it is (sequence numbers kept), and every index recreated.
+            "modelsync-outbox-rowid-v3",
+            { db in
+                let columns =
+                    "sequence, tableName, recordID, operation, payload, idempotencyKey, state, attempts, lastError, "
+                    + "nextAttemptAt, createdAt, claimOwner, claimProcess, claimExpiresAt, unitID"
+                try db.execute(
+                    sql: """
+                        CREATE TABLE \(outboxTable)_rebuilt (
+                            sequence INTEGER PRIMARY KEY,
+                            tableName TEXT NOT NULL,
+                            recordID TEXT NOT NULL,
+                            operation TEXT NOT NULL,
+                            payload TEXT,
+                            idempotencyKey TEXT NOT NULL,
+                            state TEXT NOT NULL DEFAULT 'pending',
+                            attempts INTEGER NOT NULL DEFAULT 0,
+                            lastError TEXT,
+                            nextAttemptAt DOUBLE,
+                            createdAt DOUBLE NOT NULL,
+                            claimOwner TEXT,
+                            claimProcess INTEGER,
+                            claimExpiresAt DOUBLE,
+                            unitID TEXT,
+                            unsentSlot INTEGER
+                                GENERATED ALWAYS AS (CASE WHEN state = 'pending' AND attempts = 0 THEN 0 END) VIRTUAL
+                        );
+                        INSERT INTO \(outboxTable)_rebuilt (\(columns))
+                            SELECT \(columns) FROM \(outboxTable) ORDER BY sequence;
+                        DROP TABLE \(outboxTable);
+                        ALTER TABLE \(outboxTable)_rebuilt RENAME TO \(outboxTable);
+                        CREATE UNIQUE INDEX \(outboxTable)_record_unsent
+                            ON \(outboxTable)(tableName, recordID, unsentSlot);
+                        CREATE INDEX \(outboxTable)_claims ON \(outboxTable)(claimOwner, claimProcess)
+                            WHERE state = 'inFlight';
+                        CREATE INDEX \(outboxTable)_sent_key ON \(outboxTable)(idempotencyKey) WHERE attempts > 0;
+                        CREATE INDEX \(outboxTable)_unit ON \(outboxTable)(unitID) WHERE unitID IS NOT NULL;
+                        CREATE INDEX \(outboxTable)_stored_payload ON \(outboxTable)(tableName)
+                            WHERE payload IS NOT NULL;
+                        """)
+            }
+        ),
     ]
 
     /// Applies the migrations this database lacks and creates or extends the model tables, in the

@@ -24,9 +24,17 @@ enum OutcomeRecorder {
     private static let outbox = SchemaBuilder.outboxTable
     /// Ends an entry's claim (its owner, process and lease).
     static let clearClaim = "claimOwner = NULL, claimProcess = NULL, claimExpiresAt = NULL"
-    /// An outcome is recorded only while this store still holds the entry's claim (another store
-    /// may have taken back a claim whose lease expired: the entry is then its to record).
-    static let stillOurs = "(state <> 'inFlight' OR claimOwner = :owner)"
+    /// An outcome is recorded only on the entry this claim sent, while this store still holds it:
+    /// in flight, claimed by this store, under the key it was sent with. Otherwise the outcome changes
+    /// nothing: another store may have taken back a claim whose lease expired (the entry is then its
+    /// to record), and an entry removed while in flight (a pulled server delete) may have left its
+    /// sequence number to a change queued since, which a late answer must not remove or fail.
+    static let stillOurs = "(state = 'inFlight' AND claimOwner = :owner AND idempotencyKey = :key)"
+
+    /// The arguments of ``stillOurs`` for `entry`, with its `:sequence`.
+    static func claimArguments(_ entry: OutboxEntry, owner: ClaimOwner) -> StatementArguments {
+        ["sequence": entry.sequence, "owner": owner.token, "key": entry.idempotencyKey]
+    }
 
     static func record(
         _ outcome: SyncEngine.Outcome, in tx: SyncTransaction, retry: RetryPolicy, policy: ConflictPolicy
@@ -65,8 +73,11 @@ enum OutcomeRecorder {
             guard
                 let removed = try Row.fetchOne(
                     db.cachedStatement(
-                        sql: "DELETE FROM \(outbox) WHERE sequence = ? RETURNING tableName, recordID, operation"),
-                    arguments: [entry.sequence])
+                        sql: """
+                            DELETE FROM \(outbox) WHERE sequence = :sequence AND \(stillOurs)
+                            RETURNING tableName, recordID, operation
+                            """),
+                    arguments: claimArguments(entry, owner: tx.store.claimOwner))
             else { return .sent(serverID: nil) }
             let table: String = removed["tableName"]
             var recordID: String = removed["recordID"]
@@ -108,10 +119,11 @@ enum OutcomeRecorder {
                     UPDATE \(outbox) SET state = 'pending', nextAttemptAt = :next, lastError = :reason, \(clearClaim)
                     WHERE sequence = :sequence AND \(stillOurs)
                     """,
-                arguments: [
-                    "next": Date().addingTimeInterval(delay).timeIntervalSinceReferenceDate,
-                    "reason": error.description, "sequence": entry.sequence, "owner": tx.store.claimOwner.token,
-                ])
+                arguments: claimArguments(entry, owner: tx.store.claimOwner)
+                    + [
+                        "next": Date().addingTimeInterval(delay).timeIntervalSinceReferenceDate,
+                        "reason": error.description,
+                    ])
             return .willRetry(reason: error.description)
 
         case .permanentFailure(let entry, let reason, let notFound):
@@ -126,7 +138,9 @@ enum OutcomeRecorder {
                         """,
                     arguments: [entry.tableName, entry.recordID, entry.sequence]) == true
             {
-                try db.execute(sql: "DELETE FROM \(outbox) WHERE sequence = ?", arguments: [entry.sequence])
+                try db.execute(
+                    sql: "DELETE FROM \(outbox) WHERE sequence = :sequence AND \(stillOurs)",
+                    arguments: claimArguments(entry, owner: tx.store.claimOwner))
                 return .sent(serverID: nil)
             }
             try markFailed(entry, reason: reason, in: tx)
@@ -136,12 +150,10 @@ enum OutcomeRecorder {
             try db.execute(
                 sql: """
                     UPDATE \(outbox) SET state = 'pending', nextAttemptAt = :now, \(clearClaim)
-                    WHERE sequence = :sequence AND state = 'inFlight' AND claimOwner = :owner
+                    WHERE sequence = :sequence AND \(stillOurs)
                     """,
-                arguments: [
-                    "now": Date().timeIntervalSinceReferenceDate, "sequence": entry.sequence,
-                    "owner": tx.store.claimOwner.token,
-                ])
+                arguments: claimArguments(entry, owner: tx.store.claimOwner)
+                    + ["now": Date().timeIntervalSinceReferenceDate])
             return .requeued
 
         case .conflict(let entry, let serverCopy):
@@ -168,7 +180,7 @@ enum OutcomeRecorder {
         guard
             let current = try OutboxEntry.fetchOne(
                 db, sql: "SELECT * FROM \(outbox) WHERE sequence = :sequence AND \(stillOurs)",
-                arguments: ["sequence": entry.sequence, "owner": tx.store.claimOwner.token])
+                arguments: claimArguments(entry, owner: tx.store.claimOwner))
         else { return .requeued }
         let model = try tx.store.model(forTable: current.tableName)
         var remote = serverCopy
@@ -220,6 +232,6 @@ enum OutcomeRecorder {
                 UPDATE \(outbox) SET state = 'failed', lastError = :reason, \(clearClaim)
                 WHERE sequence = :sequence AND \(stillOurs)
                 """,
-            arguments: ["reason": reason, "sequence": entry.sequence, "owner": tx.store.claimOwner.token])
+            arguments: claimArguments(entry, owner: tx.store.claimOwner) + ["reason": reason])
     }
 }
