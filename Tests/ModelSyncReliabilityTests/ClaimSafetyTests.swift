@@ -22,22 +22,10 @@ struct ClaimSafetyTests {
     func killInsideClaimLeavesNoTrace() async throws {
         let fixture = try await ClaimFixture(users: 6)
         defer { fixture.tearDown() }
-        let claimer = try fixture.launch(["stop-in-claim"], output: "claimer")
-        defer { if claimer.process.isRunning { kill(claimer.process.processIdentifier, SIGKILL) } }
-        // The child stops with its claim transaction open, two entries marked and their payloads written.
-        try await fixture.waitFor("claiming 2", in: claimer)
-        kill(claimer.process.processIdentifier, SIGKILL)
-        await waitForExit(claimer.process)
-        #expect(claimer.process.terminationReason == .uncaughtSignal)
-        #expect(
-            fixture.server.loggedRequests.filter { $0.method != "GET" }.isEmpty,
-            "the child sent before its claim committed")
-
         // Edited after the kill: a change never sent sends the row as stored when it is sent, so each
         // create carries the edit (a payload left by the rolled-back claim would send the old name, and
         // the edit as an update of its own).
-        let store = try SyncStore(.file(fixture.database), models: GeneratedModels.all)
-        try await fixture.editEveryUser(in: store)
+        let store = try await fixture.killInsideClaimThenEdit()
         let report = try await fixture.engine(for: store).push()
         #expect(report.sent == 6)
         try await fixture.expectServerHoldsLocalUsers(store, edited: true)
@@ -56,20 +44,9 @@ struct ClaimSafetyTests {
         let fixture = try await ClaimFixture(users: 3, asOneUnit: true)
         defer { fixture.tearDown() }
         fixture.server.setAcceptingBatches(true)
-        let claimer = try fixture.launch(["stop-in-claim"], output: "claimer")
-        defer { if claimer.process.isRunning { kill(claimer.process.processIdentifier, SIGKILL) } }
-        try await fixture.waitFor("claiming 2", in: claimer)
-        kill(claimer.process.processIdentifier, SIGKILL)
-        await waitForExit(claimer.process)
-        #expect(claimer.process.terminationReason == .uncaughtSignal)
-        #expect(
-            fixture.server.loggedRequests.filter { $0.method != "GET" }.isEmpty,
-            "the child sent before its claim committed")
-
         // The edits join the unit's creates (never sent); a payload left by the rolled-back claim would
         // send the old names in the unit and the edits as updates of their own.
-        let store = try SyncStore(.file(fixture.database), models: GeneratedModels.all)
-        try await fixture.editEveryUser(in: store)
+        let store = try await fixture.killInsideClaimThenEdit()
         _ = try await fixture.engine(for: store).push()
         try await fixture.expectServerHoldsLocalUsers(store, edited: true)
         let writes = fixture.server.loggedRequests.filter { $0.method != "GET" }
@@ -231,6 +208,22 @@ private struct ClaimFixture {
         }
         try #require(
             reached && output(of: child).contains(text), "the child never printed '\(text)': \(output(of: child))")
+    }
+
+    /// Launches a child that stops inside its claim transaction (two entries marked, their payloads
+    /// written), SIGKILLs it there, checks it sent nothing, then opens the store and edits every user.
+    func killInsideClaimThenEdit() async throws -> SyncStore {
+        let claimer = try launch(["stop-in-claim"], output: "claimer")
+        defer { if claimer.process.isRunning { kill(claimer.process.processIdentifier, SIGKILL) } }
+        try await waitFor("claiming 2", in: claimer)
+        kill(claimer.process.processIdentifier, SIGKILL)
+        await waitForExit(claimer.process)
+        #expect(claimer.process.terminationReason == .uncaughtSignal)
+        #expect(
+            server.loggedRequests.filter { $0.method != "GET" }.isEmpty, "the child sent before its claim committed")
+        let store = try SyncStore(.file(database), models: GeneratedModels.all)
+        try await editEveryUser(in: store)
+        return store
     }
 
     func engine(for store: SyncStore) -> SyncEngine {
