@@ -14,7 +14,7 @@ extension SyncEngine {
     /// ``Configuration/maximumConcurrentRequests`` batches in flight, units first.
     func batchPushLoop(
         _ support: BatchSupport, waitForRetries: Bool, report: inout PushReport,
-        unrecorded: inout [Int64: OutboxEntry]
+        unrecorded: inout UnrecordedClaims
     ) async throws {
         let deadline = Date().addingTimeInterval(configuration.maximumRetryWait)
         let limit = max(1, configuration.maximumConcurrentRequests)
@@ -42,7 +42,7 @@ extension SyncEngine {
                         queueEmpty = true
                         break
                     }
-                    for entry in entries { unrecorded[entry.sequence] = entry }
+                    unrecorded.insert(entries)
                     await publishProgress()
                     running += 1
                     group.addTask { await Self.sendBatch(entries, atomically: atomic, to: remote, store: store) }

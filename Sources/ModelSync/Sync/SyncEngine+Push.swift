@@ -44,13 +44,13 @@ extension SyncEngine {
     public func push(waitForRetries: Bool = true) async throws -> PushReport {
         var report = PushReport()
         // Claimed entries whose outcome is not recorded yet: released if the push ends abnormally.
-        var unrecorded: [Int64: OutboxEntry] = [:]
+        var unrecorded = UnrecordedClaims()
         do {
             try await pushLoop(waitForRetries: waitForRetries, report: &report, unrecorded: &unrecorded)
         } catch {
             // The store failed (or the wait was cancelled): whatever was claimed and not recorded goes
             // back to the queue, so that no entry stays in flight for the rest of the process.
-            let stranded = Array(unrecorded.values)
+            let stranded = unrecorded.all
             if !stranded.isEmpty {
                 let outbox = store.outbox
                 _ = try? await Task { try await outbox.releaseClaims(stranded) }.value
@@ -64,7 +64,7 @@ extension SyncEngine {
     }
 
     func pushLoop(
-        waitForRetries: Bool, report: inout PushReport, unrecorded: inout [Int64: OutboxEntry]
+        waitForRetries: Bool, report: inout PushReport, unrecorded: inout UnrecordedClaims
     ) async throws {
         // A server that takes batches gets them (SyncEngine+Batch.swift); asking may fail: then per record.
         if let support = try? await remote.batchSupport() {
@@ -94,7 +94,7 @@ extension SyncEngine {
                         lastClaim = now
                         claimedAhead = try await Task { try await outbox.claimReadyEntries(limit: claimSize, now: now) }
                             .value
-                        for entry in claimedAhead { unrecorded[entry.sequence] = entry }
+                        unrecorded.insert(claimedAhead)
                         if !claimedAhead.isEmpty { await publishProgress() }
                     }
                     guard !claimedAhead.isEmpty, !Task.isCancelled else { break }
@@ -126,13 +126,13 @@ extension SyncEngine {
 
     /// Records the answers gathered so far, in one transaction.
     func recordAnswered(
-        _ answered: inout [Outcome], report: inout PushReport, unrecorded: inout [Int64: OutboxEntry]
+        _ answered: inout [Outcome], report: inout PushReport, unrecorded: inout UnrecordedClaims
     ) async throws {
         guard !answered.isEmpty else { return }
         let batch = answered
         answered.removeAll()
         try await record(batch, into: &report)
-        for outcome in batch { unrecorded.removeValue(forKey: outcome.entry.sequence) }
+        for outcome in batch { unrecorded.remove(outcome.entry) }
         // The server no longer accepts this app's models: stop, the changes stay queued (not failed).
         for case .transientFailure(_, let error) in batch where error.isClientTooOld { throw error }
     }
