@@ -13,8 +13,10 @@ extension SyncEngine {
     /// server copies that this full listing does not list are deleted, which a listing from the
     /// old cursor would have missed. A record with queued local changes, or never sent, is never
     /// deleted that way (see ``deleteUnlisted(_:into:)``).
+    ///
+    /// A pull cancelled while it waits for the lock throws `CancellationError` at once, storing nothing.
     func pullFromCursorOrAgain(_ model: any SyncModel.Type, into report: inout PullReport) async throws {
-        await pullOrLiveApply.acquire()
+        try await pullOrLiveApply.acquireUnlessCancelled()
         defer { pullOrLiveApply.release() }
         do {
             try await streamModel(model, into: &report)
