@@ -10,9 +10,16 @@ extension Statement {
     /// run (through a key path for an array of `DatabaseValue`): for the two statements of a save (the
     /// record's row and its outbox entry), that cost about as much as SQLite's own work.
     ///
-    /// - Precondition: `values` has one value per parameter of the statement.
+    /// - Throws: `DatabaseError` (`SQLITE_MISUSE`) when `values` does not hold one value per parameter
+    ///   of the statement (nothing runs), or the error SQLite reports.
     func execute(binding values: [DatabaseValue]) throws {
         // Resets the statement, clears its bindings and marks them valid, so `execute()` binds nothing.
+        let parameters = Int(sqlite3_bind_parameter_count(sqliteStatement))
+        guard values.count == parameters else {
+            throw DatabaseError(
+                resultCode: .SQLITE_MISUSE,
+                message: "\(values.count) value\(values.count == 1 ? "" : "s") for \(parameters) parameters", sql: sql)
+        }
         setUncheckedArguments(StatementArguments())
         for (index, value) in values.enumerated() {
             let code = value.bind(to: sqliteStatement, at: CInt(index + 1))
