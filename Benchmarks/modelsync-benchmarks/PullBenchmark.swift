@@ -155,6 +155,66 @@ func rawPull(_ server: PullServer) async throws {
     precondition(inserted == server.rows, "raw pull stored \(inserted) of \(server.rows)")
 }
 
+/// What the pull's ceilings are measured with: the same pages listed as both sides list them (the
+/// next page fetched while this one is handled), then not decoded, decoded as the baseline does
+/// (JSONSerialization) or as ours does (`RESTRemote.list`: parse, then wire form to local fields);
+/// nothing is stored. With the server in the same process on the same cores, these bound the rows
+/// per second either side can reach on this machine.
+enum ListingOnly: String, CaseIterable {
+    case fetch = "fetch-only"
+    case baselineDecode = "fetch+baseline-decode"
+    case oursDecode = "fetch+ours-decode"
+}
+
+/// Lists every page of every model of `server` as `mode` says, storing nothing.
+func listOnly(_ server: PullServer, _ mode: ListingOnly) async throws {
+    if mode == .oursDecode {
+        let remote = RESTRemote(
+            configuration: .init(baseURL: server.baseURL, pageSize: pullPageSize), models: GeneratedModels.all,
+            session: makeSession())
+        var listed = 0
+        for model in GeneratedModels.all {
+            let schema = model.schema
+            var fetching: Task<RemotePage, any Error>? = Task { try await remote.list(schema, after: nil) }
+            while let current = fetching {
+                let page = try await current.value
+                let next = page.nextCursor
+                fetching = page.hasMore ? Task { try await remote.list(schema, after: next) } : nil
+                listed += page.records.count
+            }
+        }
+        precondition(listed == server.rows, "listed \(listed) of \(server.rows)")
+        return
+    }
+    let session = makeSession()
+    for path in ["users", "threads", "messages"] {
+        func page(after cursor: String?) -> Task<Data, any Error> {
+            let url = URL(
+                string: server.baseURL.appendingPathComponent(path).absoluteString + "?"
+                    + (cursor.map { "cursor=\($0)&" } ?? "") + "limit=\(pullPageSize)")!
+            return Task { try await session.data(from: url).0 }
+        }
+        var fetching = page(after: nil)
+        while true {
+            let data = try await fetching.value
+            if data.starts(with: Data(#"{"data":[]"#.utf8)) { break }
+            let next: String?
+            if mode == .fetch {
+                // The reference server ends its listings with `"next_cursor":"…","total":…}`.
+                let marker = Data(#""next_cursor":""#.utf8)
+                guard let range = data.range(of: marker, options: .backwards),
+                    let end = data[range.upperBound...].firstIndex(of: UInt8(ascii: "\""))
+                else { preconditionFailure("no next_cursor in a listing of \(path)") }
+                next = String(decoding: data[range.upperBound..<end], as: UTF8.self)
+            } else {
+                let object = try JSONSerialization.jsonObject(with: data) as! [String: Any]
+                next = object["next_cursor"] as? String
+            }
+            fetching = page(after: next)
+        }
+    }
+}
+
 func runPullBenchmark() async throws {
     let messages = quick ? 20_000 : 100_000
     let name = quick ? "pull20k" : "pull100k"
@@ -222,6 +282,23 @@ private func runPull(_ name: String, messages: Int) async throws {
         baselineGrowth.append(residentMemory().peak - baselineBefore)
     }
     report(name, ours: ours, baseline: baseline)
+    // The ceilings: the same listings with nothing stored, each mode three times, alternating.
+    var ceilings: [ListingOnly: (ms: [Double], cpu: [Double])] = [:]
+    for _ in 0..<3 {
+        for mode in ListingOnly.allCases {
+            let cpu = processorSeconds()
+            let elapsed = try await measure { try await listOnly(server, mode) }
+            ceilings[mode, default: ([], [])].ms.append(elapsed)
+            ceilings[mode, default: ([], [])].cpu.append(processorSeconds() - cpu)
+        }
+    }
+    print(
+        "BENCH-INFO \(name)-ceilings (nothing stored) "
+            + ListingOnly.allCases.map { mode in
+                let (ms, cpu) = ceilings[mode]!
+                return "\(mode.rawValue) rows/s=\(Int(Double(server.rows) / ms.sorted()[1] * 1000)) "
+                    + "cpu-s=\(String(format: "%.2f", cpu.sorted()[1]))"
+            }.joined(separator: " "))
     let median = ours.sorted()[ours.count / 2]
     let baselineMedian = baseline.sorted()[baseline.count / 2]
     print(
