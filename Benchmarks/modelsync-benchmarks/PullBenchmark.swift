@@ -95,12 +95,30 @@ func enginePull(_ server: PullServer) async throws -> PullReport {
 /// Items per listing page, for ours and the baseline.
 let pullPageSize = 1_000
 
+/// Starts fetching one listing page of `path` (the collection's path) with `session`, as the raw
+/// baseline and the ceilings do.
+func listingPage(of path: String, after cursor: String?, from server: PullServer, with session: URLSession)
+    -> Task<Data, any Error>
+{
+    let url = URL(
+        string: server.baseURL.appendingPathComponent(path).absoluteString + "?"
+            + (cursor.map { "cursor=\($0)&" } ?? "") + "limit=\(pullPageSize)")!
+    return Task { try await session.data(from: url).0 }
+}
+
 /// The raw baseline: the same pages fetched with URLSession (the next page while this one is
 /// stored, as ours does), parsed with JSONSerialization and inserted with cached GRDB statements,
 /// one transaction per page (1,000 rows), into the same tables (same indexes, same deferred foreign
 /// keys, checked at each commit), with nothing else checked or stored: no server versions, no
 /// references looked up.
-func rawPull(_ server: PullServer) async throws {
+///
+/// Returns the pages' rows (with each page's statement) when `keepingRows` is set, for
+/// ``rawStore(_:)``; otherwise none.
+@discardableResult
+func rawPull(_ server: PullServer, keepingRows: Bool = false) async throws -> [(
+    sql: String, rows: [StatementArguments]
+)] {
+    var kept: [(sql: String, rows: [StatementArguments])] = []
     let (store, directory) = try makeFileStore("raw")
     defer { try? FileManager.default.removeItem(at: directory) }
     let session = makeSession()
@@ -112,10 +130,7 @@ func rawPull(_ server: PullServer) async throws {
         ("messages", "INSERT INTO message (id, role, body, threadId, replyToId) VALUES (?, ?, ?, ?, ?)"),
     ] {
         func page(after cursor: String?) -> Task<Data, any Error> {
-            let url = URL(
-                string: server.baseURL.appendingPathComponent(path).absoluteString + "?"
-                    + (cursor.map { "cursor=\($0)&" } ?? "") + "limit=\(pullPageSize)")!
-            return Task { try await session.data(from: url).0 }
+            listingPage(of: path, after: cursor, from: server, with: session)
         }
         // The next page is fetched while this one is stored, as ours does.
         var fetching = page(after: nil)
@@ -150,9 +165,25 @@ func rawPull(_ server: PullServer) async throws {
                 for row in rows { try statement.execute(arguments: row) }
             }
             inserted += rows.count
+            if keepingRows { kept.append((sql, rows)) }
         }
     }
     precondition(inserted == server.rows, "raw pull stored \(inserted) of \(server.rows)")
+    return kept
+}
+
+/// The baseline's storing alone: `pages` (rows already fetched and decoded) inserted into a fresh
+/// file-backed store as the baseline inserts them, one transaction per page. The SQLite and GRDB
+/// floor of a pull into these tables on this machine.
+func rawStore(_ pages: [(sql: String, rows: [StatementArguments])]) async throws {
+    let (store, directory) = try makeFileStore("raw-store")
+    defer { try? FileManager.default.removeItem(at: directory) }
+    for (sql, rows) in pages {
+        try await store.writeBypassingSync { db in
+            let statement = try db.cachedStatement(sql: sql)
+            for row in rows { try statement.execute(arguments: row) }
+        }
+    }
 }
 
 /// What the pull's ceilings are measured with: the same pages listed as both sides list them (the
@@ -189,10 +220,7 @@ func listOnly(_ server: PullServer, _ mode: ListingOnly) async throws {
     let session = makeSession()
     for path in ["users", "threads", "messages"] {
         func page(after cursor: String?) -> Task<Data, any Error> {
-            let url = URL(
-                string: server.baseURL.appendingPathComponent(path).absoluteString + "?"
-                    + (cursor.map { "cursor=\($0)&" } ?? "") + "limit=\(pullPageSize)")!
-            return Task { try await session.data(from: url).0 }
+            listingPage(of: path, after: cursor, from: server, with: session)
         }
         var fetching = page(after: nil)
         while true {
@@ -282,9 +310,15 @@ private func runPull(_ name: String, messages: Int) async throws {
         baselineGrowth.append(residentMemory().peak - baselineBefore)
     }
     report(name, ours: ours, baseline: baseline)
-    // The ceilings: the same listings with nothing stored, each mode three times, alternating.
+    // The ceilings: the same listings with nothing stored, each mode three times, alternating, and
+    // the baseline's rows stored with nothing fetched.
     var ceilings: [ListingOnly: (ms: [Double], cpu: [Double])] = [:]
+    var storeOnly: (ms: [Double], cpu: [Double]) = ([], [])
+    let pages = try await rawPull(server, keepingRows: true)
     for _ in 0..<3 {
+        let cpu = processorSeconds()
+        storeOnly.ms.append(try await measure { try await rawStore(pages) })
+        storeOnly.cpu.append(processorSeconds() - cpu)
         for mode in ListingOnly.allCases {
             let cpu = processorSeconds()
             let elapsed = try await measure { try await listOnly(server, mode) }
@@ -298,7 +332,9 @@ private func runPull(_ name: String, messages: Int) async throws {
                 let (ms, cpu) = ceilings[mode]!
                 return "\(mode.rawValue) rows/s=\(Int(Double(server.rows) / ms.sorted()[1] * 1000)) "
                     + "cpu-s=\(String(format: "%.2f", cpu.sorted()[1]))"
-            }.joined(separator: " "))
+            }.joined(separator: " ") + " baseline-store-only rows/s="
+            + "\(Int(Double(server.rows) / storeOnly.ms.sorted()[1] * 1000)) "
+            + "cpu-s=\(String(format: "%.2f", storeOnly.cpu.sorted()[1]))")
     let median = ours.sorted()[ours.count / 2]
     let baselineMedian = baseline.sorted()[baseline.count / 2]
     print(
