@@ -95,12 +95,30 @@ func enginePull(_ server: PullServer) async throws -> PullReport {
 /// Items per listing page, for ours and the baseline.
 let pullPageSize = 1_000
 
+/// Starts fetching one listing page of `path` (the collection's path) with `session`, as the raw
+/// baseline and the ceilings do.
+func listingPage(of path: String, after cursor: String?, from server: PullServer, with session: URLSession)
+    -> Task<Data, any Error>
+{
+    let url = URL(
+        string: server.baseURL.appendingPathComponent(path).absoluteString + "?"
+            + (cursor.map { "cursor=\($0)&" } ?? "") + "limit=\(pullPageSize)")!
+    return Task { try await session.data(from: url).0 }
+}
+
 /// The raw baseline: the same pages fetched with URLSession (the next page while this one is
 /// stored, as ours does), parsed with JSONSerialization and inserted with cached GRDB statements,
 /// one transaction per page (1,000 rows), into the same tables (same indexes, same deferred foreign
 /// keys, checked at each commit), with nothing else checked or stored: no server versions, no
 /// references looked up.
-func rawPull(_ server: PullServer) async throws {
+///
+/// Returns the pages' rows (with each page's statement) when `keepingRows` is set, for
+/// ``rawStore(_:)``; otherwise none.
+@discardableResult
+func rawPull(_ server: PullServer, keepingRows: Bool = false) async throws -> [(
+    sql: String, rows: [StatementArguments]
+)] {
+    var kept: [(sql: String, rows: [StatementArguments])] = []
     let (store, directory) = try makeFileStore("raw")
     defer { try? FileManager.default.removeItem(at: directory) }
     let session = makeSession()
@@ -112,10 +130,7 @@ func rawPull(_ server: PullServer) async throws {
         ("messages", "INSERT INTO message (id, role, body, threadId, replyToId) VALUES (?, ?, ?, ?, ?)"),
     ] {
         func page(after cursor: String?) -> Task<Data, any Error> {
-            let url = URL(
-                string: server.baseURL.appendingPathComponent(path).absoluteString + "?"
-                    + (cursor.map { "cursor=\($0)&" } ?? "") + "limit=\(pullPageSize)")!
-            return Task { try await session.data(from: url).0 }
+            listingPage(of: path, after: cursor, from: server, with: session)
         }
         // The next page is fetched while this one is stored, as ours does.
         var fetching = page(after: nil)
@@ -150,9 +165,82 @@ func rawPull(_ server: PullServer) async throws {
                 for row in rows { try statement.execute(arguments: row) }
             }
             inserted += rows.count
+            if keepingRows { kept.append((sql, rows)) }
         }
     }
     precondition(inserted == server.rows, "raw pull stored \(inserted) of \(server.rows)")
+    return kept
+}
+
+/// The baseline's storing alone: `pages` (rows already fetched and decoded) inserted into a fresh
+/// file-backed store as the baseline inserts them, one transaction per page. The SQLite and GRDB
+/// floor of a pull into these tables on this machine.
+func rawStore(_ pages: [(sql: String, rows: [StatementArguments])]) async throws {
+    let (store, directory) = try makeFileStore("raw-store")
+    defer { try? FileManager.default.removeItem(at: directory) }
+    for (sql, rows) in pages {
+        try await store.writeBypassingSync { db in
+            let statement = try db.cachedStatement(sql: sql)
+            for row in rows { try statement.execute(arguments: row) }
+        }
+    }
+}
+
+/// What the pull's ceilings are measured with: the same pages listed as both sides list them (the
+/// next page fetched while this one is handled), then not decoded, decoded as the baseline does
+/// (JSONSerialization) or as ours does (`RESTRemote.list`: parse, then wire form to local fields);
+/// nothing is stored. With the server in the same process on the same cores, these bound the rows
+/// per second either side can reach on this machine.
+enum ListingOnly: String, CaseIterable {
+    case fetch = "fetch-only"
+    case baselineDecode = "fetch+baseline-decode"
+    case oursDecode = "fetch+ours-decode"
+}
+
+/// Lists every page of every model of `server` as `mode` says, storing nothing.
+func listOnly(_ server: PullServer, _ mode: ListingOnly) async throws {
+    if mode == .oursDecode {
+        let remote = RESTRemote(
+            configuration: .init(baseURL: server.baseURL, pageSize: pullPageSize), models: GeneratedModels.all,
+            session: makeSession())
+        var listed = 0
+        for model in GeneratedModels.all {
+            let schema = model.schema
+            var fetching: Task<RemotePage, any Error>? = Task { try await remote.list(schema, after: nil) }
+            while let current = fetching {
+                let page = try await current.value
+                let next = page.nextCursor
+                fetching = page.hasMore ? Task { try await remote.list(schema, after: next) } : nil
+                listed += page.records.count
+            }
+        }
+        precondition(listed == server.rows, "listed \(listed) of \(server.rows)")
+        return
+    }
+    let session = makeSession()
+    for path in ["users", "threads", "messages"] {
+        func page(after cursor: String?) -> Task<Data, any Error> {
+            listingPage(of: path, after: cursor, from: server, with: session)
+        }
+        var fetching = page(after: nil)
+        while true {
+            let data = try await fetching.value
+            if data.starts(with: Data(#"{"data":[]"#.utf8)) { break }
+            let next: String?
+            if mode == .fetch {
+                // The reference server ends its listings with `"next_cursor":"…","total":…}`.
+                let marker = Data(#""next_cursor":""#.utf8)
+                guard let range = data.range(of: marker, options: .backwards),
+                    let end = data[range.upperBound...].firstIndex(of: UInt8(ascii: "\""))
+                else { preconditionFailure("no next_cursor in a listing of \(path)") }
+                next = String(decoding: data[range.upperBound..<end], as: UTF8.self)
+            } else {
+                let object = try JSONSerialization.jsonObject(with: data) as! [String: Any]
+                next = object["next_cursor"] as? String
+            }
+            fetching = page(after: next)
+        }
+    }
 }
 
 func runPullBenchmark() async throws {
@@ -222,6 +310,31 @@ private func runPull(_ name: String, messages: Int) async throws {
         baselineGrowth.append(residentMemory().peak - baselineBefore)
     }
     report(name, ours: ours, baseline: baseline)
+    // The ceilings: the same listings with nothing stored, each mode three times, alternating, and
+    // the baseline's rows stored with nothing fetched.
+    var ceilings: [ListingOnly: (ms: [Double], cpu: [Double])] = [:]
+    var storeOnly: (ms: [Double], cpu: [Double]) = ([], [])
+    let pages = try await rawPull(server, keepingRows: true)
+    for _ in 0..<3 {
+        let cpu = processorSeconds()
+        storeOnly.ms.append(try await measure { try await rawStore(pages) })
+        storeOnly.cpu.append(processorSeconds() - cpu)
+        for mode in ListingOnly.allCases {
+            let cpu = processorSeconds()
+            let elapsed = try await measure { try await listOnly(server, mode) }
+            ceilings[mode, default: ([], [])].ms.append(elapsed)
+            ceilings[mode, default: ([], [])].cpu.append(processorSeconds() - cpu)
+        }
+    }
+    print(
+        "BENCH-INFO \(name)-ceilings (nothing stored) "
+            + ListingOnly.allCases.map { mode in
+                let (ms, cpu) = ceilings[mode]!
+                return "\(mode.rawValue) rows/s=\(Int(Double(server.rows) / ms.sorted()[1] * 1000)) "
+                    + "cpu-s=\(String(format: "%.2f", cpu.sorted()[1]))"
+            }.joined(separator: " ") + " baseline-store-only rows/s="
+            + "\(Int(Double(server.rows) / storeOnly.ms.sorted()[1] * 1000)) "
+            + "cpu-s=\(String(format: "%.2f", storeOnly.cpu.sorted()[1]))")
     let median = ours.sorted()[ours.count / 2]
     let baselineMedian = baseline.sorted()[baseline.count / 2]
     print(

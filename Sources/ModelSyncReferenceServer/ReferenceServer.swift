@@ -238,13 +238,8 @@ public final class ReferenceServer: Sendable {
             await listingHold.pass(table: collection.table)
             let cursor = request.query.first { $0.name == "cursor" }.flatMap { Int($0.value) }
             let limit = request.query.first { $0.name == "limit" }.flatMap { Int($0.value) } ?? 100
-            let page = await store.list(in: collection.table, after: cursor, limit: limit)
-            return try Self.json(
-                200,
-                .object([
-                    "data": .array(page.items), "next_cursor": .string(String(page.nextCursor)),
-                    "total": .integer(Int64(page.total)),
-                ]))
+            let body = await store.list(in: collection.table, after: cursor, limit: limit)
+            return HTTPResponse(statusCode: .ok, headers: [.contentType: "application/json"], body: body)
         case ("GET", let id?):
             guard let record = await store.record(in: collection.table, id: id) else {
                 throw ServerError(status: 404, message: "no \(collection.table) has id '\(id)'")

@@ -69,6 +69,17 @@ actor ServerStore {
         }
     }
 
+    /// The latest change of one record in the change log, with the record's listing item already
+    /// encoded: a record is encoded once per change, when it is stored, instead of once per listing
+    /// that pages through it.
+    struct Change: Sendable {
+        var sequence: Int
+        var id: String
+        var deleted: Bool
+        /// The listing item as JSON text: the record's wire object, or `{"deleted":true,"id":…}`.
+        var item: [UInt8]
+    }
+
     /// The wire key of a record's version.
     static let versionKey = "_version"
     /// The wire key of the idempotency key that created a record.
@@ -79,7 +90,7 @@ actor ServerStore {
     private var sequence = 0
     /// Per table, the latest change of every record (live or tombstone), ordered by sequence: what
     /// listings page through.
-    private var changeLog: [String: [(sequence: Int, id: String)]] = [:]
+    private var changeLog: [String: [Change]] = [:]
     /// Per table, how many records are tombstones.
     private var tombstones: [String: Int] = [:]
     private var nextID: [String: Int] = [:]
@@ -386,11 +397,17 @@ actor ServerStore {
         }
         if record.deleted { tombstones[table, default: 0] += 1 }
         records[table]![id] = record
-        changeLog[table, default: []].append((record.sequence, id))
+        let item: JSONValue =
+            record.deleted
+            ? .object(["id": record.fields["id"] ?? .null, "deleted": .bool(true)]) : .object(record.wireObject)
+        // A stored record's fields are checked JSON values (finite numbers): encoding cannot fail.
+        let encoded = (try? item.serialized()).map { [UInt8]($0) } ?? Array("null".utf8)
+        changeLog[table, default: []].append(
+            Change(sequence: record.sequence, id: id, deleted: record.deleted, item: encoded))
     }
 
     /// The position of the first change after `sequence` in a log ordered by sequence.
-    private static func firstIndex(in log: [(sequence: Int, id: String)], after sequence: Int) -> Int {
+    private static func firstIndex(in log: [Change], after sequence: Int) -> Int {
         var low = 0
         var high = log.count
         while low < high {
@@ -400,29 +417,39 @@ actor ServerStore {
         return low
     }
 
-    /// Records (and, with a cursor, tombstones) changed after `cursor`, oldest change first, and how
-    /// many items this page and the pages after it hold (`total`).
-    func list(in table: String, after cursor: Int?, limit: Int) -> (items: [JSONValue], nextCursor: Int, total: Int) {
+    /// Records (and, with a cursor, tombstones) changed after `cursor`, oldest change first, as the
+    /// listing's JSON body `{"data":[…],"next_cursor":"…","total":…}` (keys sorted, as
+    /// `JSONValue.serialized()` writes them), where `total` is how many items this page and the pages
+    /// after it hold.
+    func list(in table: String, after cursor: Int?, limit: Int) -> Data {
         let log = changeLog[table] ?? []
         let start = Self.firstIndex(in: log, after: cursor ?? 0)
-        let tables = records[table] ?? [:]
-        var changed: [StoredRecord] = []
+        var body: [UInt8] = []
+        body.append(contentsOf: #"{"data":["#.utf8)
+        var count = 0
+        var lastSequence: Int?
         var position = start
-        while position < log.count, changed.count < max(0, limit) {
-            if let record = tables[log[position].id], cursor != nil || !record.deleted { changed.append(record) }
+        while position < log.count, count < max(0, limit) {
+            let change = log[position]
+            // Without a cursor the listing skips tombstones (every one is in the log after sequence 0).
+            if cursor != nil || !change.deleted {
+                if count > 0 { body.append(UInt8(ascii: ",")) }
+                body.append(contentsOf: change.item)
+                count += 1
+                lastSequence = change.sequence
+            }
             position += 1
         }
-        // Without a cursor the listing skips tombstones (every one is in the log after sequence 0).
         let total = log.count - start - (cursor == nil ? tombstones[table, default: 0] : 0)
-        let items = changed.map { record -> JSONValue in
-            record.deleted
-                ? .object(["id": record.fields["id"] ?? .null, "deleted": .bool(true)]) : .object(record.wireObject)
-        }
+        let nextCursor: Int
         if cyclingCursors {
             // a -> b -> a: the second page points back at the first.
-            return (items, cursor == nil || cursor == 0 ? 1 : 0, total)
+            nextCursor = cursor == nil || cursor == 0 ? 1 : 0
+        } else {
+            nextCursor = lastSequence ?? (cursor ?? 0)
         }
-        return (items, changed.last?.sequence ?? (cursor ?? 0), total)
+        body.append(contentsOf: #"],"next_cursor":"\#(nextCursor)","total":\#(total)}"#.utf8)
+        return Data(body)
     }
 
     /// Every live record of every collection, for tests and the demo.

@@ -559,6 +559,29 @@ struct MisbehavingServerTests {
 
     // MARK: Helpers
 
+    @Test("a page that lists one record twice stores its later state, once")
+    func pageListingARecordTwiceStoresTheLaterState() async throws {
+        // Two states of one user on one page (a server that lists a change made while it pages): the
+        // later one is the record's state. The pull makes each page's rows before storing it; the
+        // rows of a page listing an ID twice must not store the earlier state.
+        let server = try LoopbackHTTPServer { request, connection in
+            if request.path == "/users", !request.target.contains("cursor=") {
+                connection.respond(
+                    status: 200,
+                    body: #"{"data": [{"id": "usr_1", "name": "Earlier", "email": "a@example.com"}, "#
+                        + #"{"id": "usr_1", "name": "Later", "email": "a@example.com"}], "next_cursor": "2"}"#)
+            } else {
+                connection.respond(status: 200, body: #"{"data": [], "next_cursor": "2"}"#)
+            }
+        }
+        defer { server.stop() }
+        let store = try SyncStore(.inMemory, models: GeneratedModels.all)
+        let report = try await SyncEngine(store: store, remote: Self.remote(server.baseURL)).pull(User.self)
+        let users = try await store.read { db in try User.fetchAll(db) }
+        #expect(users.map(\.name) == ["Later"])
+        #expect(report.rejected.isEmpty, "\(report.rejected)")
+    }
+
     static func remote(_ baseURL: URL, timeout: TimeInterval = 5, requestDeadline: TimeInterval = 20) -> RESTRemote {
         RESTRemote(
             configuration: .init(baseURL: baseURL, timeout: timeout, requestDeadline: requestDeadline),

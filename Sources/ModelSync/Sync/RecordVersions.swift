@@ -59,14 +59,17 @@ enum RecordVersions {
         var start = 0
         while start < versions.count {
             let end = min(versions.count, start + rowsPerStatement)
-            var arguments: [String] = []
+            // Bound by position: no `StatementArguments`, whose generic conversion of each value costs
+            // about as much as binding it.
+            var arguments: [DatabaseValue] = []
             arguments.reserveCapacity((end - start) * 3)
+            let tableValue = recordTable.databaseValue
             for (recordID, version) in versions[start..<end] {
-                arguments.append(recordTable)
-                arguments.append(recordID)
-                arguments.append(version)
+                arguments.append(tableValue)
+                arguments.append(recordID.databaseValue)
+                arguments.append(version.databaseValue)
             }
-            try db.cachedStatement(sql: setManySQL[end - start]).execute(arguments: StatementArguments(arguments))
+            try db.cachedStatement(sql: setManySQL[end - start]).execute(binding: arguments)
             start = end
         }
     }

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import GRDBSQLite
 import Logging
 
 // Pull: list each model after its cursor and store the pages as they arrive, in chunks.
@@ -88,10 +89,15 @@ extension SyncEngine {
         // A server whose cursors cycle (a -> b -> a) would keep this loop going forever.
         var seenCursors: Set<String> = cursor.map { [$0] } ?? []
         var pageCount = 0
-        var fetching: Task<RemotePage, any Error>? = Task { [cursor] in try await remote.list(schema, after: cursor) }
+        // Each page is listed and prepared (its records made into rows, see `PreparedPage`) in a task
+        // of its own: the next page while the current one is stored.
+        var fetching: Task<PreparedPage, any Error>? = Task { [cursor] in
+            PreparedPage(try await remote.list(schema, after: cursor), model: model)
+        }
         defer { fetching?.cancel() }
         while let current = fetching {
-            let page = try await current.value
+            let prepared = try await current.value
+            let page = prepared.page
             pageCount += 1
             fetching = nil
             if page.hasMore, let next = page.nextCursor {
@@ -101,7 +107,7 @@ extension SyncEngine {
                             + "\(pageCount) pages: the server's cursors cycle, so the pull stopped after storing "
                             + "the pages before")
                 }
-                fetching = Task { try await remote.list(schema, after: next) }
+                fetching = Task { PreparedPage(try await remote.list(schema, after: next), model: model) }
             }
             updatePullProgress(schema.name) { progress in
                 if let remaining = page.remainingTotal { progress.total = progress.received + remaining }
@@ -113,7 +119,7 @@ extension SyncEngine {
             // for the budget: a save waits for one such transaction at most, however slow the device.
             // Pieces tile a chunk exactly (120 items: three of 40), so a fast transaction holds a whole chunk.
             let piecesPerChunk = (chunkSize + Self.pullPieceSize - 1) / Self.pullPieceSize
-            let pieces = PullChunk.split(page, size: (chunkSize + piecesPerChunk - 1) / piecesPerChunk)
+            let pieces = PullChunk.split(prepared, size: (chunkSize + piecesPerChunk - 1) / piecesPerChunk)
             var next = 0
             while next < pieces.count {
                 let first = next
@@ -172,21 +178,28 @@ extension SyncEngine {
             try PulledOrphans.remove(db, table: table, recordID: id)
         }
         let candidates = try PulledOrphans.candidates([(model, [chunk.records])], includingKeptAside: false, in: tx)
+        // The rows prepared with the page, one per candidate: candidates follow the chunk's records
+        // unless the chunk lists an ID twice (then the rows are made here).
+        let preparedRows = candidates.count == chunk.prepared.count ? chunk.prepared : nil
         var ready: [PulledOrphans.Candidate] = []
+        var readyRows: [PreparedRow?] = []
         ready.reserveCapacity(candidates.count)
-        for candidate in candidates {
+        readyRows.reserveCapacity(candidates.count)
+        for (index, candidate) in candidates.enumerated() {
             if let reason = candidate.orphanReason {
                 try PulledOrphans.park(candidate, reason: reason, in: db)
                 continue
             }
             if hasKeptAside { try PulledOrphans.remove(db, table: table, recordID: candidate.id) }
             ready.append(candidate)
+            readyRows.append(preparedRows?[index] ?? nil)
         }
         // With no unsent change in the table, the records not stored yet (all of them in a first
         // sync) are inserted with one statement; the others are applied one by one below.
         let insertedTogether =
             mayHaveLocalChanges
-            ? Array(repeating: false, count: ready.count) : try insertNewRecords(ready, model: model, in: tx)
+            ? Array(repeating: false, count: ready.count)
+            : try insertNewRecords(ready, rows: preparedRows == nil ? [] : readyRows, model: model, in: tx)
         // The server versions of the records stored, written together at the end of the piece.
         var versions: [(recordID: String, version: String)] = []
         versions.reserveCapacity(ready.count)
@@ -236,42 +249,48 @@ extension SyncEngine {
     /// nothing: its records are applied one by one too, and the colliding one is kept aside.
     ///
     /// Only for a table with no unsent change (no conflict to resolve, no create of this store to
-    /// complete). The versions are the caller's to store.
+    /// complete). The versions are the caller's to store. `rows` holds, per candidate, its row made
+    /// before the transaction (``PreparedPage``), or `nil` to make it here.
     static func insertNewRecords(
-        _ candidates: [PulledOrphans.Candidate], model: any SyncModel.Type, in tx: SyncTransaction
+        _ candidates: [PulledOrphans.Candidate], rows: [PreparedRow?] = [], model: any SyncModel.Type,
+        in tx: SyncTransaction
     ) throws -> [Bool] {
         func insert<Model: SyncModel>(_: Model.Type) throws -> [Bool] {
             let db = tx.database
             let table = Model.schema.tableName
             var inserted = Array(repeating: false, count: candidates.count)
+            var sql: (rows: Int, text: String)?
             var start = 0
             while start < candidates.count {
                 let end = min(candidates.count, start + insertRowsPerStatement)
-                var records: [(index: Int, record: Model)] = []
-                var values: [(any DatabaseValueConvertible)?] = []
+                var records: [(index: Int, id: String, record: any SyncModel)] = []
+                var values: [DatabaseValue] = []
                 records.reserveCapacity(end - start)
                 for index in start..<end {
                     let candidate = candidates[index]
-                    var fields = candidate.fields
-                    if fields["id"] != .string(candidate.id) { fields["id"] = .string(candidate.id) }
-                    guard let record = try? Model(fields: fields), let row = try? record.databaseValues() else {
-                        continue  // applied one by one, and rejected with the reason
-                    }
-                    records.append((index, record))
-                    values.append(contentsOf: row)
+                    let row =
+                        index < rows.count
+                        ? rows[index] : PreparedRow(fields: candidate.fields, id: candidate.id, as: Model.self)
+                    // A record that cannot be read is applied one by one, and rejected with the reason.
+                    guard let row else { continue }
+                    records.append((index, candidate.id, row.record))
+                    values.append(contentsOf: row.values)
                 }
                 start = end
                 guard !records.isEmpty else { continue }
-                let statement = try db.cachedStatement(sql: insertManySQL(Model.schema, rows: records.count))
+                if sql?.rows != records.count {
+                    sql = (records.count, insertManySQL(Model.schema, rows: records.count))
+                }
+                let statement = try db.cachedStatement(sql: sql!.text)
                 let ids: [String]
                 do {
-                    ids = try String.fetchAll(statement, arguments: StatementArguments(values))
+                    ids = try fetchIDs(statement, binding: values)
                 } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
                     continue  // nothing inserted: applied one by one
                 }
                 // Usually all of them (a first sync); otherwise those whose IDs came back.
                 let returned = ids.count == records.count ? nil : Set(ids)
-                for (index, record) in records where returned?.contains(record.id.rawValue) ?? true {
+                for (index, id, record) in records where returned?.contains(id) ?? true {
                     inserted[index] = true
                     tx.appendEvent(.created(table: table, record: record))
                 }
@@ -279,6 +298,23 @@ extension SyncEngine {
             return inserted
         }
         return try insert(model)
+    }
+
+    /// The IDs a `… RETURNING "id"` statement returns, its parameters bound by position from
+    /// `values` (one per parameter): without building `StatementArguments`, whose generic
+    /// conversion of each value costs as much as binding it.
+    private static func fetchIDs(_ statement: Statement, binding values: [DatabaseValue]) throws -> [String] {
+        // Resets the statement, clears its bindings and marks them valid: the fetch binds nothing.
+        statement.setUncheckedArguments(StatementArguments())
+        for (index, value) in values.enumerated() {
+            let code = value.bind(to: statement.sqliteStatement, at: CInt(index + 1))
+            guard code == SQLITE_OK else {
+                throw DatabaseError(
+                    resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errstr(code)),
+                    sql: statement.sql)
+            }
+        }
+        return try String.fetchAll(statement)
     }
 
     /// The most records one statement of ``insertNewRecords(_:model:in:)`` inserts.
@@ -377,27 +413,68 @@ extension SyncEngine {
     }
 }
 
+/// A listed page whose records are already made into their models' values and table rows: done
+/// while the previous page is stored (outside its transaction), so that inserting a new record in
+/// the transaction only binds its row.
+struct PreparedPage: Sendable {
+    var page: RemotePage
+    /// Per record of `page` (same index): its row, or `nil` when the record cannot be read (it is
+    /// applied one by one, and rejected with the reason).
+    var rows: [PreparedRow?]
+
+    init(_ page: RemotePage, model: any SyncModel.Type) {
+        func prepare<Model: SyncModel>(_: Model.Type) -> [PreparedRow?] {
+            page.records.map { fields in
+                fields["id"]?.idString.flatMap { PreparedRow(fields: fields, id: $0, as: Model.self) }
+            }
+        }
+        self.page = page
+        rows = prepare(model)
+    }
+}
+
+/// A pulled record as its model's value and its table row (`id`, then each field).
+struct PreparedRow: Sendable {
+    var record: any SyncModel
+    var values: [DatabaseValue]
+
+    /// `nil` when `fields` do not make a `Model` (the one-by-one apply reports why).
+    init?<Model: SyncModel>(fields: RecordFields, id: String, as _: Model.Type) {
+        var fields = fields
+        if fields["id"] != .string(id) { fields["id"] = .string(id) }
+        guard let record = try? Model(fields: fields), let row = try? record.databaseValues() else { return nil }
+        self.record = record
+        values = row.map { $0?.databaseValue ?? .null }
+    }
+}
+
 /// A part of a listed page stored in one transaction.
 struct PullChunk: Sendable {
     var records: [RecordFields]
     var deletedIDs: [String]
     /// IDs of the page's unreadable items in this chunk: they exist on the server.
     var rejectedIDs: [String]
+    /// The rows of `records` prepared with the page (same index), or none.
+    var prepared: [PreparedRow?] = []
 
     var itemCount: Int { records.count + deletedIDs.count + rejectedIDs.count }
 
     /// Every ID the chunk lists (a full listing crosses them off its notes).
     var listedIDs: [String] { records.compactMap { $0["id"]?.idString } + deletedIDs + rejectedIDs }
 
-    /// `page` in chunks of at most `size` items (records first, then tombstones; the unreadable
-    /// items go with the last chunk); none for an empty page.
-    static func split(_ page: RemotePage, size: Int) -> [PullChunk] {
+    /// `prepared`'s page in chunks of at most `size` items (records first, with their rows, then
+    /// tombstones; the unreadable items go with the last chunk); none for an empty page.
+    static func split(_ prepared: PreparedPage, size: Int) -> [PullChunk] {
+        let page = prepared.page
         let rejectedIDs = page.rejected.compactMap(\.id)
         var chunks: [PullChunk] = []
         var start = 0
         while start < page.records.count {
             let end = min(page.records.count, start + size)
-            chunks.append(PullChunk(records: Array(page.records[start..<end]), deletedIDs: [], rejectedIDs: []))
+            chunks.append(
+                PullChunk(
+                    records: Array(page.records[start..<end]), deletedIDs: [], rejectedIDs: [],
+                    prepared: Array(prepared.rows[start..<end])))
             start = end
         }
         start = 0
