@@ -179,8 +179,13 @@ extension SyncEngine {
         }
         let candidates = try PulledOrphans.candidates([(model, [chunk.records])], includingKeptAside: false, in: tx)
         // The rows prepared with the page, one per candidate: candidates follow the chunk's records
-        // unless the chunk lists an ID twice (then the rows are made here).
-        let preparedRows = candidates.count == chunk.prepared.count ? chunk.prepared : nil
+        // unless the chunk lists an ID twice (then the rows are made here). Checked by ID, row by row.
+        let preparedRows =
+            candidates.count == chunk.prepared.count
+                && zip(candidates, chunk.prepared).allSatisfy { candidate, row in
+                    row.map { $0.id == candidate.id } ?? true
+                }
+            ? chunk.prepared : nil
         var ready: [PulledOrphans.Candidate] = []
         var readyRows: [PreparedRow?] = []
         ready.reserveCapacity(candidates.count)
@@ -435,6 +440,7 @@ struct PreparedPage: Sendable {
 
 /// A pulled record as its model's value and its table row (`id`, then each field).
 struct PreparedRow: Sendable {
+    var id: String
     var record: any SyncModel
     var values: [DatabaseValue]
 
@@ -443,6 +449,7 @@ struct PreparedRow: Sendable {
         var fields = fields
         if fields["id"] != .string(id) { fields["id"] = .string(id) }
         guard let record = try? Model(fields: fields), let row = try? record.databaseValues() else { return nil }
+        self.id = id
         self.record = record
         values = row.map { $0?.databaseValue ?? .null }
     }
