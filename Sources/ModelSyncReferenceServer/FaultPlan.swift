@@ -17,6 +17,9 @@ public enum InjectedFault: Sendable, Hashable {
     case status(Int)
     /// Wait this long, then handle the request normally.
     case delay(milliseconds: Int)
+    /// Another client changes the record this update names just before it is handled (its version
+    /// goes up, its fields stay), so an update based on the version before meets a newer copy.
+    case changedElsewhere
 }
 
 /// Which faults the server injects: scripted one-shot faults first, then random ones at the given

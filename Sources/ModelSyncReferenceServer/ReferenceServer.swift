@@ -202,6 +202,12 @@ public final class ReferenceServer: Sendable {
                 statusCode: HTTPStatusCode(429, phrase: "Too Many Requests"),
                 headers: [.contentType: "application/json", HTTPHeader("Retry-After"): "\(retryAfter)"],
                 body: Data(#"{"error":"slow down"}"#.utf8))
+        case .changedElsewhere?:
+            if method == "PUT" || method == "PATCH",
+                case let (collection, id?)? = await store.collection(forPath: request.target.path(percentEncoded: true))
+            {
+                await store.changeElsewhere(in: collection.table, id: id)
+            }
         default: break
         }
         let response: HTTPResponse

@@ -272,6 +272,16 @@ actor ServerStore {
         return answer
     }
 
+    /// Another client's write to a live record: a new version and change-log position, the same
+    /// fields (``InjectedFault/changedElsewhere``).
+    func changeElsewhere(in table: String, id: String) {
+        guard var record = records[table]?[id], !record.deleted else { return }
+        sequence += 1
+        record.sequence = sequence
+        record.version += 1
+        store(record, in: table, id: id)
+    }
+
     /// Stores a record and keeps the unique-field index in step.
     private func store(_ record: StoredRecord, in table: String, id: String) {
         if let previous = records[table]?[id], !previous.deleted { unindex(previous, in: table, id: id) }
