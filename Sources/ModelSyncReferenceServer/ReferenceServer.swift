@@ -204,7 +204,8 @@ public final class ReferenceServer: Sendable {
                 body: Data(#"{"error":"slow down"}"#.utf8))
         case .changedElsewhere?:
             if method == "PUT" || method == "PATCH",
-                case let (collection, id?)? = await store.collection(forPath: request.target.path(percentEncoded: true))
+                case (let collection, let id?)? = await store.collection(
+                    forPath: request.target.path(percentEncoded: true))
             {
                 await store.changeElsewhere(in: collection.table, id: id)
             }
