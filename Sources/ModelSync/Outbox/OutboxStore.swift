@@ -21,7 +21,9 @@ enum OutboxStore {
     /// An entry that was never sent stores no payload (`NULL`): what it sends is the record's row,
     /// read when the entry is first claimed (``Outbox/claimReadyEntries(limit:now:)``), which then
     /// stores it for every retry under the same key. Until then the row is the latest saved state, so
-    /// a queued change costs an index entry and no copy of the record.
+    /// a queued change costs an index entry and no copy of the record. Nor does it get an idempotency
+    /// key: the first claim gives it one, in the same transaction that stores its payload, and every
+    /// retry sends it under that key.
     ///
     /// `idempotencyKey` is for a change that was already sent once outside the outbox (a remote-first
     /// save whose answer never came): the entry carries that key and `payload`, what was sent with it
@@ -38,7 +40,7 @@ enum OutboxStore {
         let operation = created ? OutboxOperation.create : .update
         try statement.execute(binding: [
             recordTable.databaseValue, recordID.databaseValue, operation.rawValue.databaseValue,
-            payload.databaseValue, (idempotencyKey ?? IDClock.randomUUID()).databaseValue,
+            payload.databaseValue, idempotencyKey.databaseValue,
             Date().timeIntervalSinceReferenceDate.databaseValue, (idempotencyKey != nil).databaseValue,
         ])
         if idempotencyKey != nil {
@@ -93,9 +95,9 @@ enum OutboxStore {
         try db.execute(
             sql: """
                 INSERT INTO \(table) (tableName, recordID, operation, payload, idempotencyKey, state, attempts, createdAt)
-                VALUES (?, ?, 'delete', NULL, ?, 'pending', 0, ?)
+                VALUES (?, ?, 'delete', NULL, NULL, 'pending', 0, ?)
                 """,
-            arguments: [recordTable, recordID, IDClock.randomUUID(), Date().timeIntervalSinceReferenceDate])
+            arguments: [recordTable, recordID, Date().timeIntervalSinceReferenceDate])
     }
 
     /// The payload an entry of this record sends: the row as stored now, in local form (`nil` when
