@@ -33,7 +33,7 @@ enum OutboxStore {
     /// key (a server answers a known key with another body with 422).
     static func enqueueSave(
         _ db: Database, table recordTable: String, recordID: String, payload: String? = nil, created: Bool,
-        idempotencyKey: String? = nil, statement: Statement? = nil
+        idempotencyKey: String? = nil, queuedAt: Date = Date(), statement: Statement? = nil
     ) throws {
         precondition(idempotencyKey == nil || payload != nil, "a change sent once keeps what it sent")
         let statement = try statement ?? enqueueSaveStatement(db)
@@ -41,7 +41,7 @@ enum OutboxStore {
         try statement.execute(binding: [
             recordTable.databaseValue, recordID.databaseValue, operation.rawValue.databaseValue,
             payload.databaseValue, idempotencyKey.databaseValue,
-            Date().timeIntervalSinceReferenceDate.databaseValue, (idempotencyKey != nil).databaseValue,
+            queuedAt.timeIntervalSinceReferenceDate.databaseValue, (idempotencyKey != nil).databaseValue,
         ])
         if idempotencyKey != nil {
             try db.execute(
@@ -53,7 +53,7 @@ enum OutboxStore {
         }
     }
 
-    /// The statement ``enqueueSave(_:table:recordID:payload:created:idempotencyKey:statement:)``
+    /// The statement ``enqueueSave(_:table:recordID:payload:created:idempotencyKey:queuedAt:statement:)``
     /// runs, prepared on `db`: a transaction that saves many records passes it back in.
     static func enqueueSaveStatement(_ db: Database) throws -> Statement {
         try db.cachedStatement(sql: enqueueSaveSQL)

@@ -1,3 +1,4 @@
+import Foundation
 import GRDB
 import GRDBSQLite
 
@@ -10,12 +11,20 @@ extension Statement {
     /// run (through a key path for an array of `DatabaseValue`): for the two statements of a save (the
     /// record's row and its outbox entry), that cost about as much as SQLite's own work.
     ///
+    /// Text is bound from the string's own UTF-8 storage, up to its first NUL character as GRDB binds
+    /// it (GRDB's `DatabaseValue.bind(to:at:)` first copies the string into a new C string).
+    ///
     /// - Precondition: `values` has one value per parameter of the statement.
     func execute(binding values: [DatabaseValue]) throws {
         // Resets the statement, clears its bindings and marks them valid, so `execute()` binds nothing.
         setUncheckedArguments(StatementArguments())
         for (index, value) in values.enumerated() {
-            let code = value.bind(to: sqliteStatement, at: CInt(index + 1))
+            let code: CInt
+            if case .string(var text) = value.storage {
+                code = text.withUTF8 { bytes in Self.bindText(bytes, to: sqliteStatement, at: CInt(index + 1)) }
+            } else {
+                code = value.bind(to: sqliteStatement, at: CInt(index + 1))
+            }
             guard code == SQLITE_OK else {
                 throw DatabaseError(
                     resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errstr(code)), sql: sql)
@@ -23,4 +32,21 @@ extension Statement {
         }
         try execute()
     }
+
+    /// Binds UTF-8 text up to its first NUL character, as SQLite does with a length of -1 (how GRDB
+    /// binds a string); SQLite copies the bytes.
+    private static func bindText(
+        _ bytes: UnsafeBufferPointer<UInt8>, to statement: SQLiteStatement, at index: CInt
+    ) -> CInt {
+        guard let start = bytes.baseAddress, !bytes.isEmpty else {
+            return sqlite3_bind_text(statement, index, "", 0, transient)
+        }
+        let length = memchr(start, 0, bytes.count).map { UnsafeRawPointer($0) - UnsafeRawPointer(start) } ?? bytes.count
+        return UnsafeRawPointer(start).withMemoryRebound(to: CChar.self, capacity: bytes.count) {
+            sqlite3_bind_text(statement, index, $0, CInt(length), transient)
+        }
+    }
 }
+
+/// SQLite's `SQLITE_TRANSIENT`: SQLite copies the bound bytes before the call returns.
+private let transient = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
