@@ -111,23 +111,27 @@ public final class SyncTransaction {
 
     /// What saving records of one model needs, kept for the model saved last: a transaction that
     /// saves many records of one model looks its statements up once instead of once per record.
-    private struct SavePlan {
+    private final class SavePlan {
         let table: String
         let statements: ModelStatements
         let insert: Statement
         /// See ``mayHoldReplacedIDs(_:)``; `false` stays valid until an ID of the transaction is
         /// replaced (which drops the plan).
         var mayHoldReplacedIDs: Bool
+
+        init(table: String, statements: ModelStatements, insert: Statement, mayHoldReplacedIDs: Bool) {
+            self.table = table
+            self.statements = statements
+            self.insert = insert
+            self.mayHoldReplacedIDs = mayHoldReplacedIDs
+        }
     }
 
     private var lastSavePlan: SavePlan?
 
     private func savePlan(table: String, schema: ModelSchema) throws -> SavePlan {
-        if var plan = lastSavePlan, plan.table == table {
-            if plan.mayHoldReplacedIDs {
-                plan.mayHoldReplacedIDs = mayHoldReplacedIDs(schema)
-                lastSavePlan = plan
-            }
+        if let plan = lastSavePlan, plan.table == table {
+            if plan.mayHoldReplacedIDs { plan.mayHoldReplacedIDs = mayHoldReplacedIDs(schema) }
             return plan
         }
         let statements = try store.statements(forTable: table, model: schema.name)
