@@ -78,7 +78,7 @@ extension OutboxEntry {
     /// The key a claimed entry is sent with: every claim gives an entry that has none its key, in the
     /// claim's transaction, before the entry is returned to be sent.
     ///
-    /// - Precondition: The entry comes from a claim (``Outbox/claimReadyEntries(limit:now:)`` or a unit's).
+    /// - Precondition: The entry comes from a claim (`Outbox.claimReadyEntries(limit:now:)` or a unit's).
     var claimedKey: String {
         guard let idempotencyKey else {
             preconditionFailure("outbox entry \(sequence) is sent without a claim: it has no idempotency key yet")
