@@ -56,7 +56,9 @@ enum OutboxStore {
     /// The statement ``enqueueSave(_:table:recordID:payload:created:idempotencyKey:queuedAt:statement:)``
     /// runs, prepared on `db`: a transaction that saves many records passes it back in.
     static func enqueueSaveStatement(_ db: Database) throws -> Statement {
-        try db.cachedStatement(sql: enqueueSaveSQL)
+        let statement = try db.cachedStatement(sql: enqueueSaveSQL)
+        statement.prepareForPositionalBinding()
+        return statement
     }
 
     private static let enqueueSaveSQL = """

@@ -14,10 +14,21 @@ extension Statement {
     /// Text is bound from the string's own UTF-8 storage, up to its first NUL character as GRDB binds
     /// it (GRDB's `DatabaseValue.bind(to:at:)` first copies the string into a new C string).
     ///
+    /// The statement must have been prepared for this with ``prepareForPositionalBinding()`` (GRDB
+    /// then binds nothing of its own when it runs it). Between runs, only SQLite's reset is repeated:
+    /// GRDB's own reset and `setUncheckedArguments` check the dispatch queue and clear every binding
+    /// each time, which a save paid twice. Should other code have run the statement with arguments
+    /// of its own since (GRDB would then bind those again in `execute()`), it is prepared again.
+    ///
     /// - Precondition: `values` has one value per parameter of the statement.
     func execute(binding values: [DatabaseValue]) throws {
-        // Resets the statement, clears its bindings and marks them valid, so `execute()` binds nothing.
-        setUncheckedArguments(StatementArguments())
+        if arguments.isEmpty {
+            // Prepared: GRDB binds nothing in `execute()`; a finished statement must be reset before
+            // it is bound again (the code of a failed run was already reported by that run).
+            sqlite3_reset(sqliteStatement)
+        } else {
+            prepareForPositionalBinding()
+        }
         for (index, value) in values.enumerated() {
             let code: CInt
             if case .string(var text) = value.storage {
@@ -31,6 +42,12 @@ extension Statement {
             }
         }
         try execute()
+    }
+
+    /// Resets the statement, clears its bindings and tells GRDB they are set and valid (no
+    /// arguments of its own), so that ``execute(binding:)`` can bind by position and run it.
+    func prepareForPositionalBinding() {
+        setUncheckedArguments(StatementArguments())
     }
 
     /// Binds UTF-8 text up to its first NUL character, as SQLite does with a length of -1 (how GRDB

@@ -79,6 +79,7 @@ public final class SyncTransaction {
                 return try PayloadWriter.payload(values: stored.databaseValues(), schema: schema)
             }
             let update = try database.cachedStatement(sql: plan.statements.updateByID)
+            update.prepareForPositionalBinding()
             try update.execute(binding: Array(values.dropFirst()) + [values[0]])
         }
         // The entry stores no payload (the row is read when it is first sent), unless it was sent once
@@ -135,10 +136,10 @@ public final class SyncTransaction {
             return plan
         }
         let statements = try store.statements(forTable: table, model: schema.name)
+        let insert = try database.cachedStatement(sql: statements.insertIgnoringExistingID)
+        insert.prepareForPositionalBinding()
         let plan = SavePlan(
-            table: table, statements: statements,
-            insert: try database.cachedStatement(sql: statements.insertIgnoringExistingID),
-            mayHoldReplacedIDs: mayHoldReplacedIDs(schema))
+            table: table, statements: statements, insert: insert, mayHoldReplacedIDs: mayHoldReplacedIDs(schema))
         lastSavePlan = plan
         return plan
     }
