@@ -1,5 +1,6 @@
 import ChatModels
 import Foundation
+import Synchronization
 import ModelSync
 import ModelSyncReferenceServer
 
@@ -43,9 +44,16 @@ func runLargePull(_ arguments: [String]) async -> Int32 {
         let store = try SyncStore(.file(URL(fileURLWithPath: arguments[0])), models: GeneratedModels.all)
         let remote = RESTRemote(configuration: .init(baseURL: baseURL, timeout: 60), models: GeneratedModels.all)
         let engine = SyncEngine(store: store, remote: remote)
-        let pull = Task.detached { try await engine.sync().pull }
+        let pullEnded = Mutex(false)
+        let pull = Task.detached {
+            defer { pullEnded.withLock { $0 = true } }
+            return try await engine.sync().pull
+        }
         var latencies: [Duration] = []
-        while !(try await engine.currentProgress().pulls[Message.schema.name]?.isFinished ?? false) {
+        // Until the messages are pulled, or the pull ends otherwise (it failed: `pull.value` throws).
+        while !pullEnded.withLock({ $0 }),
+            !(try await engine.currentProgress().pulls[Message.schema.name]?.isFinished ?? false)
+        {
             let started = ContinuousClock.now
             try await store.users.save(
                 User(name: "saved during the pull", email: "during-\(latencies.count)@example.com"))

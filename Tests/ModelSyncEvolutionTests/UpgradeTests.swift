@@ -257,7 +257,7 @@ struct VersionOneDatabase {
     var directory: URL
     var database: URL
     var ids: [String: String]
-    var entriesBefore: [(table: String, key: String)]
+    var entriesBefore: [(table: String, key: String?)]
     var serverRecordsBefore: [String: [[String: JSONValue]]]
 
     func remove() { try? FileManager.default.removeItem(at: directory) }

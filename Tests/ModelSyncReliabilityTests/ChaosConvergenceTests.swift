@@ -353,9 +353,10 @@ final class ChaosRun {
             for entry in claimed {
                 let schema = try #require(GeneratedModels.all.first { $0.schema.tableName == entry.tableName }).schema
                 let fields = entry.payload.flatMap { try? JSONValue.parse(Data($0.utf8)).objectValue } ?? [:]
+                let key = try #require(entry.idempotencyKey, "a claimed entry has its key")
                 switch entry.operation {
-                case .create: _ = try? await remote.create(fields, of: schema, idempotencyKey: entry.idempotencyKey)
-                case .update: _ = try? await remote.update(fields, of: schema, idempotencyKey: entry.idempotencyKey)
+                case .create: _ = try? await remote.create(fields, of: schema, idempotencyKey: key)
+                case .update: _ = try? await remote.update(fields, of: schema, idempotencyKey: key)
                 case .delete: try? await remote.delete(id: entry.recordID, of: schema)
                 }
             }

@@ -133,7 +133,7 @@ struct StoreFileTests {
         var first: SyncStore? = try SyncStore(.file(url), models: GeneratedModels.all)
         try await first?.users.save(User(name: "Ada", email: "ada@example.com"))
         let claimed = try #require(try await first?.outbox.claimReadyEntries(limit: 10))
-        #expect(claimed.count == 1)
+        #expect(claimed.count == 1 && claimed.allSatisfy { $0.idempotencyKey != nil })
         let second = try SyncStore(.file(url), models: GeneratedModels.all)
         first = nil
         let reclaimed = try await second.outbox.claimReadyEntries(limit: 10)
@@ -151,6 +151,7 @@ struct StoreFileTests {
         try await first.users.save(User(name: "Ada", email: "ada@example.com"))
         let claimed = try await first.outbox.claimReadyEntries(limit: 10)
         let claim = try #require(claimed.first?.claim)
+        #expect(claimed.first?.idempotencyKey != nil)
         #expect(claim.processID == Int64(getpid()))
         #expect(try await first.outbox.entries().first?.claim == claim)
 
@@ -176,6 +177,7 @@ struct StoreFileTests {
         }
         let claimed = try await store.outbox.claimReadyEntries(limit: 10)
         #expect(claimed.count == 3)
+        #expect(Set(claimed.compactMap(\.idempotencyKey)).count == 3)
         // Another store cannot release what it does not hold.
         #expect(try await other.outbox.releaseClaims(claimed) == 0)
         #expect(try await store.outbox.counts()[.inFlight] == 3)
@@ -304,9 +306,12 @@ struct StoreFileTests {
         let (sender, claimed, _, _, failed) = try await Self.makeOutboxInEveryState(at: url)
 
         // What the previous release has: the same table numbered with AUTOINCREMENT (whose counter
-        // is past the highest entry, as after removed entries), no migration record.
+        // is past the highest entry, as after removed entries), a key in every entry (it drew one at
+        // save time; this release draws it at the first claim), no migration record.
         let old = try DatabaseQueue(path: url.path)
         let columns = Self.outboxColumns
+        let keyedAtSave = columns.replacingOccurrences(
+            of: "idempotencyKey", with: "COALESCE(idempotencyKey, 'key-drawn-at-save-' || sequence)")
         let before = try await old.write { db in
             try db.execute(
                 sql: """
@@ -318,7 +323,7 @@ struct StoreFileTests {
                         claimExpiresAt DOUBLE, unitID TEXT,
                         unsentSlot INTEGER
                             GENERATED ALWAYS AS (CASE WHEN state = 'pending' AND attempts = 0 THEN 0 END) VIRTUAL);
-                    INSERT INTO previous (\(columns)) SELECT \(columns) FROM modelsync_outbox;
+                    INSERT INTO previous (\(columns)) SELECT \(keyedAtSave) FROM modelsync_outbox;
                     DROP TABLE modelsync_outbox;
                     ALTER TABLE previous RENAME TO modelsync_outbox;
                     UPDATE sqlite_sequence SET seq = 40 WHERE name = 'modelsync_outbox';
@@ -332,11 +337,17 @@ struct StoreFileTests {
                     DELETE FROM grdb_migrations WHERE identifier = 'modelsync-outbox-rowid-v3';
                     """)
             return try Row.fetchAll(db, sql: "SELECT \(columns) FROM modelsync_outbox ORDER BY sequence")
-                .map { (state: $0["state"] as String, payload: $0["payload"] as String?, row: $0.description) }
+                .map {
+                    (
+                        state: $0["state"] as String, payload: $0["payload"] as String?,
+                        key: $0["idempotencyKey"] as String, row: $0.description
+                    )
+                }
         }
         try old.close()
         #expect(before.map(\.state) == ["inFlight", "failed", "pending", "pending", "pending", "pending"])
         #expect(before.prefix(2).allSatisfy { $0.payload != nil }, "the entries sent once keep their payload")
+        #expect(before.prefix(2).map(\.key) == claimed.compactMap(\.idempotencyKey) && claimed.count == 2)
 
         // A second store opens the file (the sender's claim stays its own) and rebuilds the table.
         let upgraded = try SyncStore(.file(url), models: GeneratedModels.all)
@@ -349,7 +360,12 @@ struct StoreFileTests {
                     db, sql: "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'modelsync_outbox'")
             )
         }
-        #expect(after == before.map(\.row), "the rebuild changes no entry")
+        #expect(after == before.map(\.row), "the rebuild changes no entry (the keys of entries sent once included)")
+        let keyColumn = try await upgraded.read { db in
+            try Int.fetchOne(
+                db, sql: "SELECT \"notnull\" FROM pragma_table_info('modelsync_outbox') WHERE name = 'idempotencyKey'")
+        }
+        #expect(keyColumn == 0, "the key column is nullable: an entry gets its key at its first claim")
         #expect(
             indexes == [
                 "modelsync_outbox_claims", "modelsync_outbox_record_unsent", "modelsync_outbox_sent_key",

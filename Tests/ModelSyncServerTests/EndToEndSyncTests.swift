@@ -86,13 +86,13 @@ struct EndToEndSyncTests {
                 try await store.outbox.claimReadyEntries(limit: 10).first { $0.tableName == "user" })
             _ = try await remote.create(
                 try JSONValue.parse(Data(userEntry.payload!.utf8)).objectValue!, of: User.schema,
-                idempotencyKey: userEntry.idempotencyKey)
+                idempotencyKey: try #require(userEntry.idempotencyKey))
             try await store.outbox.markSucceeded(userEntry)
             let threadEntry = try #require(
                 try await store.outbox.claimReadyEntries(limit: 10).first { $0.tableName == "thread" })
             _ = try await remote.create(
                 try JSONValue.parse(Data(threadEntry.payload!.utf8)).objectValue!, of: ChatThread.schema,
-                idempotencyKey: threadEntry.idempotencyKey)
+                idempotencyKey: try #require(threadEntry.idempotencyKey))
         }
 
         let reopened = try SyncStore(.file(url), models: GeneratedModels.all)

@@ -121,7 +121,7 @@ struct OutboxTests {
         #expect(try payloadObject(third[0])["threadId"] as? String == "500")
     }
 
-    @Test("a create keeps its idempotency key across coalescing, retries and a restart")
+    @Test("a create gets its idempotency key at its first claim and keeps it across retries and a restart")
     func stableIdempotencyKey() async throws {
         let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -130,12 +130,17 @@ struct OutboxTests {
         do {
             let store = try SyncStore(.file(url), models: GeneratedModels.all)
             var user = try await store.users.save(User(name: "v1", email: "a@example.com"))
-            key = try await store.outbox.entries()[0].idempotencyKey
+            #expect(try await store.outbox.entries().map(\.idempotencyKey) == [nil])
             user.name = "v2"
             try await store.users.save(user)
-            #expect(try await store.outbox.entries()[0].idempotencyKey == key)
+            #expect(try await store.outbox.entries().map(\.idempotencyKey) == [nil])
             let claimed = try await store.outbox.claimReadyEntries(limit: 1)
+            #expect(claimed.map(\.operation) == [.create])
+            key = try #require(claimed.first?.idempotencyKey)
+            #expect(key.count == 36)
+            #expect(try await store.outbox.entries().map(\.idempotencyKey) == [key])
             try await store.outbox.scheduleRetry(claimed[0], at: Date(), reason: "timeout")
+            #expect(try await store.outbox.entries().map(\.idempotencyKey) == [key])
             _ = try await store.outbox.claimReadyEntries(limit: 1)  // in flight when the app "dies"
         }
         let reopened = try SyncStore(.file(url), models: GeneratedModels.all)
@@ -151,11 +156,10 @@ struct OutboxTests {
     func givenIdempotencyKey() async throws {
         let store = try makeStore()
         var user = try await store.users.save(User(name: "v1", email: "a@example.com"))
-        let ownKey = try await store.outbox.entries()[0].idempotencyKey
-        // A remote-first save whose answer never came: its key and body replace the never-sent ones.
+        #expect(try await store.outbox.entries().map(\.idempotencyKey) == [nil])
+        // A remote-first save whose answer never came: its key and body replace the never-sent entry.
         user.name = "v2"
         let sentKey = "key-of-the-lost-request"
-        #expect(sentKey != ownKey)
         let edited = user
         try await store.write { tx in _ = try tx.save(edited, idempotencyKey: sentKey) }
         var entries = try await store.outbox.entries()
@@ -167,9 +171,11 @@ struct OutboxTests {
         try await store.users.save(user)
         entries = try await store.outbox.entries()
         #expect(entries.map(\.operation) == [.create, .update])
-        #expect(entries.first?.idempotencyKey == sentKey)
+        #expect(entries.map(\.idempotencyKey) == [sentKey, nil])
         #expect(try payloadObject(entries[0])["name"] as? String == "v2")
         #expect(try payloadObject(entries[1])["name"] as? String == "v3")
+        // The entry sent once is claimed under that key.
+        #expect(try await store.outbox.claimReadyEntries(limit: 10).map(\.idempotencyKey) == [sentKey])
     }
 
     @Test("a retry waits for its backoff time")

@@ -101,6 +101,25 @@ struct RecordCodecTests {
         #expect(error?.description == "Sample.text is missing and the field is not optional")
     }
 
+    @Test("saves around a pulled record in one transaction each store their own values, as does the pulled record")
+    func savesAroundPulledRecordKeepTheirValues() async throws {
+        // A save binds its insert by position on a statement prepared once per transaction; the pull
+        // runs the same statement in between with GRDB arguments of its own, which GRDB keeps for its
+        // next run (a statement of at most 20 parameters, as Tag's).
+        let store = try SyncStore(.inMemory, models: GeneratedModels.all)
+        let (first, pulled, second) = (Tag(label: "saved first"), Tag(label: "pulled"), Tag(label: "saved second"))
+        let fields = try PayloadWriter.fields(values: pulled.databaseValues(), schema: Tag.schema)
+        try await store.write { tx in
+            try tx.save(first)
+            _ = try tx.applyRemote(fields, model: Tag.self, policy: .keepLocalChanges)
+            try tx.save(second)
+        }
+        for expected in [first, pulled, second] {
+            #expect(try await store.tags.find(expected.id) == expected, "\(expected.label)")
+        }
+        #expect(try await store.outbox.entries().map(\.recordID) == [first.id.rawValue, second.id.rawValue])
+    }
+
     @Test(
         "a pulled record with an out-of-range or wrongly typed field is rejected with a clear reason and changes nothing"
     )

@@ -34,8 +34,11 @@ public struct OutboxEntry: Sendable, Hashable, Codable, FetchableRecord, TableRe
     /// none: it sends the record as stored when it is first claimed, and keeps that payload for every
     /// retry (``Outbox/entries()`` shows the record as stored now).
     public var payload: String?
-    /// Sent as the `Idempotency-Key` header; stable across retries and restarts.
-    public var idempotencyKey: String
+    /// Sent as the `Idempotency-Key` header; stable across retries and restarts. `nil` until the entry
+    /// is first claimed for sending: the claim gives it a key, in the same transaction that counts the
+    /// attempt, and every later attempt uses that key. (A change already sent once outside the outbox,
+    /// by a remote-first save, keeps the key it was sent with.)
+    public var idempotencyKey: String?
     public var state: OutboxEntryState
     /// How many times a sync engine claimed the entry for sending.
     public var attempts: Int
@@ -68,6 +71,19 @@ public struct OutboxEntry: Sendable, Hashable, Codable, FetchableRecord, TableRe
         {
             claim = OutboxClaim(owner: owner, processID: processID, expiresAt: expiresAt)
         }
+    }
+}
+
+extension OutboxEntry {
+    /// The key a claimed entry is sent with: every claim gives an entry that has none its key, in the
+    /// claim's transaction, before the entry is returned to be sent.
+    ///
+    /// - Precondition: The entry comes from a claim (`Outbox.claimReadyEntries(limit:now:)` or a unit's).
+    var claimedKey: String {
+        guard let idempotencyKey else {
+            preconditionFailure("outbox entry \(sequence) is sent without a claim: it has no idempotency key yet")
+        }
+        return idempotencyKey
     }
 }
 
@@ -159,6 +175,9 @@ public struct Outbox: Sendable {
     ///   temporary ID or a queued create (a child waits for its own parents; unrelated records go
     ///   ahead).
     ///
+    /// An entry claimed for the first time stores, in the claim's transaction, what it sends from then
+    /// on: its payload (the record as stored now) and its idempotency key (drawn now).
+    ///
     /// Each claim records its owner (this store, this process) and a lease
     /// (``SyncStore/Configuration/claimLease``): other stores on the same file, in this process or
     /// another, never claim an entry in flight. Entries whose claim is stale (its store was
@@ -191,7 +210,7 @@ public struct Outbox: Sendable {
                 sql: """
                     UPDATE \(Self.table)
                     SET state = 'inFlight', attempts = attempts + 1, claimOwner = ?, claimProcess = ?, claimExpiresAt = ?,
-                        payload = COALESCE(payload, ?)
+                        payload = COALESCE(payload, ?), idempotencyKey = ?
                     WHERE sequence = ?
                     """)
             // Scan the queue in chunks, oldest first, until enough entries are claimed: entries that
@@ -219,8 +238,11 @@ public struct Outbox: Sendable {
                     // An entry never sent sends the row as stored now, kept from this claim on.
                     guard var entry = try Self.readyToSend(candidate, store: store, db: db) else { continue }
                     if try Self.waitsForParent(entry, store: store, db: db) { continue }
+                    // An entry never sent gets its key now, kept for every retry.
+                    if entry.idempotencyKey == nil { entry.idempotencyKey = IDClock.randomUUID() }
                     try markInFlight.execute(arguments: [
-                        claim.owner, claim.processID, claim.expiresAt, entry.payload, entry.sequence,
+                        claim.owner, claim.processID, claim.expiresAt, entry.payload, entry.idempotencyKey,
+                        entry.sequence,
                     ])
                     entry.state = .inFlight
                     entry.attempts += 1

@@ -21,7 +21,9 @@ enum OutboxStore {
     /// An entry that was never sent stores no payload (`NULL`): what it sends is the record's row,
     /// read when the entry is first claimed (``Outbox/claimReadyEntries(limit:now:)``), which then
     /// stores it for every retry under the same key. Until then the row is the latest saved state, so
-    /// a queued change costs an index entry and no copy of the record.
+    /// a queued change costs an index entry and no copy of the record. Nor does it get an idempotency
+    /// key: the first claim gives it one, in the same transaction that stores its payload, and every
+    /// retry sends it under that key.
     ///
     /// `idempotencyKey` is for a change that was already sent once outside the outbox (a remote-first
     /// save whose answer never came): the entry carries that key and `payload`, what was sent with it
@@ -31,15 +33,15 @@ enum OutboxStore {
     /// key (a server answers a known key with another body with 422).
     static func enqueueSave(
         _ db: Database, table recordTable: String, recordID: String, payload: String? = nil, created: Bool,
-        idempotencyKey: String? = nil, statement: Statement? = nil
+        idempotencyKey: String? = nil, queuedAt: Date = Date(), statement: Statement? = nil
     ) throws {
         precondition(idempotencyKey == nil || payload != nil, "a change sent once keeps what it sent")
         let statement = try statement ?? enqueueSaveStatement(db)
         let operation = created ? OutboxOperation.create : .update
-        try statement.execute(binding: [
+        try statement.executePrepared(binding: [
             recordTable.databaseValue, recordID.databaseValue, operation.rawValue.databaseValue,
-            payload.databaseValue, (idempotencyKey ?? IDClock.randomUUID()).databaseValue,
-            Date().timeIntervalSinceReferenceDate.databaseValue, (idempotencyKey != nil).databaseValue,
+            payload.databaseValue, idempotencyKey.databaseValue,
+            queuedAt.timeIntervalSinceReferenceDate.databaseValue, (idempotencyKey != nil).databaseValue,
         ])
         if idempotencyKey != nil {
             try db.execute(
@@ -51,10 +53,12 @@ enum OutboxStore {
         }
     }
 
-    /// The statement ``enqueueSave(_:table:recordID:payload:created:idempotencyKey:statement:)``
+    /// The statement ``enqueueSave(_:table:recordID:payload:created:idempotencyKey:queuedAt:statement:)``
     /// runs, prepared on `db`: a transaction that saves many records passes it back in.
     static func enqueueSaveStatement(_ db: Database) throws -> Statement {
-        try db.cachedStatement(sql: enqueueSaveSQL)
+        let statement = try db.cachedStatement(sql: enqueueSaveSQL)
+        statement.prepareForPositionalBinding()
+        return statement
     }
 
     private static let enqueueSaveSQL = """
@@ -93,9 +97,9 @@ enum OutboxStore {
         try db.execute(
             sql: """
                 INSERT INTO \(table) (tableName, recordID, operation, payload, idempotencyKey, state, attempts, createdAt)
-                VALUES (?, ?, 'delete', NULL, ?, 'pending', 0, ?)
+                VALUES (?, ?, 'delete', NULL, NULL, 'pending', 0, ?)
                 """,
-            arguments: [recordTable, recordID, IDClock.randomUUID(), Date().timeIntervalSinceReferenceDate])
+            arguments: [recordTable, recordID, Date().timeIntervalSinceReferenceDate])
     }
 
     /// The payload an entry of this record sends: the row as stored now, in local form (`nil` when

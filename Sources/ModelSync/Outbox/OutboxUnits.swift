@@ -52,11 +52,15 @@ extension Outbox {
                         WHERE unitID = ?
                         """,
                     arguments: [claim.owner, claim.processID, claim.expiresAt, unit])
-                let keepPayload = try db.cachedStatement(
-                    sql: "UPDATE \(table) SET payload = ? WHERE sequence = ? AND payload IS NULL")
-                for (index, (entry, original)) in zip(entries, stored).enumerated() {
-                    if original.payload == nil, entry.payload != nil {
-                        try keepPayload.execute(arguments: [entry.payload, entry.sequence])
+                // Entries never sent keep, from this claim on, their payload and a key drawn now.
+                let keepPayloadAndKey = try db.cachedStatement(
+                    sql: "UPDATE \(table) SET payload = COALESCE(payload, ?), idempotencyKey = ? WHERE sequence = ?")
+                for index in entries.indices {
+                    if entries[index].idempotencyKey == nil || stored[index].payload == nil {
+                        if entries[index].idempotencyKey == nil { entries[index].idempotencyKey = IDClock.randomUUID() }
+                        try keepPayloadAndKey.execute(arguments: [
+                            entries[index].payload, entries[index].idempotencyKey, entries[index].sequence,
+                        ])
                     }
                     if let hook = OutboxClaimHooks.didClaimEntry.withLock({ $0 }) { hook(index + 1) }
                 }

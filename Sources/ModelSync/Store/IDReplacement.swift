@@ -68,6 +68,7 @@ extension SyncTransaction {
         try RecordVersions.rename(database, table: table, from: temporaryID, to: serverID)
         try IDMap.record(database, table: table, from: temporaryID, to: serverID)
         tablesWithoutReplacedIDs.remove(table)
+        forgetSavePlan()
         events.append(.idChanged(table: table, old: temporaryID, new: serverID))
         return true
     }

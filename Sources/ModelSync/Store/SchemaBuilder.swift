@@ -172,6 +172,11 @@ enum SchemaBuilder {
             // entry its claim holds (`OutcomeRecorder.stillOurs`), so a late answer never touches the
             // entry that reuses the number. AUTOINCREMENT cannot be dropped in place: the table is
             // rebuilt, every row copied as it is (sequence numbers kept), and every index recreated.
+            //
+            // The same rebuild makes `idempotencyKey` nullable: an entry gets its key when it is first
+            // claimed for sending (`Outbox.claimReadyEntries`, `Outbox.claimReadyUnit`), in the claim's
+            // transaction, and keeps it from then on; a save no longer draws and stores one. Entries
+            // copied from an older outbox keep the keys they have.
             "modelsync-outbox-rowid-v3",
             { db in
                 let columns =
@@ -185,7 +190,7 @@ enum SchemaBuilder {
                             recordID TEXT NOT NULL,
                             operation TEXT NOT NULL,
                             payload TEXT,
-                            idempotencyKey TEXT NOT NULL,
+                            idempotencyKey TEXT,
                             state TEXT NOT NULL DEFAULT 'pending',
                             attempts INTEGER NOT NULL DEFAULT 0,
                             lastError TEXT,

@@ -174,7 +174,9 @@ let posixLocale = Locale(identifier: "en_US_POSIX")
     }
 
     public var databaseValue: DatabaseValue {
-        string.utf8.contains(0) ? Data(string.utf8).databaseValue : string.databaseValue
+        var string = string
+        let hasNUL = string.withUTF8 { bytes in bytes.baseAddress.map { memchr($0, 0, bytes.count) != nil } ?? false }
+        return hasNUL ? Data(string.utf8).databaseValue : string.databaseValue
     }
 
     public init(sqliteStatement: SQLiteStatement, index: CInt) {

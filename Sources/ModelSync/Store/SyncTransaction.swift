@@ -58,19 +58,18 @@ public final class SyncTransaction {
         // The schema is read once: each read of `Model.schema` copies it.
         let schema = Model.schema
         let table = schema.tableName
-        let statements = try store.statements(forTable: table, model: schema.name)
-        if record.id.rawValue.isEmpty || record.id.rawValue.utf8.contains(0) {
+        let plan = try savePlan(table: table, schema: schema)
+        if Self.isUnaddressable(record.id.rawValue) {
             throw ModelSyncError.invalidValue(
                 model: schema.name, field: "id",
                 reason: "an ID must be non-empty text without NUL characters (SQLite would cut it at the NUL, "
                     + "and the server could not address it); use the generated default ID")
         }
-        let record = try mayHoldReplacedIDs(schema) ? resolvingReplacedIDs(record, schema: schema) : record
+        let record = try plan.mayHoldReplacedIDs ? resolvingReplacedIDs(record, schema: schema) : record
         // Converted once, for the statements and for the check below.
         let values = try record.databaseValues().map { $0?.databaseValue ?? .null }
         // Insert, or update when a row with this ID exists (an INSERT that did nothing).
-        let insert = try database.cachedStatement(sql: statements.insertIgnoringExistingID)
-        try insert.execute(binding: values)
+        try plan.insert.executePrepared(binding: values)
         let created = sqlite3_changes(database.sqliteConnection) > 0
         if !created {
             // The row as the server last had it becomes the base of this change (conflict resolvers
@@ -79,7 +78,7 @@ public final class SyncTransaction {
                 guard let stored = try Model.fetchOne(database, key: record.id) else { return "{}" }
                 return try PayloadWriter.payload(values: stored.databaseValues(), schema: schema)
             }
-            let update = try database.cachedStatement(sql: statements.updateByID)
+            let update = try database.cachedStatement(sql: plan.statements.updateByID)
             try update.execute(binding: Array(values.dropFirst()) + [values[0]])
         }
         // The entry stores no payload (the row is read when it is first sent), unless it was sent once
@@ -93,7 +92,7 @@ public final class SyncTransaction {
         }
         try OutboxStore.enqueueSave(
             database, table: table, recordID: record.id.rawValue, payload: payload, created: created,
-            idempotencyKey: idempotencyKey, statement: enqueueSaveStatement())
+            idempotencyKey: idempotencyKey, queuedAt: queuedAt, statement: enqueueSaveStatement())
         unitRecords?.append((table, record.id.rawValue))
         if recordEvents {
             events.append(
@@ -105,6 +104,57 @@ public final class SyncTransaction {
     /// The prepared statement that queues saves, kept for the transaction (looking it up in GRDB's
     /// cache hashes its text on every save).
     private var enqueueSave: Statement?
+
+    /// When this transaction queues its changes (`createdAt` of their outbox entries): read once, as
+    /// the changes of one transaction are queued together.
+    private lazy var queuedAt = Date()
+
+    /// What saving records of one model needs, kept for the model saved last: a transaction that
+    /// saves many records of one model looks its statements up once instead of once per record.
+    private final class SavePlan {
+        let table: String
+        let statements: ModelStatements
+        let insert: Statement
+        /// See ``mayHoldReplacedIDs(_:)``; `false` stays valid until an ID of the transaction is
+        /// replaced (which drops the plan).
+        var mayHoldReplacedIDs: Bool
+
+        init(table: String, statements: ModelStatements, insert: Statement, mayHoldReplacedIDs: Bool) {
+            self.table = table
+            self.statements = statements
+            self.insert = insert
+            self.mayHoldReplacedIDs = mayHoldReplacedIDs
+        }
+    }
+
+    private var lastSavePlan: SavePlan?
+
+    private func savePlan(table: String, schema: ModelSchema) throws -> SavePlan {
+        if let plan = lastSavePlan, plan.table == table {
+            if plan.mayHoldReplacedIDs { plan.mayHoldReplacedIDs = mayHoldReplacedIDs(schema) }
+            return plan
+        }
+        let statements = try store.statements(forTable: table, model: schema.name)
+        let insert = try database.cachedStatement(sql: statements.insertIgnoringExistingID)
+        insert.prepareForPositionalBinding()
+        let plan = SavePlan(
+            table: table, statements: statements, insert: insert, mayHoldReplacedIDs: mayHoldReplacedIDs(schema))
+        lastSavePlan = plan
+        return plan
+    }
+
+    /// Forgets the save plan: an ID was replaced, so tables may hold replaced IDs again.
+    func forgetSavePlan() { lastSavePlan = nil }
+
+    /// `true` for an ID a record cannot have: empty, or with a NUL character (SQLite would cut it
+    /// there, and the server could not address it).
+    private static func isUnaddressable(_ id: String) -> Bool {
+        var id = id
+        return id.withUTF8 { bytes in
+            guard let start = bytes.baseAddress, !bytes.isEmpty else { return true }
+            return memchr(start, 0, bytes.count) != nil
+        }
+    }
 
     private func enqueueSaveStatement() throws -> Statement {
         if let enqueueSave { return enqueueSave }

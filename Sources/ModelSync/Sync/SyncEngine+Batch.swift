@@ -99,7 +99,7 @@ extension SyncEngine {
                 let kind = BatchOperation.Kind(rawValue: entry.operation.rawValue) ?? .delete
                 operations.append(
                     BatchOperation(
-                        kind: kind, model: schema, fields: fields, idempotencyKey: entry.idempotencyKey,
+                        kind: kind, model: schema, fields: fields, idempotencyKey: entry.claimedKey,
                         references: references))
             } catch {
                 unsendable[position] = "\(error)"

@@ -1,6 +1,5 @@
 import Foundation
 import GRDB
-import GRDBSQLite
 import Logging
 
 // Pull: list each model after its cursor and store the pages as they arrive, in chunks.
@@ -309,16 +308,7 @@ extension SyncEngine {
     /// `values` (one per parameter): without building `StatementArguments`, whose generic
     /// conversion of each value costs as much as binding it.
     private static func fetchIDs(_ statement: Statement, binding values: [DatabaseValue]) throws -> [String] {
-        // Resets the statement, clears its bindings and marks them valid: the fetch binds nothing.
-        statement.setUncheckedArguments(StatementArguments())
-        for (index, value) in values.enumerated() {
-            let code = value.bind(to: statement.sqliteStatement, at: CInt(index + 1))
-            guard code == SQLITE_OK else {
-                throw DatabaseError(
-                    resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errstr(code)),
-                    sql: statement.sql)
-            }
-        }
+        try statement.bind(positional: values)
         return try String.fetchAll(statement)
     }
 

@@ -143,12 +143,12 @@ extension SyncEngine {
             switch entry.operation {
             case .create:
                 let fields = try payloadFields(entry)
-                let created = try await remote.create(fields, of: schema, idempotencyKey: entry.idempotencyKey)
+                let created = try await remote.create(fields, of: schema, idempotencyKey: entry.claimedKey)
                 return .succeeded(entry, serverCopy: created)
             case .update:
                 let fields = try await RecordVersions.basing(
                     try payloadFields(entry), table: entry.tableName, recordID: entry.recordID, in: store)
-                let updated = try await remote.update(fields, of: schema, idempotencyKey: entry.idempotencyKey)
+                let updated = try await remote.update(fields, of: schema, idempotencyKey: entry.claimedKey)
                 return .succeeded(entry, serverCopy: updated)
             case .delete:
                 try await remote.delete(id: entry.recordID, of: schema)

@@ -9,7 +9,7 @@
 struct UnrecordedClaims {
     private struct Identity: Hashable {
         let sequence: Int64
-        let idempotencyKey: String
+        let idempotencyKey: String?
     }
 
     private var entries: [Identity: OutboxEntry] = [:]
