@@ -1,8 +1,8 @@
 import ChatModels
 import Foundation
-import Synchronization
 import ModelSync
 import ModelSyncReferenceServer
+import Synchronization
 
 /// A pull of `messages` messages (over 1,000 threads) from a reference server of its own into an
 /// empty file-backed store, with a user saved every 10 ms on the main actor for as long as the pull
