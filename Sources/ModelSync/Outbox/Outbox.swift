@@ -423,7 +423,10 @@ public struct Outbox: Sendable {
     public func retryFailed() async throws -> Int {
         try await store.database.write { db in
             try db.execute(
-                sql: "UPDATE \(Self.table) SET state = 'pending', nextAttemptAt = NULL WHERE state = 'failed'")
+                sql: """
+                    UPDATE \(Self.table) SET state = 'pending', nextAttemptAt = NULL, conflictRetries = 0
+                    WHERE state = 'failed'
+                    """)
             return db.changesCount
         }
     }

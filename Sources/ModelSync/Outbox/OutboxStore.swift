@@ -170,7 +170,7 @@ enum OutboxStore {
     static func retryFailed(_ db: Database, table recordTable: String, recordID: String) throws -> Int {
         try db.execute(
             sql: """
-                UPDATE \(table) SET state = 'pending', nextAttemptAt = NULL
+                UPDATE \(table) SET state = 'pending', nextAttemptAt = NULL, conflictRetries = 0
                 WHERE state = 'failed' AND ((tableName = ? AND recordID = ?) OR unitID IN (
                     SELECT unitID FROM \(table) WHERE tableName = ? AND recordID = ? AND unitID IS NOT NULL))
                 """,

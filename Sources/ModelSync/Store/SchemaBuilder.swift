@@ -177,6 +177,11 @@ enum SchemaBuilder {
             // claimed for sending (`Outbox.claimReadyEntries`, `Outbox.claimReadyUnit`), in the claim's
             // transaction, and keeps it from then on; a save no longer draws and stores one. Entries
             // copied from an older outbox keep the keys they have.
+            //
+            // It also adds `conflictRetries`: how many times in a row the entry met a newer server copy
+            // and was sent again to keep the local change (`OutcomeRecorder`). `attempts` counts every
+            // send, failures on the way included, so it cannot tell a flaky network from a record that
+            // keeps changing on the server.
             "modelsync-outbox-rowid-v3",
             { db in
                 let columns =
@@ -200,6 +205,7 @@ enum SchemaBuilder {
                             claimProcess INTEGER,
                             claimExpiresAt DOUBLE,
                             unitID TEXT,
+                            conflictRetries INTEGER NOT NULL DEFAULT 0,
                             unsentSlot INTEGER
                                 GENERATED ALWAYS AS (CASE WHEN state = 'pending' AND attempts = 0 THEN 0 END) VIRTUAL
                         );

@@ -18,7 +18,8 @@ enum OutcomeRecorder {
         case requeued
     }
 
-    /// How often one update may meet a newer server copy and be re-sent before it fails.
+    /// An update that meets a newer server copy this many times in a row fails (it is sent again
+    /// after each earlier one). Sends that failed on the way (timeouts, 5xx) do not count.
     static let maximumConflictRetries = 5
 
     private static let outbox = SchemaBuilder.outboxTable
@@ -189,9 +190,15 @@ enum OutcomeRecorder {
         let base = try RecordVersions.base(db, table: current.tableName, recordID: current.recordID)
         switch policy.resolve(SyncConflict(model: model.schema, local: local, remote: remote, base: base)) {
         case .keepLocal:
-            guard current.attempts < maximumConflictRetries else {
+            // Conflicts met in a row, this one included (sends that failed on the way do not count).
+            let conflicts =
+                try Int.fetchOne(
+                    db, sql: "SELECT conflictRetries FROM \(outbox) WHERE sequence = ?", arguments: [current.sequence]
+                )
+                .map { $0 + 1 } ?? 1
+            guard conflicts < maximumConflictRetries else {
                 let reason =
-                    "the server's copy changed \(current.attempts) times while this update was being sent; "
+                    "the server's copy changed \(conflicts) times while this update was being sent; "
                     + "retry it, or discard the local change"
                 try markFailed(current, reason: reason, in: tx)
                 return .failed(reason: reason)
@@ -202,7 +209,7 @@ enum OutcomeRecorder {
             try db.execute(
                 sql: """
                     UPDATE \(outbox) SET state = 'pending', nextAttemptAt = NULL, idempotencyKey = ?, lastError = ?,
-                        \(clearClaim)
+                        conflictRetries = conflictRetries + 1, \(clearClaim)
                     WHERE sequence = ?
                     """,
                 arguments: [
