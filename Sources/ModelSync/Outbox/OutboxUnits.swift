@@ -56,8 +56,9 @@ extension Outbox {
                 let keepPayloadAndKey = try db.cachedStatement(
                     sql: "UPDATE \(table) SET payload = COALESCE(payload, ?), idempotencyKey = ? WHERE sequence = ?")
                 for index in entries.indices {
-                    if entries[index].idempotencyKey == nil || stored[index].payload == nil {
-                        if entries[index].idempotencyKey == nil { entries[index].idempotencyKey = IDClock.randomUUID() }
+                    let drawsKey = entries[index].idempotencyKey == nil
+                    if drawsKey { entries[index].idempotencyKey = IDClock.randomUUID() }
+                    if drawsKey || stored[index].payload == nil {
                         try keepPayloadAndKey.execute(arguments: [
                             entries[index].payload, entries[index].idempotencyKey, entries[index].sequence,
                         ])

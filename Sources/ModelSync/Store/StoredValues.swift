@@ -174,9 +174,7 @@ let posixLocale = Locale(identifier: "en_US_POSIX")
     }
 
     public var databaseValue: DatabaseValue {
-        var string = string
-        let hasNUL = string.withUTF8 { bytes in bytes.baseAddress.map { memchr($0, 0, bytes.count) != nil } ?? false }
-        return hasNUL ? Data(string.utf8).databaseValue : string.databaseValue
+        string.containsNUL ? Data(string.utf8).databaseValue : string.databaseValue
     }
 
     public init(sqliteStatement: SQLiteStatement, index: CInt) {
@@ -265,5 +263,14 @@ let posixLocale = Locale(identifier: "en_US_POSIX")
             let value = try? JSONDecoder().decode(Value.self, from: Data(text.utf8))
         else { return nil }
         return StoredJSON(value: value, json: text)
+    }
+}
+
+extension String {
+    /// Whether the text holds a NUL character (SQLite, given the text as a C string, cuts it there).
+    /// Scans the UTF-8 bytes with `memchr`: a save checks every text value and its ID.
+    var containsNUL: Bool {
+        var text = self
+        return text.withUTF8 { bytes in bytes.baseAddress.map { memchr($0, 0, bytes.count) != nil } ?? false }
     }
 }

@@ -149,11 +149,7 @@ public final class SyncTransaction {
     /// `true` for an ID a record cannot have: empty, or with a NUL character (SQLite would cut it
     /// there, and the server could not address it).
     private static func isUnaddressable(_ id: String) -> Bool {
-        var id = id
-        return id.withUTF8 { bytes in
-            guard let start = bytes.baseAddress, !bytes.isEmpty else { return true }
-            return memchr(start, 0, bytes.count) != nil
-        }
+        id.isEmpty || id.containsNUL
     }
 
     private func enqueueSaveStatement() throws -> Statement {
